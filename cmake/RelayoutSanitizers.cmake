@@ -1,0 +1,25 @@
+# Sanitized twins: the engine and its tests compiled a second time with
+# AddressSanitizer and UndefinedBehaviorSanitizer inside the same build
+# directory (one configure, one ccache), labelled "sanitize" in CTest. Under
+# clang the twin also carries libFuzzer coverage, so the fuzz targets link
+# against it.
+set(RELAYOUT_FUZZERS OFF)
+set(RELAYOUT_SAN_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+if(RELAYOUT_SANITIZE_TWIN AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  include(CheckCXXSourceCompiles)
+  set(CMAKE_REQUIRED_FLAGS "-fsanitize=fuzzer")
+  check_cxx_source_compiles(
+    "#include <cstdint>\n#include <cstddef>\nextern \"C\" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }"
+    RELAYOUT_HAVE_LIBFUZZER)
+  unset(CMAKE_REQUIRED_FLAGS)
+  if(RELAYOUT_HAVE_LIBFUZZER)
+    set(RELAYOUT_FUZZERS ON)
+    list(APPEND RELAYOUT_SAN_FLAGS -fsanitize=fuzzer-no-link)
+  endif()
+endif()
+
+# relayout_sanitize(target): compile and link target with the sanitizer flags.
+function(relayout_sanitize target)
+  target_compile_options(${target} PRIVATE ${RELAYOUT_SAN_FLAGS})
+  target_link_options(${target} PUBLIC -fsanitize=address,undefined)
+endfunction()
