@@ -1,5 +1,6 @@
 #include "engine/env.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +88,22 @@ class PosixEnv final : public Env {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   }
+
+  Result<std::vector<std::string>> ListDirectory(const std::string& path) override {
+    DIR* dir = ::opendir(path.c_str());
+    if (dir == nullptr) {
+      if (errno == ENOENT) return Status::NotFound(path, "no such directory");
+      return Status::IOError(path, std::strerror(errno));
+    }
+    std::vector<std::string> names;
+    while (const dirent* e = ::readdir(dir)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(dir);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
 };
 
 class InMemoryFile final : public RandomAccessFile {
@@ -163,6 +180,20 @@ bool InMemoryEnv::IsDirectory(const std::string& path) {
   const std::string prefix = path.empty() || path.back() == '/' ? path : path + "/";
   auto it = files_.lower_bound(prefix);
   return it != files_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+}
+
+Result<std::vector<std::string>> InMemoryEnv::ListDirectory(const std::string& path) {
+  std::lock_guard lock(mu_);
+  const std::string prefix = path.empty() || path.back() == '/' ? path : path + "/";
+  std::vector<std::string> names;
+  for (auto it = files_.lower_bound(prefix);
+       it != files_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    std::string rest = it->first.substr(prefix.size());
+    rest = rest.substr(0, rest.find('/'));
+    if (names.empty() || names.back() != rest) names.push_back(rest);
+  }
+  if (names.empty()) return Status::NotFound(path, "no such directory");
+  return names;
 }
 
 std::string JoinPath(const std::string& dir, const std::string& name) {

@@ -53,6 +53,8 @@ class Env {
   virtual Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path) = 0;
   virtual bool FileExists(const std::string& path) = 0;
   virtual bool IsDirectory(const std::string& path) = 0;
+  // Names (not paths) of the entries of a directory, sorted; NotFound if absent.
+  virtual Result<std::vector<std::string>> ListDirectory(const std::string& path) = 0;
 
   // Reads a whole file of at most max_bytes (larger: InvalidArgument naming the
   // limit). For configs and indexes, never for weights.
@@ -71,6 +73,7 @@ class InMemoryEnv final : public Env {
   Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path) override;
   bool FileExists(const std::string& path) override;
   bool IsDirectory(const std::string& path) override;
+  Result<std::vector<std::string>> ListDirectory(const std::string& path) override;
 
  private:
   struct Entry {
