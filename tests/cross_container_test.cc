@@ -3,6 +3,7 @@
 // interleaved q/k row order is undone.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "engine/checkpoint.h"

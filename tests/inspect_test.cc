@@ -2,6 +2,7 @@
 // container, and on malformed files made here from valid ones.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
