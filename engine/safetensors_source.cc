@@ -35,8 +35,8 @@ namespace {
 // Dtypes of the safetensors specification that DType has no value for. A file
 // using them is valid but not supported here, so they get Unimplemented rather
 // than DataLoss.
-constexpr std::array<std::string_view, 8> kUnsupportedSafetensorsDTypes = {
-    "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64", "E8M0"};
+constexpr std::array<std::string_view, 7> kUnsupportedSafetensorsDTypes = {
+    "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
 
 // The name in double quotes, with quotes, backslashes and non-printable bytes
 // escaped so a hostile name cannot break the one-line error message.
