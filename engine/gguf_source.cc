@@ -219,11 +219,13 @@ class GgufParser {
         path_, context_.empty() ? std::string(reason) : StrCat(context_, ": ", reason));
   }
 
-  // Reads n bytes of the field `what`: DataLoss naming it when the file ends
-  // first; the file's error, with context_, on an I/O error.
-  Status ReadRaw(void* dst, uint64_t n, std::string_view what) {
+  // Reads n bytes of the field named what + what2: DataLoss naming it when
+  // the file ends first; the file's error, with context_, on an I/O error.
+  // (The name is built only on error: this runs for every value of a
+  // vocabulary.)
+  Status ReadRaw(void* dst, uint64_t n, std::string_view what, std::string_view what2 = {}) {
     if (n > cur_.remaining()) {
-      return Corrupt(StrCat(what, " needs ", n, " bytes at offset ", cur_.position(), ", ",
+      return Corrupt(StrCat(what, what2, " needs ", n, " bytes at offset ", cur_.position(), ", ",
                             cur_.remaining(), " left"));
     }
     Status s = cur_.Read(dst, n);
@@ -231,15 +233,15 @@ class GgufParser {
     return Status::OK();
   }
 
-  Result<uint64_t> ReadUint(size_t n, std::string_view what) {
+  Result<uint64_t> ReadUint(size_t n, std::string_view what, std::string_view what2 = {}) {
     uint8_t buf[8];
-    RETURN_IF_ERROR(ReadRaw(buf, n, what));
+    RETURN_IF_ERROR(ReadRaw(buf, n, what, what2));
     return LoadLe(buf, n);
   }
 
   // A GGUF string: u64 length, then that many bytes.
   Result<std::string> ReadString(std::string_view what, uint64_t max_len = UINT64_MAX) {
-    ASSIGN_OR_RETURN(uint64_t len, ReadUint(8, StrCat(what, " length")));
+    ASSIGN_OR_RETURN(uint64_t len, ReadUint(8, what, " length"));
     if (len > max_len) return Corrupt(StrCat(what, " length ", len, " exceeds ", max_len));
     if (len > cur_.remaining()) {
       return Corrupt(StrCat(what, " of ", len, " bytes at offset ", cur_.position(),
@@ -315,14 +317,14 @@ class GgufParser {
       case GgufType::kUint16:
       case GgufType::kUint32:
       case GgufType::kUint64: {
-        ASSIGN_OR_RETURN(uint64_t v, ReadUint(bytes, StrCat(GgufTypeName(type), " value")));
+        ASSIGN_OR_RETURN(uint64_t v, ReadUint(bytes, GgufTypeName(type), " value"));
         return GgufValue::Unsigned(type, v);
       }
       case GgufType::kInt8:
       case GgufType::kInt16:
       case GgufType::kInt32:
       case GgufType::kInt64: {
-        ASSIGN_OR_RETURN(uint64_t v, ReadUint(bytes, StrCat(GgufTypeName(type), " value")));
+        ASSIGN_OR_RETURN(uint64_t v, ReadUint(bytes, GgufTypeName(type), " value"));
         const int shift = static_cast<int>(64 - 8 * bytes);  // sign-extend
         return GgufValue::Signed(type, static_cast<int64_t>(v << shift) >> shift);
       }
