@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run_fuzzer.sh <fuzzer-binary> <seconds> <shared-dir> <corpus-dir>
 # Seeds <corpus-dir> with the checkpoints under <shared-dir>/models (*.gguf and
-# *.safetensors) and tests/fuzz/seeds/<binary name>/, and runs the fuzzer for <seconds>. Exits non-zero on a crash,
-# leak or sanitizer report (libFuzzer's own exit status).
+# *.safetensors) and with tests/fuzz/seeds/<binary name>/, then runs the fuzzer
+# for <seconds>. Exits non-zero on a crash, leak or sanitizer report (libFuzzer's
+# own exit status).
 set -euo pipefail
 if [[ $# -ne 4 ]]; then
   echo "usage: $0 <fuzzer-binary> <seconds> <shared-dir> <corpus-dir>" >&2
