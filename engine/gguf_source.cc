@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <numeric>
 #include <unordered_set>
 #include <utility>
 
@@ -43,33 +42,6 @@ constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;
 // GGUF's limit on key length.
 constexpr uint64_t kMaxKeyBytes = 65535;
-
-struct GgmlTypeEntry {
-  uint32_t id;
-  std::string_view name;
-  std::optional<DType> dtype;  // nullopt: a ggml type this reader does not support
-};
-
-constexpr std::array<GgmlTypeEntry, 31> kGgmlTypes = {{
-    {0, "F32", DType::kF32},      {1, "F16", DType::kF16},       {2, "Q4_0", DType::kQ4_0},
-    {3, "Q4_1", DType::kQ4_1},    {6, "Q5_0", DType::kQ5_0},     {7, "Q5_1", DType::kQ5_1},
-    {8, "Q8_0", DType::kQ8_0},    {9, "Q8_1", std::nullopt},     {10, "Q2_K", DType::kQ2_K},
-    {11, "Q3_K", DType::kQ3_K},   {12, "Q4_K", DType::kQ4_K},    {13, "Q5_K", DType::kQ5_K},
-    {14, "Q6_K", DType::kQ6_K},   {15, "Q8_K", DType::kQ8_K},    {16, "IQ2_XXS", std::nullopt},
-    {17, "IQ2_XS", std::nullopt}, {18, "IQ3_XXS", std::nullopt}, {19, "IQ1_S", std::nullopt},
-    {20, "IQ4_NL", std::nullopt}, {21, "IQ3_S", std::nullopt},   {22, "IQ2_S", std::nullopt},
-    {23, "IQ4_XS", std::nullopt}, {24, "I8", DType::kI8},        {25, "I16", DType::kI16},
-    {26, "I32", DType::kI32},     {27, "I64", DType::kI64},      {28, "F64", DType::kF64},
-    {29, "IQ1_M", std::nullopt},  {30, "BF16", DType::kBF16},    {34, "TQ1_0", std::nullopt},
-    {35, "TQ2_0", std::nullopt},
-}};
-
-const GgmlTypeEntry* FindGgmlType(uint32_t id) {
-  for (const GgmlTypeEntry& e : kGgmlTypes) {
-    if (e.id == id) return &e;
-  }
-  return nullptr;
-}
 
 // Encoded size of a scalar value type; 0 for string, array and unknown types.
 uint64_t ScalarBytes(GgufType t) {
@@ -178,18 +150,6 @@ std::string Printable(std::string_view bytes) {
 }
 
 }  // namespace
-
-std::optional<DType> DTypeFromGgmlType(uint32_t ggml_type) {
-  const GgmlTypeEntry* e = FindGgmlType(ggml_type);
-  return e ? e->dtype : std::nullopt;
-}
-
-std::optional<uint32_t> GgmlTypeFromDType(DType dtype) {
-  for (const GgmlTypeEntry& e : kGgmlTypes) {
-    if (e.dtype == dtype) return e.id;
-  }
-  return std::nullopt;
-}
 
 // Reads one file's header into a GgufSource. Errors name the file, then
 // context_ (the entry being read), then the reason.
@@ -417,15 +377,16 @@ class GgufParser {
     }
     ASSIGN_OR_RETURN(uint64_t type, ReadUint(4, "type"));
     ASSIGN_OR_RETURN(uint64_t offset, ReadUint(8, "offset"));
-    const GgmlTypeEntry* entry = FindGgmlType(static_cast<uint32_t>(type));
-    if (entry == nullptr) return Corrupt(StrCat("unknown tensor type ", type));
-    if (!entry->dtype) {
+    const std::string_view type_name = GgmlTypeName(static_cast<uint32_t>(type));
+    if (type_name.empty()) return Corrupt(StrCat("unknown tensor type ", type));
+    const std::optional<DType> dtype = DTypeFromGgmlType(static_cast<uint32_t>(type));
+    if (!dtype) {
       return Status::Unimplemented(
-          path_, StrCat(context_, ": unsupported tensor type ", type, " (", entry->name, ")"));
+          path_, StrCat(context_, ": unsupported tensor type ", type, " (", type_name, ")"));
     }
-    Result<uint64_t> size = ByteSizeOf(*entry->dtype, shape);
+    Result<uint64_t> size = ByteSizeOf(*dtype, shape);
     if (!size.ok()) {
-      return Corrupt(StrCat(entry->name, " ", ShapeToString(shape), ": ", size.status().message()));
+      return Corrupt(StrCat(type_name, " ", ShapeToString(shape), ": ", size.status().message()));
     }
     if (offset % out_->alignment_ != 0) {
       return Corrupt(
@@ -433,7 +394,7 @@ class GgufParser {
     }
     TensorInfo info;
     info.name = std::move(name);
-    info.dtype = *entry->dtype;
+    info.dtype = *dtype;
     info.shape = std::move(shape);
     info.byte_size = *size;
     info.file_offset = offset;  // relative until the data section is placed

@@ -26,16 +26,12 @@
 
 #include "engine/dtype.h"
 #include "engine/env.h"
+#include "engine/ggml_type.h"
 #include "engine/gguf_metadata.h"
 #include "engine/status.h"
 #include "engine/weight_source.h"
 
 namespace relayout {
-
-// The DType of a ggml type id (0 F32, 1 F16, 2 Q4_0, ... 30 BF16); nullopt for
-// ids without one. And back, for writers of GGUF files.
-std::optional<DType> DTypeFromGgmlType(uint32_t ggml_type);
-std::optional<uint32_t> GgmlTypeFromDType(DType dtype);
 
 class GgufSource final : public WeightSource {
  public:

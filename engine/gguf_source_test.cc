@@ -282,6 +282,10 @@ TEST(GgufSourceTest, GgmlTypeIdsMapBothWays) {
     if (it != want.end()) EXPECT_EQ(GgmlTypeFromDType(it->second), id);
   }
   EXPECT_EQ(GgmlTypeFromDType(DType::kU32), std::nullopt);
+  EXPECT_EQ(GgmlTypeName(3), "Q4_1");
+  EXPECT_EQ(GgmlTypeName(16), "IQ2_XXS");
+  EXPECT_EQ(GgmlTypeName(4), "");  // removed from ggml
+
 }
 
 }  // namespace
