@@ -149,7 +149,9 @@ TEST_F(SmolLm2Test, OpensQuicklyWithItsTensorTypes) {
   ASSERT_NE(tokens, nullptr);
   EXPECT_EQ(tokens->AsArray()->size(), 49152u);
   std::cout << "SmolLM2 header parsed in " << ms << " ms\n";
-  if (!kSanitized) EXPECT_LT(ms, 100.0);
+  if (!kSanitized) {
+    EXPECT_LT(ms, 100.0);
+  }
 }
 
 TEST_F(SmolLm2Test, DequantizedWeightsAreFinite) {

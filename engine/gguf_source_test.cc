@@ -279,7 +279,9 @@ TEST(GgufSourceTest, GgmlTypeIdsMapBothWays) {
     auto it = want.find(id);
     EXPECT_EQ(DTypeFromGgmlType(id), it == want.end() ? std::nullopt : std::optional(it->second))
         << id;
-    if (it != want.end()) EXPECT_EQ(GgmlTypeFromDType(it->second), id);
+    if (it != want.end()) {
+      EXPECT_EQ(GgmlTypeFromDType(it->second), id);
+    }
   }
   EXPECT_EQ(GgmlTypeFromDType(DType::kU32), std::nullopt);
   EXPECT_EQ(GgmlTypeName(3), "Q4_1");

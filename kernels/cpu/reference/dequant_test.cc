@@ -75,7 +75,9 @@ TEST(BF16Test, ConvertsExactlyAndRoundsToNearestEven) {
   EXPECT_TRUE(std::isnan(BF16ToF32(F32ToBF16(Bits(0x7f800001u)))));  // payload in low bits only
   for (uint32_t b = 0; b < 0x10000; ++b) {
     const float f = BF16ToF32(static_cast<uint16_t>(b));
-    if (!std::isnan(f)) EXPECT_EQ(F32ToBF16(f), b);
+    if (!std::isnan(f)) {
+      EXPECT_EQ(F32ToBF16(f), b);
+    }
   }
 }
 
