@@ -4,9 +4,9 @@
 //
 // Each DequantizeRow* converts n consecutive elements (a row, or several
 // rows back to back) from src, in the GGUF block layout of
-// kernels/quant_format.h, to dst. They compute exactly as ggml's reference
-// dequantize_row_* (same operations in the same order), so results are
-// bit-identical to llama.cpp's.
+// kernels/quant_format.h, to dst. They do the operations of ggml's reference
+// dequantize_row_* in the same order, so results should equal ggml's bit for
+// bit (checked here against hand-built blocks, not yet against llama.cpp).
 //   REQUIRES: n >= 0 and a multiple of the type's block size (32 for Q4/Q5/Q8,
 //   256 for Q6_K); src holds n / block * block_bytes bytes (no alignment
 //   needed); dst holds n floats and does not overlap src.
