@@ -64,6 +64,10 @@ class GgufValue {
   const std::vector<GgufValue>* AsArray() const;
   GgufType array_type() const { return array_type_; }
 
+  // For listings and test failures: 64, "llama", true, UINT32[3] [1, 2, 3];
+  // arrays show at most max_array_elements elements per level, then "...".
+  std::string ToString(size_t max_array_elements = 8) const;
+
  private:
   GgufType type_ = GgufType::kUint8;
   GgufType array_type_ = GgufType::kUint8;
