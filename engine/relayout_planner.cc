@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <tuple>
+#include <utility>
 
 #include "engine/budget.h"
 
