@@ -149,43 +149,84 @@ int64_t StripColumns(int64_t n, size_t elem_bytes) {
   return std::min(n, per_strip);
 }
 
-// Copies columns [k0, k0 + wc) of all m rows into tmp as an [m, wc] block.
-template <class E>
-void StripOut(const std::byte* data, std::byte* tmp, const CkgShape& s, int64_t k0, int64_t wc,
-              E el) {
+constexpr int64_t kPrefetchRows = 16;
+
+// Strips per column pass held in scratch at once: the one being written back
+// and the next one being read, so both ride on one sweep down the rows.
+int64_t StripBuffers(int64_t n, int64_t w) { return n > w ? 2 : 1; }
+
+// Prefetches [p, p + len), one request per cache line.
+inline void Prefetch(const std::byte* p, size_t len) {
+  for (size_t off = 0; off < len; off += 64) __builtin_prefetch(p + off);
+}
+
+// Drives one column pass: every strip of w columns is copied into scratch as
+// an [m, wc] block, then gather.Row(r, out, block) writes row r of the strip
+// back from the block. Strip k's write-back and strip k + 1's copy share one
+// sweep down the rows, so each row's page is visited once per strip; rows are
+// on different pages, which hardware prefetchers do not cross, hence the
+// software prefetch kPrefetchRows ahead.
+template <class E, class MakeGather>
+void ColumnPass(std::byte* data, std::byte* tmp, const CkgShape& s, E el,
+                const MakeGather& make_gather) {
   const size_t e = el.size();
-  const size_t row_bytes = static_cast<size_t>(wc) * e;
-  for (int64_t r = 0; r < s.m; ++r) {
-    std::memcpy(tmp + static_cast<size_t>(r) * row_bytes,
-                data + static_cast<size_t>(r * s.n + k0) * e, row_bytes);
+  const size_t stride = static_cast<size_t>(s.n) * e;
+  std::byte* buf[2] = {tmp, tmp + static_cast<size_t>(s.m * s.w) * e};
+  // Strip 0 alone.
+  {
+    const int64_t wc = std::min(s.w, s.n);
+    const std::byte* in = data;
+    for (int64_t r = 0; r < s.m; ++r, in += stride) {
+      if (r + kPrefetchRows < s.m) Prefetch(in + kPrefetchRows * stride, wc * e);
+      std::memcpy(buf[0] + static_cast<size_t>(r * wc) * e, in, wc * e);
+    }
+  }
+  int which = 0;
+  for (int64_t k0 = 0; k0 < s.n; k0 += s.w) {
+    const int64_t wc = std::min(s.w, s.n - k0);
+    const int64_t k1 = k0 + s.w;
+    const int64_t wn = k1 < s.n ? std::min(s.w, s.n - k1) : 0;
+    const std::byte* block = buf[which];
+    std::byte* next = buf[which ^ 1];
+    auto gather = make_gather(k0, wc);
+    std::byte* out = data + static_cast<size_t>(k0) * e;
+    for (int64_t r = 0; r < s.m; ++r, out += stride) {
+      if (r + kPrefetchRows < s.m) Prefetch(out + kPrefetchRows * stride, (wc + wn) * e);
+      gather.Row(r, out, block);
+      if (wn > 0) std::memcpy(next + static_cast<size_t>(r * wn) * e, out + wc * e, wn * e);
+    }
+    which ^= 1;
   }
 }
 
 // Pass 1 (only when c > 1): rotate column j down by q(j) = j / b:
 //   U(r, j) = A((r - q(j)) mod m, j).
 template <class E>
-void CkgRotateColumns(std::byte* data, std::byte* tmp, const CkgShape& s, E el) {
-  const size_t e = el.size();
-  for (int64_t k0 = 0; k0 < s.n; k0 += s.w) {
-    const int64_t wc = std::min(s.w, s.n - k0);
-    StripOut(data, tmp, s, k0, wc, el);
-    const int64_t q0 = k0 / s.b;
-    const int64_t t0 = k0 % s.b;
-    for (int64_t r = 0; r < s.m; ++r) {
-      std::byte* out = data + static_cast<size_t>(r * s.n + k0) * e;
-      int64_t q = q0;
-      int64_t t = t0;
-      for (int64_t w = 0; w < wc; ++w) {
-        int64_t from = r - q;
-        if (from < 0) from += s.m;
-        el.Copy(out + static_cast<size_t>(w) * e, tmp + static_cast<size_t>(from * wc + w) * e);
-        if (++t == s.b) {
-          t = 0;
-          ++q;
-        }
+struct RotateGather {
+  E el;
+  const CkgShape* s;
+  int64_t wc, q0, t0;
+  void Row(int64_t r, std::byte* out, const std::byte* block) const {
+    const size_t e = el.size();
+    int64_t q = q0;
+    int64_t t = t0;
+    for (int64_t w = 0; w < wc; ++w) {
+      int64_t from = r - q;
+      if (from < 0) from += s->m;
+      el.Copy(out + static_cast<size_t>(w) * e, block + static_cast<size_t>(from * wc + w) * e);
+      if (++t == s->b) {
+        t = 0;
+        ++q;
       }
     }
   }
+};
+
+template <class E>
+void CkgRotateColumns(std::byte* data, std::byte* tmp, const CkgShape& s, E el) {
+  ColumnPass(data, tmp, s, el, [&](int64_t k0, int64_t wc) {
+    return RotateGather<E>{el, &s, wc, k0 / s.b, k0 % s.b};
+  });
 }
 
 // Pass 2: in each row u, U(u, j) moves to column (j * m + i) mod n, where
@@ -196,15 +237,38 @@ void CkgShuffleRows(std::byte* data, std::byte* tmp, const CkgShape& s, E el) {
   const size_t e = el.size();
   const size_t row_bytes = static_cast<size_t>(s.n) * e;
   const int64_t step = s.m % s.n;  // (j + 1) * m - j * m, mod n
+  const int64_t last_mod_n = (s.m - 1) % s.n;
   for (int64_t u = 0; u < s.m; ++u) {
     std::byte* row = data + static_cast<size_t>(u) * row_bytes;
     std::memcpy(tmp, row, row_bytes);
+    if (s.b == 1) {
+      // n divides m (square matrices among them): k = (u - j) mod n, so the
+      // row is reversed and rotated; gather it in two runs.
+      const int64_t pivot = u % s.n;
+      for (int64_t k = 0; k <= pivot; ++k) {
+        el.Copy(row + static_cast<size_t>(k) * e, tmp + static_cast<size_t>(pivot - k) * e);
+      }
+      for (int64_t k = pivot + 1; k < s.n; ++k) {
+        el.Copy(row + static_cast<size_t>(k) * e, tmp + static_cast<size_t>(pivot - k + s.n) * e);
+      }
+      continue;
+    }
     int64_t jm = 0;  // j * m mod n
     const std::byte* in = tmp;
+    // i = (u - q) mod m and i mod n, stepped down with q (no division per q:
+    // with b == 1 there is one q per element).
+    int64_t i = u;
+    int64_t i_mod_n = u % s.n;
     for (int64_t q = 0; q < s.c; ++q) {
-      int64_t i = u - q;
-      if (i < 0) i += s.m;
-      const int64_t i_mod_n = i % s.n;
+      if (q > 0) {
+        if (i == 0) {
+          i = s.m - 1;
+          i_mod_n = last_mod_n;
+        } else {
+          --i;
+          i_mod_n = i_mod_n == 0 ? s.n - 1 : i_mod_n - 1;
+        }
+      }
       for (int64_t t = 0; t < s.b; ++t) {
         int64_t k = jm + i_mod_n;
         if (k >= s.n) k -= s.n;
@@ -220,55 +284,56 @@ void CkgShuffleRows(std::byte* data, std::byte* tmp, const CkgShape& s, E el) {
 // Pass 3: the result's linear index p = r * n + k holds source (i, j) with
 // i = p mod m, j = p / m, which passes 1-2 left in row (i + j / b) mod m of
 // column k. So out(r, k) = T((p mod m + (p / m) / b) mod m, k), a gather within
-// column k. (i, j / b, j mod b) are stepped incrementally: +n along r, +1
-// along k.
+// column k. (i, j / b, j mod b) are stepped incrementally: +n along r (rows
+// come in order), +1 along k.
 template <class E>
-void CkgShuffleColumns(std::byte* data, std::byte* tmp, const CkgShape& s, E el) {
-  const size_t e = el.size();
-  const int64_t m = s.m;
-  const int64_t b = s.b;
-  const int64_t di = s.n % m;  // p += n: i advances by n mod m,
-  const int64_t dj = s.n / m;  // j by n / m (plus the carry from i),
-  const int64_t djq = dj / b;  // which splits into whole b-blocks
-  const int64_t djr = dj % b;  // and a remainder.
-  for (int64_t k0 = 0; k0 < s.n; k0 += s.w) {
-    const int64_t wc = std::min(s.w, s.n - k0);
-    StripOut(data, tmp, s, k0, wc, el);
-    // State for p = r * n + k0.
-    int64_t i0 = k0 % m;
-    int64_t jq0 = (k0 / m) / b;
-    int64_t jr0 = (k0 / m) % b;
-    for (int64_t r = 0; r < m; ++r) {
-      std::byte* out = data + static_cast<size_t>(r * s.n + k0) * e;
-      int64_t i = i0;
-      int64_t jq = jq0;
-      int64_t jr = jr0;
-      for (int64_t w = 0; w < wc; ++w) {
-        int64_t from = i + jq;
-        if (from >= m) from -= m;
-        el.Copy(out + static_cast<size_t>(w) * e, tmp + static_cast<size_t>(from * wc + w) * e);
-        if (++i == m) {
-          i = 0;
-          if (++jr == b) {
-            jr = 0;
-            ++jq;
-          }
+struct ShuffleGather {
+  E el;
+  const CkgShape* s;
+  int64_t wc;
+  int64_t i0, jq0, jr0;  // for p = r * n + k0 of the next row
+  int64_t di, djq, djr;  // n mod m, (n / m) / b, (n / m) mod b
+  void Row(int64_t /*r*/, std::byte* out, const std::byte* block) {
+    const size_t e = el.size();
+    const int64_t m = s->m;
+    const int64_t b = s->b;
+    int64_t i = i0;
+    int64_t jq = jq0;
+    int64_t jr = jr0;
+    for (int64_t w = 0; w < wc; ++w) {
+      int64_t from = i + jq;
+      if (from >= m) from -= m;
+      el.Copy(out + static_cast<size_t>(w) * e, block + static_cast<size_t>(from * wc + w) * e);
+      if (++i == m) {
+        i = 0;
+        if (++jr == b) {
+          jr = 0;
+          ++jq;
         }
       }
-      i0 += di;
-      int64_t carry = 0;
-      if (i0 >= m) {
-        i0 -= m;
-        carry = 1;
-      }
-      jq0 += djq;
-      jr0 += djr + carry;
-      if (jr0 >= b) {
-        jr0 -= b;
-        ++jq0;
-      }
+    }
+    i0 += di;
+    int64_t carry = 0;
+    if (i0 >= m) {
+      i0 -= m;
+      carry = 1;
+    }
+    jq0 += djq;
+    jr0 += djr + carry;
+    if (jr0 >= b) {
+      jr0 -= b;
+      ++jq0;
     }
   }
+};
+
+template <class E>
+void CkgShuffleColumns(std::byte* data, std::byte* tmp, const CkgShape& s, E el) {
+  const int64_t dj = s.n / s.m;
+  ColumnPass(data, tmp, s, el, [&](int64_t k0, int64_t wc) {
+    return ShuffleGather<E>{
+        el, &s, wc, k0 % s.m, (k0 / s.m) / s.b, (k0 / s.m) % s.b, s.n % s.m, dj / s.b, dj % s.b};
+  });
 }
 
 template <class E>
@@ -308,7 +373,8 @@ uint64_t CkgScratchBytes(int64_t rows, int64_t cols, size_t elem_bytes) {
   uint64_t total = 0;
   if (!TotalBytes(rows, cols, elem_bytes, &total)) return kTransposeScratchUnsatisfiable;
   if (rows <= 1 || cols <= 1) return 0;
-  const uint64_t strip = static_cast<uint64_t>(StripColumns(cols, elem_bytes));
+  const int64_t w = StripColumns(cols, elem_bytes);
+  const uint64_t strip = static_cast<uint64_t>(StripBuffers(cols, w) * w);
   const uint64_t elems =
       std::max(static_cast<uint64_t>(cols), SaturatingMul(static_cast<uint64_t>(rows), strip));
   return SaturatingMul(elems, elem_bytes);

@@ -46,10 +46,12 @@ uint64_t CycleFollowingScratchBytes(int64_t rows, int64_t cols);
 
 // Exact scratch bytes TransposeCkgInPlace needs:
 //   0 when rows <= 1 or cols <= 1 (the transpose leaves the bytes unchanged),
-//   else max(cols, rows * w) * elem_bytes, where w = min(cols, max(1,
-//   kCkgStripBytes / elem_bytes)) is the number of columns moved per strip.
-// With 4-byte elements and kCkgStripBytes = 64 this is max(cols, 16 * rows)
-// elements.
+//   else max(cols, rows * s * w) * elem_bytes, where
+//     w = min(cols, max(1, kCkgStripBytes / elem_bytes)) columns per strip and
+//     s = 2 strip buffers when cols > w, else 1.
+// The row pass needs one row (cols elements); each column pass holds the strip
+// being written back and the next one being read. With 4-byte elements this
+// is max(cols, 32 * rows) elements; when cols <= w it is the whole matrix.
 uint64_t CkgScratchBytes(int64_t rows, int64_t cols, size_t elem_bytes);
 
 // Width in bytes of the column strips the CKG column passes move at once. A

@@ -151,12 +151,15 @@ TEST(TransposeTest, ScratchFormulasAreExact) {
   EXPECT_EQ(CycleFollowingScratchBytes(3, 3), 2u);
   EXPECT_EQ(CycleFollowingScratchBytes(4, 2), 1u);
   EXPECT_EQ(CycleFollowingScratchBytes(4096, 4096), 2u << 20);
-  // max(cols, rows * strip columns) * elem, strip = 64 bytes of columns.
-  EXPECT_EQ(CkgScratchBytes(4096, 4096, 4), 4096u * 16 * 4);
-  EXPECT_EQ(CkgScratchBytes(11008, 4096, 2), 11008u * 32 * 2);
+  // max(cols, rows * buffers * strip columns) * elem, strip = 64 bytes of
+  // columns, two strip buffers unless one strip covers the matrix.
+  EXPECT_EQ(CkgScratchBytes(4096, 4096, 4), 4096u * 2 * 16 * 4);
+  EXPECT_EQ(CkgScratchBytes(11008, 4096, 2), 11008u * 2 * 32 * 2);
   EXPECT_EQ(CkgScratchBytes(3, 1000, 8), 1000u * 8);  // the row buffer dominates
-  EXPECT_EQ(CkgScratchBytes(40, 5, 1), 40u * 5);      // strip no wider than the matrix
-  EXPECT_EQ(CkgScratchBytes(10, 10, 100), 10u * 100);
+  EXPECT_EQ(CkgScratchBytes(40, 5, 1), 40u * 5);      // one strip: the whole matrix
+  EXPECT_EQ(CkgScratchBytes(40, 17, 4), 40u * 2 * 16 * 4);
+  EXPECT_EQ(CkgScratchBytes(40, 16, 4), 40u * 16 * 4);
+  EXPECT_EQ(CkgScratchBytes(10, 10, 100), 10u * 2 * 1 * 100);  // one column per strip
   EXPECT_EQ(CkgScratchBytes(1, 4096, 4), 0u);
   EXPECT_EQ(CkgScratchBytes(4096, 1, 4), 0u);
   EXPECT_EQ(CkgScratchBytes(0, 0, 4), 0u);
