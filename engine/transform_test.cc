@@ -113,7 +113,9 @@ TEST(TransformTest, EveryPairRoundTripsWithBothStrategiesAndExactScratch) {
           ASSERT_EQ(data, original) << StrategyName(o.strategy);
         }
         for (const auto& r : results) ASSERT_EQ(r, results[0]);
-        if (fwd.Find(Strategy::kNone) == nullptr) ASSERT_NE(results[0], original);
+        if (fwd.Find(Strategy::kNone) == nullptr) {
+          ASSERT_NE(results[0], original);
+        }
 
         // The reversed spec's forward is the inverse.
         const TransformSpec back =
