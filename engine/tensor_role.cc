@@ -31,6 +31,14 @@ std::string_view TensorRoleName(TensorRole role) {
   return "other";
 }
 
+std::optional<TensorRole> TensorRoleFromName(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(TensorRole::kOther); ++i) {
+    const auto role = static_cast<TensorRole>(i);
+    if (TensorRoleName(role) == name) return role;
+  }
+  return std::nullopt;
+}
+
 bool IsPerLayer(TensorRole role) {
   switch (role) {
     case TensorRole::kTokenEmbd:

@@ -2,13 +2,14 @@
 // scheme of its container. One internal name per role ("blk.3.attn_q").
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace relayout {
 
-enum class TensorRole {
+enum class TensorRole : uint8_t {
   kTokenEmbd,
   kOutput,
   kOutputNorm,
@@ -34,6 +35,9 @@ enum class TensorRole {
 
 // "token_embd", "attn_q", ... (the GGUF stem, used as the internal name).
 std::string_view TensorRoleName(TensorRole role);
+
+// The inverse of TensorRoleName; nullopt for an unknown name.
+std::optional<TensorRole> TensorRoleFromName(std::string_view name);
 
 // True for roles that exist once per layer.
 bool IsPerLayer(TensorRole role);
