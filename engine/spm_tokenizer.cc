@@ -39,11 +39,12 @@ struct Symbol {
 };
 
 // A candidate merge of symbols left and right (left's next at push time).
+// 16 bytes: the heap's sift loops dominate encoding time.
 struct Bigram {
+  float score;
   int left;
   int right;
-  float score;
-  size_t size;  // left.size + right.size at push time, to detect stale entries
+  uint32_t size;  // left.size + right.size at push time, to detect stale entries
 };
 
 // Highest score first; among equal scores the leftmost pair.
@@ -97,19 +98,28 @@ Status SpmTokenizer::EncodeNormalized(std::string_view text, std::vector<int32_t
   if (symbols.empty()) return Status::OK();
   symbols.back().next = -1;
 
-  std::vector<Bigram> storage;
-  storage.reserve(symbols.size());
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
-                                                                      std::move(storage));
-  const auto try_add = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
+  // The initial pairs are heapified at once (linear) rather than pushed.
+  std::vector<Bigram> initial;
+  initial.reserve(symbols.size());
+  const auto make_bigram = [&](int left, int right, Bigram* out) {
+    if (left < 0 || right < 0) return false;
     const Symbol& l = symbols[static_cast<size_t>(left)];
     const Symbol& r = symbols[static_cast<size_t>(right)];
     const int32_t id = MergeableId(text.substr(l.begin, l.size + r.size));
-    if (id < 0) return;
-    queue.push({left, right, scores_[static_cast<size_t>(id)], l.size + r.size});
+    if (id < 0) return false;
+    *out = {scores_[static_cast<size_t>(id)], left, right, static_cast<uint32_t>(l.size + r.size)};
+    return true;
   };
-  for (size_t i = 1; i < symbols.size(); ++i) try_add(static_cast<int>(i) - 1, static_cast<int>(i));
+  for (size_t i = 1; i < symbols.size(); ++i) {
+    Bigram b;
+    if (make_bigram(static_cast<int>(i) - 1, static_cast<int>(i), &b)) initial.push_back(b);
+  }
+  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
+                                                                      std::move(initial));
+  const auto try_add = [&](int left, int right) {
+    Bigram b;
+    if (make_bigram(left, right, &b)) queue.push(b);
+  };
 
   while (!queue.empty()) {
     const Bigram top = queue.top();
