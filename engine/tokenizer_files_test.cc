@@ -84,7 +84,9 @@ TEST(Llama2cTokenizerFileTest, EveryTruncationOfARealFileFailsCleanly) {
   if (!bytes.ok()) GTEST_SKIP() << bytes.status();
   for (size_t n = 0; n < bytes->size(); n += 7) {
     Result<TokenizerSpec> spec = ParseLlama2cTokenizer(bytes->substr(0, n), "tok512.bin");
-    if (!spec.ok()) EXPECT_TRUE(spec.status().IsDataLoss()) << n << ": " << spec.status();
+    if (!spec.ok()) {
+      EXPECT_TRUE(spec.status().IsDataLoss()) << n << ": " << spec.status();
+    }
   }
 }
 
