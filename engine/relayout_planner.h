@@ -47,16 +47,6 @@
 
 namespace relayout {
 
-// One way to convert one tensor, as its transform declares it.
-struct StrategyOption {
-  Strategy strategy = Strategy::kNone;
-  // Bytes held above the tensor's final_bytes at the conversion's peak.
-  // For kAllocateThenFree, at least the tensor's source_bytes.
-  uint64_t scratch_bytes = 0;
-  // Estimated time, in any unit shared by all options (seconds, or abstract
-  // units); only compared and summed. REQUIRES: finite and >= 0.
-  double cost = 0.0;
-};
 
 struct TensorToPlan {
   std::string name;

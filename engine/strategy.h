@@ -25,6 +25,19 @@ enum class Strategy : uint8_t {
 
 inline constexpr int kNumStrategies = 6;
 
+// One way to convert one tensor, as its transform declares it.
+struct StrategyOption {
+  Strategy strategy = Strategy::kNone;
+  // Exact bytes held above the tensor's final bytes at the conversion's peak
+  // (for kAllocateThenFree at least the source bytes, which coexist with the
+  // final buffer).
+  uint64_t scratch_bytes = 0;
+  // Estimated cost in a unit shared by all options; only compared and summed.
+  // The transforms use DRAM traffic in bytes (tensor bytes x a per-strategy
+  // factor). REQUIRES: finite and >= 0.
+  double cost = 0.0;
+};
+
 // "none", "out_of_place", "blocked_in_place", "cycle_following", "ckg_in_place",
 // "allocate_then_free"; "unknown" for a value outside the enum. Stable: used
 // in plans printed by the CLI and as a metrics label.

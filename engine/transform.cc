@@ -137,24 +137,6 @@ std::string OfferedList(const TransformSpec& spec) {
 
 }  // namespace
 
-std::string_view StrategyName(Strategy strategy) {
-  switch (strategy) {
-    case Strategy::kOutOfPlace:
-      return "out-of-place";
-    case Strategy::kBlockedInPlace:
-      return "blocked-in-place";
-    case Strategy::kCycleFollowing:
-      return "cycle-following";
-    case Strategy::kCkgInPlace:
-      return "ckg-in-place";
-    case Strategy::kAllocateThenFree:
-      return "allocate-then-free";
-    case Strategy::kNone:
-      return "none";
-  }
-  return "unknown";
-}
-
 const StrategyOption* TransformSpec::Find(Strategy strategy) const {
   for (const StrategyOption& o : strategies) {
     if (o.strategy == strategy) return &o;

@@ -27,37 +27,15 @@
 #include "engine/dtype.h"
 #include "engine/layout.h"
 #include "engine/status.h"
+#include "engine/strategy.h"
 
 namespace relayout {
-
-enum class Strategy : uint8_t {
-  kOutOfPlace,        // scratch = the whole destination tensor
-  kBlockedInPlace,    // scratch = one row group
-  kCycleFollowing,    // transposes: follow permutation cycles, visited bitmap
-  kCkgInPlace,        // transposes: in-place (Catanzaro-Keller-Garland) rotations
-  kAllocateThenFree,  // size-changing transforms: new buffer, convert, free old
-  kNone,              // no byte moves (identity, or every row is a tail row)
-};
-
-// "out-of-place", "blocked-in-place", "cycle-following", "ckg-in-place",
-// "allocate-then-free", "none".
-std::string_view StrategyName(Strategy strategy);
 
 enum class Direction : uint8_t {
   kForward,  // spec.from -> spec.to
   kInverse,  // spec.to -> spec.from
 };
 
-struct StrategyOption {
-  Strategy strategy = Strategy::kNone;
-  // Exact bytes of scratch ApplyTransform needs beyond the tensor itself.
-  uint64_t scratch_bytes = 0;
-  // Estimated DRAM traffic in bytes (tensor bytes x a per-strategy factor:
-  // blocked in-place 2 (one read, one write; the group round trip stays in
-  // cache), out-of-place 4 (convert into scratch, copy back), cycle-following
-  // 8 (random access), CKG 6 (three passes)). For ranking, not for timing.
-  double cost = 0.0;
-};
 
 struct TransformSpec {
   DType dtype = DType::kF32;

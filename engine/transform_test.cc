@@ -172,13 +172,13 @@ TEST(TransformTest, ApplyRefusesUnofferedStrategyShortScratchAndWrongSize) {
 
   Status st = ApplyTransform(s, Strategy::kCycleFollowing, data, scratch, Direction::kForward);
   EXPECT_TRUE(st.IsInvalidArgument());
-  EXPECT_THAT(st.message(), HasSubstr("cycle-following not offered (offered: blocked-in-place, "
-                                      "out-of-place)"));
+  EXPECT_THAT(st.message(), HasSubstr("cycle_following not offered (offered: blocked_in_place, "
+                                      "out_of_place)"));
 
   std::vector<std::byte> short_scratch(s.row_group_bytes - 1);
   st = ApplyTransform(s, Strategy::kBlockedInPlace, data, short_scratch, Direction::kForward);
   EXPECT_TRUE(st.IsInvalidArgument());
-  EXPECT_THAT(st.message(), HasSubstr("scratch is 319 bytes, blocked-in-place needs 320"));
+  EXPECT_THAT(st.message(), HasSubstr("scratch is 319 bytes, blocked_in_place needs 320"));
 
   st = ApplyTransform(s, Strategy::kBlockedInPlace, std::span(data).first(10), scratch,
                       Direction::kForward);
@@ -203,9 +203,9 @@ TEST(TransformTest, TransposeIsDescribedButExecutedElsewhere) {
 }
 
 TEST(TransformTest, StrategyNamesAreStable) {
-  EXPECT_EQ(StrategyName(Strategy::kBlockedInPlace), "blocked-in-place");
-  EXPECT_EQ(StrategyName(Strategy::kOutOfPlace), "out-of-place");
-  EXPECT_EQ(StrategyName(Strategy::kAllocateThenFree), "allocate-then-free");
+  EXPECT_EQ(StrategyName(Strategy::kBlockedInPlace), "blocked_in_place");
+  EXPECT_EQ(StrategyName(Strategy::kOutOfPlace), "out_of_place");
+  EXPECT_EQ(StrategyName(Strategy::kAllocateThenFree), "allocate_then_free");
   EXPECT_EQ(StrategyName(Strategy::kNone), "none");
 }
 
