@@ -38,7 +38,8 @@ std::string FindSingleGguf(Env* env, const std::string& dir) {
 
 Result<ModelConfig> ReadHfConfig(Env* env, const std::string& config_path) {
   if (!env->FileExists(config_path)) {
-    return Status::NotFound(config_path, "missing: a safetensors checkpoint needs config.json beside it");
+    return Status::NotFound(config_path,
+                            "missing: a safetensors checkpoint needs config.json beside it");
   }
   ASSIGN_OR_RETURN(std::string text, env->ReadSmallFile(config_path, kMaxConfigBytes));
   Result<JsonValue> json = ParseJson(text);
@@ -48,7 +49,8 @@ Result<ModelConfig> ReadHfConfig(Env* env, const std::string& config_path) {
 
 Status Bind(Checkpoint* c) {
   const ModelSpec spec = ModelSpec::ForLlama(c->config);
-  ASSIGN_OR_RETURN(c->model, BindModelSpec(spec, c->source->tensors(), c->naming, c->source->paths().front()));
+  ASSIGN_OR_RETURN(
+      c->model, BindModelSpec(spec, c->source->tensors(), c->naming, c->source->paths().front()));
   return Status::OK();
 }
 
@@ -90,8 +92,11 @@ Result<Checkpoint> OpenCheckpoint(Env* env, const std::string& path) {
     if (env->FileExists(index)) return OpenSafetensors(env, path, index, /*sharded=*/true);
     const std::string single = JoinPath(path, "model.safetensors");
     if (env->FileExists(single)) return OpenSafetensors(env, path, single, /*sharded=*/false);
-    if (const std::string gguf = FindSingleGguf(env, path); !gguf.empty()) return OpenGguf(env, path, gguf);
-    return Status::NotFound(path, "directory holds no model.safetensors.index.json, model.safetensors or single .gguf file");
+    if (const std::string gguf = FindSingleGguf(env, path); !gguf.empty())
+      return OpenGguf(env, path, gguf);
+    return Status::NotFound(
+        path,
+        "directory holds no model.safetensors.index.json, model.safetensors or single .gguf file");
   }
   if (!env->FileExists(path)) return Status::NotFound(path, "no such file or directory");
   if (path.size() > 11 && path.compare(path.size() - 11, 11, ".index.json") == 0) {

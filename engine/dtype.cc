@@ -68,10 +68,12 @@ std::optional<uint64_t> ElementCount(std::span<const int64_t> shape) {
 Result<uint64_t> ByteSizeOf(DType dtype, std::span<const int64_t> shape) {
   const DTypeTraits& t = Traits(dtype);
   for (int64_t d : shape) {
-    if (d < 0) return Status::InvalidArgument(StrCat("negative dimension in shape ", ShapeToString(shape)));
+    if (d < 0)
+      return Status::InvalidArgument(StrCat("negative dimension in shape ", ShapeToString(shape)));
   }
   const std::optional<uint64_t> elems = ElementCount(shape);
-  if (!elems) return Status::InvalidArgument(StrCat("shape ", ShapeToString(shape), " overflows 64 bits"));
+  if (!elems)
+    return Status::InvalidArgument(StrCat("shape ", ShapeToString(shape), " overflows 64 bits"));
   if (t.block_elems > 1) {
     const int64_t inner = shape.empty() ? 1 : shape.back();
     if (inner % t.block_elems != 0) {
@@ -82,7 +84,8 @@ Result<uint64_t> ByteSizeOf(DType dtype, std::span<const int64_t> shape) {
   }
   const uint64_t blocks = *elems / t.block_elems;
   if (blocks != 0 && blocks > UINT64_MAX / t.block_bytes) {
-    return Status::InvalidArgument(StrCat("byte size of shape ", ShapeToString(shape), " overflows 64 bits"));
+    return Status::InvalidArgument(
+        StrCat("byte size of shape ", ShapeToString(shape), " overflows 64 bits"));
   }
   return blocks * t.block_bytes;
 }

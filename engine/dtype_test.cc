@@ -44,7 +44,8 @@ TEST(DTypeTest, OverflowAndNegativeDimsAreErrors) {
   const int64_t big[] = {int64_t{1} << 62};
   EXPECT_FALSE(ByteSizeOf(DType::kF32, big).ok());  // 2^62 elements * 4 bytes
   const int64_t negative[] = {4, -1};
-  EXPECT_NE(ByteSizeOf(DType::kF32, negative).status().message().find("negative"), std::string::npos);
+  EXPECT_NE(ByteSizeOf(DType::kF32, negative).status().message().find("negative"),
+            std::string::npos);
   EXPECT_EQ(ShapeToString(negative), "[4, -1]");
 }
 

@@ -33,12 +33,12 @@ class PosixRandomAccessFile final : public RandomAccessFile {
       const ssize_t got = ::pread(fd_, dst.data() + done, want, static_cast<off_t>(offset + done));
       if (got < 0) {
         if (errno == EINTR) continue;
-        return Status::IOError(path_, StrCat("pread at offset ", offset + done, ": ",
-                                             std::strerror(errno)));
+        return Status::IOError(
+            path_, StrCat("pread at offset ", offset + done, ": ", std::strerror(errno)));
       }
       if (got == 0) {
-        return Status::DataLoss(path_, StrCat("file shrank while reading: end at offset ",
-                                              offset + done));
+        return Status::DataLoss(path_,
+                                StrCat("file shrank while reading: end at offset ", offset + done));
       }
       done += static_cast<uint64_t>(got);
     }

@@ -287,7 +287,6 @@ TEST(GgufSourceTest, GgmlTypeIdsMapBothWays) {
   EXPECT_EQ(GgmlTypeName(3), "Q4_1");
   EXPECT_EQ(GgmlTypeName(16), "IQ2_XXS");
   EXPECT_EQ(GgmlTypeName(4), "");  // removed from ggml
-
 }
 
 }  // namespace

@@ -20,9 +20,9 @@ TEST(JsonWriterTest, CompactDocumentHasCommasAndEscapes) {
   w.Key("none").Null();
   w.Key("empty").BeginObject().EndObject();
   w.EndObject();
-  EXPECT_EQ(out,
-            R"({"name":"a\"b\\c\n\u0001","shape":[512,-1],"bytes":18446744073709551615,"ratio":0.5,)"
-            R"("nan":null,"ok":true,"none":null,"empty":{}})");
+  EXPECT_EQ(
+      out, R"({"name":"a\"b\\c\n\u0001","shape":[512,-1],"bytes":18446744073709551615,"ratio":0.5,)"
+           R"("nan":null,"ok":true,"none":null,"empty":{}})");
 }
 
 TEST(JsonWriterTest, PrettyDocumentIndents) {

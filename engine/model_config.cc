@@ -10,9 +10,12 @@ namespace relayout {
 
 std::string_view RopeScalingName(RopeScalingType type) {
   switch (type) {
-    case RopeScalingType::kNone: return "none";
-    case RopeScalingType::kLinear: return "linear";
-    case RopeScalingType::kLlama3: return "llama3";
+    case RopeScalingType::kNone:
+      return "none";
+    case RopeScalingType::kLinear:
+      return "linear";
+    case RopeScalingType::kLlama3:
+      return "llama3";
   }
   return "none";
 }
@@ -28,7 +31,8 @@ Status ModelConfig::Validate(std::string_view source) const {
   if (num_heads % num_kv_heads != 0) {
     return bad("num_kv_heads", num_kv_heads, StrCat("must divide num_heads (", num_heads, ")"));
   }
-  if (head_dim <= 0 || head_dim % 2 != 0) return bad("head_dim", head_dim, "must be positive and even");
+  if (head_dim <= 0 || head_dim % 2 != 0)
+    return bad("head_dim", head_dim, "must be positive and even");
   if (rope_dim <= 0 || rope_dim % 2 != 0 || rope_dim > head_dim) {
     return bad("rope_dim", rope_dim, StrCat("must be even and in (0, head_dim = ", head_dim, "]"));
   }
@@ -43,7 +47,8 @@ Status ModelConfig::Validate(std::string_view source) const {
   }
   if (context_length <= 0) return bad("context_length", context_length, "must be positive");
   if (bos_token_id < -1 || bos_token_id >= vocab_size) {
-    return bad("bos_token_id", bos_token_id, StrCat("must be -1 or below vocab_size (", vocab_size, ")"));
+    return bad("bos_token_id", bos_token_id,
+               StrCat("must be -1 or below vocab_size (", vocab_size, ")"));
   }
   for (int64_t eos : eos_token_ids) {
     if (eos < 0 || eos >= vocab_size) {
@@ -79,7 +84,8 @@ class HfReader {
   Status Float(std::string_view key, double* out) {
     const JsonValue* v = json_.Find(key);
     if (v == nullptr || v->is_null()) return Status::OK();
-    if (!v->is_number()) return Status::InvalidArgument(source_, StrCat("key \"", key, "\" must be a number"));
+    if (!v->is_number())
+      return Status::InvalidArgument(source_, StrCat("key \"", key, "\" must be a number"));
     *out = v->as_double();
     return Status::OK();
   }
@@ -87,7 +93,8 @@ class HfReader {
   Status Bool(std::string_view key, bool* out) {
     const JsonValue* v = json_.Find(key);
     if (v == nullptr || v->is_null()) return Status::OK();
-    if (!v->is_bool()) return Status::InvalidArgument(source_, StrCat("key \"", key, "\" must be true or false"));
+    if (!v->is_bool())
+      return Status::InvalidArgument(source_, StrCat("key \"", key, "\" must be true or false"));
     *out = v->as_bool();
     return Status::OK();
   }
@@ -95,7 +102,8 @@ class HfReader {
   Status RopeScalingField(RopeScaling* out) {
     const JsonValue* v = json_.Find("rope_scaling");
     if (v == nullptr || v->is_null()) return Status::OK();
-    if (!v->is_object()) return Status::InvalidArgument(source_, "key \"rope_scaling\" must be an object or null");
+    if (!v->is_object())
+      return Status::InvalidArgument(source_, "key \"rope_scaling\" must be an object or null");
     const JsonValue* type = v->Find("rope_type");
     if (type == nullptr) type = v->Find("type");
     if (type == nullptr || !type->is_string()) {
@@ -135,7 +143,8 @@ class HfReader {
       }
       if (out->size() == v->as_array().size()) return Status::OK();
     }
-    return Status::InvalidArgument(source_, "key \"eos_token_id\" must be an integer or a list of integers");
+    return Status::InvalidArgument(source_,
+                                   "key \"eos_token_id\" must be an integer or a list of integers");
   }
 
  private:
@@ -204,24 +213,28 @@ Status GgufInt(const GgufMetadata& md, std::string_view source, const std::strin
                int64_t* out, bool required) {
   const GgufValue* v = md.Find(key);
   if (v == nullptr) {
-    if (required) return Status::InvalidArgument(source, StrCat("metadata key \"", key, "\" is missing"));
+    if (required)
+      return Status::InvalidArgument(source, StrCat("metadata key \"", key, "\" is missing"));
     return Status::OK();
   }
   if (v->type() == GgufType::kArray) {
-    return Status::Unimplemented(source, StrCat("metadata key \"", key,
-                                                "\" is a per-layer array; only uniform layers are supported"));
+    return Status::Unimplemented(
+        source, StrCat("metadata key \"", key,
+                       "\" is a per-layer array; only uniform layers are supported"));
   }
   const std::optional<int64_t> i = v->AsInt();
   if (!i || v->type() == GgufType::kFloat32 || v->type() == GgufType::kFloat64 ||
       v->type() == GgufType::kBool) {
-    return Status::InvalidArgument(source, StrCat("metadata key \"", key, "\" is ",
-                                                  GgufTypeName(v->type()), ", expected an integer"));
+    return Status::InvalidArgument(
+        source,
+        StrCat("metadata key \"", key, "\" is ", GgufTypeName(v->type()), ", expected an integer"));
   }
   *out = *i;
   return Status::OK();
 }
 
-Status GgufFloat(const GgufMetadata& md, std::string_view source, const std::string& key, double* out) {
+Status GgufFloat(const GgufMetadata& md, std::string_view source, const std::string& key,
+                 double* out) {
   const GgufValue* v = md.Find(key);
   if (v == nullptr) return Status::OK();
   const std::optional<double> f = v->AsFloat();
@@ -235,15 +248,17 @@ Status GgufFloat(const GgufMetadata& md, std::string_view source, const std::str
 
 }  // namespace
 
-Result<ModelConfig> ModelConfigFromGguf(const GgufMetadata& md, const std::vector<TensorInfo>& tensors,
+Result<ModelConfig> ModelConfigFromGguf(const GgufMetadata& md,
+                                        const std::vector<TensorInfo>& tensors,
                                         std::string_view source) {
   const GgufValue* arch = md.Find("general.architecture");
   if (arch == nullptr || arch->AsString() == nullptr) {
-    return Status::InvalidArgument(source, "metadata key \"general.architecture\" is missing or not a string");
+    return Status::InvalidArgument(
+        source, "metadata key \"general.architecture\" is missing or not a string");
   }
   if (*arch->AsString() != "llama") {
-    return Status::Unimplemented(source, StrCat("architecture \"", *arch->AsString(),
-                                                "\" is not supported (llama)"));
+    return Status::Unimplemented(
+        source, StrCat("architecture \"", *arch->AsString(), "\" is not supported (llama)"));
   }
   const std::string p = "llama.";
   ModelConfig c;
@@ -277,7 +292,8 @@ Result<ModelConfig> ModelConfigFromGguf(const GgufMetadata& md, const std::vecto
   if (const GgufValue* type = md.Find(p + "rope.scaling.type"); type != nullptr) {
     const std::string* name = type->AsString();
     if (name == nullptr) {
-      return Status::InvalidArgument(source, "metadata key \"llama.rope.scaling.type\" must be a string");
+      return Status::InvalidArgument(source,
+                                     "metadata key \"llama.rope.scaling.type\" must be a string");
     }
     if (*name == "linear") {
       c.rope_scaling.type = RopeScalingType::kLinear;

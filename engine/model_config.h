@@ -40,13 +40,13 @@ struct ModelConfig {
   int64_t hidden_size = 0;
   int64_t num_layers = 0;
   int64_t num_heads = 0;
-  int64_t num_kv_heads = 0;   // == num_heads without GQA
-  int64_t head_dim = 0;       // default hidden_size / num_heads
-  int64_t ffn_size = 0;       // intermediate_size
+  int64_t num_kv_heads = 0;  // == num_heads without GQA
+  int64_t head_dim = 0;      // default hidden_size / num_heads
+  int64_t ffn_size = 0;      // intermediate_size
   int64_t vocab_size = 0;
   double rms_eps = 1e-5;
   double rope_theta = 10000.0;
-  int64_t rope_dim = 0;       // dims rotated per head; default head_dim
+  int64_t rope_dim = 0;  // dims rotated per head; default head_dim
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;

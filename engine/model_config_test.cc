@@ -60,8 +60,9 @@ TEST(ModelConfigTest, HfDefaultsKvHeadsAndHeadDim) {
 }
 
 TEST(ModelConfigTest, HfLlama3RopeScaling) {
-  std::string text = Replace(kStoriesConfig, R"("rope_scaling": null)",
-                             R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+  std::string text =
+      Replace(kStoriesConfig, R"("rope_scaling": null)",
+              R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})");
   Result<ModelConfig> c = FromText(text);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -102,28 +103,32 @@ TEST_P(BadHfConfigTest, IsRejectedNamingTheField) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, BadHfConfigTest,
-    ::testing::Values(
-        BadConfigCase{R"("hidden_size": 64,)", "", StatusCode::kInvalidArgument, "\"hidden_size\" is missing"},
-        BadConfigCase{R"("hidden_size": 64)", R"("hidden_size": "64")", StatusCode::kInvalidArgument,
-                      "\"hidden_size\" must be an integer"},
-        BadConfigCase{R"("num_key_value_heads": 4)", R"("num_key_value_heads": 3)",
-                      StatusCode::kInvalidArgument, "num_kv_heads is 3, must divide num_heads (8)"},
-        BadConfigCase{R"("vocab_size": 512)", R"("vocab_size": 0)", StatusCode::kInvalidArgument,
-                      "vocab_size is 0"},
-        BadConfigCase{R"("head_dim": 8)", R"("head_dim": 7)", StatusCode::kInvalidArgument,
-                      "head_dim is 7"},
-        BadConfigCase{R"("model_type": "llama")", R"("model_type": "gpt2")", StatusCode::kUnimplemented,
-                      "model_type \"gpt2\""},
-        BadConfigCase{R"("hidden_act": "silu")", R"("hidden_act": "gelu")", StatusCode::kUnimplemented,
-                      "hidden_act"},
-        BadConfigCase{R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "yarn", "factor": 4})",
-                      StatusCode::kUnimplemented, "rope_scaling type \"yarn\""},
-        BadConfigCase{R"("rms_norm_eps": 1e-05)", R"("rms_norm_eps": -1)", StatusCode::kInvalidArgument,
-                      "rms_eps"},
-        BadConfigCase{R"("eos_token_id": 2)", R"("eos_token_id": 900)", StatusCode::kInvalidArgument,
-                      "eos_token_id is 900"},
-        BadConfigCase{R"("tie_word_embeddings": true)", R"("tie_word_embeddings": 1)",
-                      StatusCode::kInvalidArgument, "\"tie_word_embeddings\" must be true or false"}));
+    ::testing::Values(BadConfigCase{R"("hidden_size": 64,)", "", StatusCode::kInvalidArgument,
+                                    "\"hidden_size\" is missing"},
+                      BadConfigCase{R"("hidden_size": 64)", R"("hidden_size": "64")",
+                                    StatusCode::kInvalidArgument,
+                                    "\"hidden_size\" must be an integer"},
+                      BadConfigCase{R"("num_key_value_heads": 4)", R"("num_key_value_heads": 3)",
+                                    StatusCode::kInvalidArgument,
+                                    "num_kv_heads is 3, must divide num_heads (8)"},
+                      BadConfigCase{R"("vocab_size": 512)", R"("vocab_size": 0)",
+                                    StatusCode::kInvalidArgument, "vocab_size is 0"},
+                      BadConfigCase{R"("head_dim": 8)", R"("head_dim": 7)",
+                                    StatusCode::kInvalidArgument, "head_dim is 7"},
+                      BadConfigCase{R"("model_type": "llama")", R"("model_type": "gpt2")",
+                                    StatusCode::kUnimplemented, "model_type \"gpt2\""},
+                      BadConfigCase{R"("hidden_act": "silu")", R"("hidden_act": "gelu")",
+                                    StatusCode::kUnimplemented, "hidden_act"},
+                      BadConfigCase{R"("rope_scaling": null)",
+                                    R"("rope_scaling": {"rope_type": "yarn", "factor": 4})",
+                                    StatusCode::kUnimplemented, "rope_scaling type \"yarn\""},
+                      BadConfigCase{R"("rms_norm_eps": 1e-05)", R"("rms_norm_eps": -1)",
+                                    StatusCode::kInvalidArgument, "rms_eps"},
+                      BadConfigCase{R"("eos_token_id": 2)", R"("eos_token_id": 900)",
+                                    StatusCode::kInvalidArgument, "eos_token_id is 900"},
+                      BadConfigCase{R"("tie_word_embeddings": true)", R"("tie_word_embeddings": 1)",
+                                    StatusCode::kInvalidArgument,
+                                    "\"tie_word_embeddings\" must be true or false"}));
 
 GgufMetadata StoriesMetadata() {
   GgufMetadata md;
@@ -136,7 +141,9 @@ GgufMetadata StoriesMetadata() {
   EXPECT_TRUE(md.Add("llama.feed_forward_length", u32(172)).ok());
   EXPECT_TRUE(md.Add("llama.context_length", u32(128)).ok());
   EXPECT_TRUE(md.Add("llama.rope.dimension_count", u32(8)).ok());
-  EXPECT_TRUE(md.Add("llama.attention.layer_norm_rms_epsilon", GgufValue::Float(GgufType::kFloat32, 1e-5)).ok());
+  EXPECT_TRUE(
+      md.Add("llama.attention.layer_norm_rms_epsilon", GgufValue::Float(GgufType::kFloat32, 1e-5))
+          .ok());
   EXPECT_TRUE(md.Add("tokenizer.ggml.bos_token_id", u32(1)).ok());
   EXPECT_TRUE(md.Add("tokenizer.ggml.eos_token_id", u32(2)).ok());
   return md;
@@ -145,7 +152,8 @@ GgufMetadata StoriesMetadata() {
 std::vector<TensorInfo> EmbeddingOnly(bool with_output) {
   std::vector<TensorInfo> t;
   t.push_back(TensorInfo{"token_embd.weight", DType::kF32, {512, 64}, 512 * 64 * 4, 0, 0});
-  if (with_output) t.push_back(TensorInfo{"output.weight", DType::kF32, {512, 64}, 512 * 64 * 4, 0, 0});
+  if (with_output)
+    t.push_back(TensorInfo{"output.weight", DType::kF32, {512, 64}, 512 * 64 * 4, 0, 0});
   return t;
 }
 
@@ -166,7 +174,8 @@ TEST(ModelConfigTest, GgufMetadataReadsEveryField) {
 }
 
 TEST(ModelConfigTest, GgufTiesEmbeddingsWhenOutputIsAbsent) {
-  Result<ModelConfig> c = ModelConfigFromGguf(StoriesMetadata(), EmbeddingOnly(false), "model.gguf");
+  Result<ModelConfig> c =
+      ModelConfigFromGguf(StoriesMetadata(), EmbeddingOnly(false), "model.gguf");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->tie_word_embeddings);
 }
@@ -196,7 +205,8 @@ TEST(ModelConfigTest, GgufWrongTypeIsNamed) {
   }
   Result<ModelConfig> c = ModelConfigFromGguf(bad, EmbeddingOnly(true), "model.gguf");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("\"llama.block_count\" is STRING, expected an integer"), std::string::npos)
+  EXPECT_NE(c.status().message().find("\"llama.block_count\" is STRING, expected an integer"),
+            std::string::npos)
       << c.status();
 }
 

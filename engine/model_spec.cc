@@ -63,7 +63,8 @@ std::optional<TensorRef> ParseTensorName(std::string_view name, NamingScheme sch
   std::string_view rest = name.substr(prefix.size());
   int layer = -1;
   const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), layer);
-  if (ec != std::errc() || ptr == rest.data() || layer < 0 || (rest[0] == '0' && ptr - rest.data() > 1)) {
+  if (ec != std::errc() || ptr == rest.data() || layer < 0 ||
+      (rest[0] == '0' && ptr - rest.data() > 1)) {
     return std::nullopt;
   }
   rest.remove_prefix(static_cast<size_t>(ptr - rest.data()));
@@ -83,7 +84,8 @@ std::string ContainerTensorName(const TensorRef& ref, NamingScheme scheme) {
     if (rule.role == ref.role) return std::string(RuleName(rule, scheme));
   }
   for (const NameRule& rule : kLayerNames) {
-    if (rule.role == ref.role) return StrCat(LayerPrefix(scheme), ref.layer, ".", RuleName(rule, scheme));
+    if (rule.role == ref.role)
+      return StrCat(LayerPrefix(scheme), ref.layer, ".", RuleName(rule, scheme));
   }
   return std::string(TensorRoleName(ref.role));
 }
@@ -135,7 +137,8 @@ const BoundTensor* BoundModel::Find(TensorRole role, int layer) const {
 
 namespace {
 
-std::string SymbolicShape(const std::vector<std::string>& dims, const std::map<std::string, int64_t>& values) {
+std::string SymbolicShape(const std::vector<std::string>& dims,
+                          const std::map<std::string, int64_t>& values) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) {
     if (i) s += ", ";
@@ -161,9 +164,9 @@ Result<BoundModel> BindModelSpec(const ModelSpec& spec, const std::vector<Tensor
   for (size_t i = 0; i < tensors.size(); ++i) {
     const std::optional<TensorRef> ref = ParseTensorName(tensors[i].name, scheme);
     if (!ref) {
-      return Status::DataLoss(source, StrCat("unexpected tensor \"", tensors[i].name,
-                                             "\": not part of a Llama model in ",
-                                             NamingSchemeName(scheme), " naming"));
+      return Status::DataLoss(
+          source, StrCat("unexpected tensor \"", tensors[i].name,
+                         "\": not part of a Llama model in ", NamingSchemeName(scheme), " naming"));
     }
     if (ref->role == TensorRole::kOther) {
       bound.tensors.push_back(BoundTensor{i, *ref, tensors[i].name});
@@ -179,9 +182,10 @@ Result<BoundModel> BindModelSpec(const ModelSpec& spec, const std::vector<Tensor
     const std::string name = ContainerTensorName(e.ref, scheme);
     if (it == by_ref.end()) {
       if (!e.required) continue;
-      return Status::DataLoss(source, StrCat("missing tensor \"", name, "\" (",
-                                             InternalTensorName(e.ref.role, e.ref.layer), ", expected ",
-                                             SymbolicShape(e.dims, spec.dim_values()), ")"));
+      return Status::DataLoss(
+          source,
+          StrCat("missing tensor \"", name, "\" (", InternalTensorName(e.ref.role, e.ref.layer),
+                 ", expected ", SymbolicShape(e.dims, spec.dim_values()), ")"));
     }
     const TensorInfo& t = tensors[it->second];
     expected[it->second] = true;
@@ -190,8 +194,9 @@ Result<BoundModel> BindModelSpec(const ModelSpec& spec, const std::vector<Tensor
                                              ", not usable as ", TensorRoleName(e.ref.role)));
     }
     if (t.shape.size() != e.dims.size()) {
-      return Status::DataLoss(source, StrCat("tensor \"", name, "\" has shape ", ShapeToString(t.shape),
-                                             ", expected ", SymbolicShape(e.dims, spec.dim_values())));
+      return Status::DataLoss(
+          source, StrCat("tensor \"", name, "\" has shape ", ShapeToString(t.shape), ", expected ",
+                         SymbolicShape(e.dims, spec.dim_values())));
     }
     for (size_t d = 0; d < e.dims.size(); ++d) {
       const std::string& dim = e.dims[d];
@@ -199,18 +204,20 @@ Result<BoundModel> BindModelSpec(const ModelSpec& spec, const std::vector<Tensor
       if (!inserted && b->second.first != t.shape[d]) {
         const TensorInfo& first = tensors[b->second.second];
         return Status::DataLoss(
-            source, StrCat("tensor \"", name, "\" has shape ", ShapeToString(t.shape), ", expected ",
-                           SymbolicShape(e.dims, spec.dim_values()), ": ", dim, " is ", b->second.first,
-                           " in \"", first.name, "\" ", ShapeToString(first.shape)));
+            source,
+            StrCat("tensor \"", name, "\" has shape ", ShapeToString(t.shape), ", expected ",
+                   SymbolicShape(e.dims, spec.dim_values()), ": ", dim, " is ", b->second.first,
+                   " in \"", first.name, "\" ", ShapeToString(first.shape)));
       }
       const int64_t want = spec.dim_values().at(dim);
       if (t.shape[d] != want) {
-        return Status::DataLoss(source, StrCat("tensor \"", name, "\" has shape ", ShapeToString(t.shape),
-                                               ", but the config gives ",
-                                               SymbolicShape(e.dims, spec.dim_values())));
+        return Status::DataLoss(
+            source, StrCat("tensor \"", name, "\" has shape ", ShapeToString(t.shape),
+                           ", but the config gives ", SymbolicShape(e.dims, spec.dim_values())));
       }
     }
-    bound.tensors.push_back(BoundTensor{it->second, e.ref, InternalTensorName(e.ref.role, e.ref.layer)});
+    bound.tensors.push_back(
+        BoundTensor{it->second, e.ref, InternalTensorName(e.ref.role, e.ref.layer)});
   }
   for (const auto& [key, index] : by_ref) {
     if (!expected[index]) {
@@ -218,8 +225,9 @@ Result<BoundModel> BindModelSpec(const ModelSpec& spec, const std::vector<Tensor
                                              "\": the config does not call for it"));
     }
   }
-  std::sort(bound.tensors.begin(), bound.tensors.end(),
-            [](const BoundTensor& a, const BoundTensor& b) { return a.source_index < b.source_index; });
+  std::sort(
+      bound.tensors.begin(), bound.tensors.end(),
+      [](const BoundTensor& a, const BoundTensor& b) { return a.source_index < b.source_index; });
   for (const auto& [dim, value] : binding) bound.dims[dim] = value.first;
   return bound;
 }

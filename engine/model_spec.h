@@ -69,7 +69,7 @@ class ModelSpec {
 };
 
 struct BoundTensor {
-  size_t source_index = 0;    // index into WeightSource::tensors()
+  size_t source_index = 0;  // index into WeightSource::tensors()
   TensorRef ref;
   std::string internal_name;  // "blk.3.attn_q", "token_embd", or the file name for kOther
 };

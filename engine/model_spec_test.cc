@@ -51,9 +51,11 @@ TEST(ModelSpecTest, ParsesBothNamingSchemesToOneRole) {
   EXPECT_EQ(hf->role, TensorRole::kAttnQ);
   EXPECT_EQ(hf->layer, 3);
   EXPECT_EQ(InternalTensorName(hf->role, hf->layer), "blk.3.attn_q");
-  EXPECT_EQ(ParseTensorName("model.embed_tokens.weight", NamingScheme::kHf)->role, TensorRole::kTokenEmbd);
+  EXPECT_EQ(ParseTensorName("model.embed_tokens.weight", NamingScheme::kHf)->role,
+            TensorRole::kTokenEmbd);
   EXPECT_EQ(ParseTensorName("output.weight", NamingScheme::kGguf)->role, TensorRole::kOutput);
-  EXPECT_EQ(ParseTensorName("blk.0.ffn_down.bias", NamingScheme::kGguf)->role, TensorRole::kFfnDownBias);
+  EXPECT_EQ(ParseTensorName("blk.0.ffn_down.bias", NamingScheme::kGguf)->role,
+            TensorRole::kFfnDownBias);
 }
 
 TEST(ModelSpecTest, RejectsMalformedNames) {
@@ -78,7 +80,8 @@ TEST(ModelSpecTest, ContainerNamesRoundTrip) {
 TEST(ModelSpecTest, CompleteCheckpointBindsEveryTensorAndDim) {
   const ModelConfig config = SmallConfig();
   const auto tensors = TensorsFor(config, NamingScheme::kGguf);
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_TRUE(bound.ok()) << bound.status();
   EXPECT_EQ(bound->tensors.size(), tensors.size());
   EXPECT_EQ(bound->dims.at("vocab_size"), 512);
@@ -101,27 +104,33 @@ TEST(ModelSpecTest, TiedCheckpointMayOmitOrCarryTheHead) {
 TEST(ModelSpecTest, MissingTensorIsNamedWithItsExpectedShape) {
   const ModelConfig config = SmallConfig();
   auto tensors = TensorsFor(config, NamingScheme::kHf);
-  std::erase_if(tensors, [](const TensorInfo& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kHf, "m.safetensors");
+  std::erase_if(tensors,
+                [](const TensorInfo& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kHf, "m.safetensors");
   ASSERT_FALSE(bound.ok());
   EXPECT_EQ(bound.status().code(), StatusCode::kDataLoss);
-  EXPECT_EQ(bound.status().message(),
-            "m.safetensors: missing tensor \"model.layers.1.mlp.up_proj.weight\" (blk.1.ffn_up, expected "
-            "[ffn_size=172, hidden_size=64])");
+  EXPECT_EQ(
+      bound.status().message(),
+      "m.safetensors: missing tensor \"model.layers.1.mlp.up_proj.weight\" (blk.1.ffn_up, expected "
+      "[ffn_size=172, hidden_size=64])");
 }
 
 TEST(ModelSpecTest, ExtraTensorIsNamed) {
   const ModelConfig config = SmallConfig();
   auto tensors = TensorsFor(config, NamingScheme::kGguf);
   tensors.push_back(TensorInfo{"blk.7.attn_q.weight", DType::kF32, {64, 64}, 64 * 64 * 4, 0, 0});
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_FALSE(bound.ok());
-  EXPECT_NE(bound.status().message().find("unexpected tensor \"blk.7.attn_q.weight\""), std::string::npos)
+  EXPECT_NE(bound.status().message().find("unexpected tensor \"blk.7.attn_q.weight\""),
+            std::string::npos)
       << bound.status();
   tensors.back().name = "vision_tower.weight";
   bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_FALSE(bound.ok());
-  EXPECT_NE(bound.status().message().find("unexpected tensor \"vision_tower.weight\": not part of a Llama model"),
+  EXPECT_NE(bound.status().message().find(
+                "unexpected tensor \"vision_tower.weight\": not part of a Llama model"),
             std::string::npos)
       << bound.status();
 }
@@ -130,10 +139,12 @@ TEST(ModelSpecTest, SharedDimMustBindToOneValueAcrossTensors) {
   const ModelConfig config = SmallConfig();
   auto tensors = TensorsFor(config, NamingScheme::kGguf);
   Named(tensors, "output.weight")->shape = {500, 64};
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_FALSE(bound.ok());
   EXPECT_EQ(bound.status().message(),
-            "m.gguf: tensor \"output.weight\" has shape [500, 64], expected [vocab_size=512, hidden_size=64]: "
+            "m.gguf: tensor \"output.weight\" has shape [500, 64], expected [vocab_size=512, "
+            "hidden_size=64]: "
             "vocab_size is 512 in \"token_embd.weight\" [512, 64]");
 }
 
@@ -141,7 +152,8 @@ TEST(ModelSpecTest, DimsMustAgreeWithTheConfig) {
   ModelConfig config = SmallConfig();
   auto tensors = TensorsFor(config, NamingScheme::kGguf);
   config.ffn_size = 256;  // the checkpoint says 172
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_FALSE(bound.ok());
   EXPECT_EQ(bound.status().message(),
             "m.gguf: tensor \"blk.0.ffn_gate.weight\" has shape [172, 64], but the config gives "
@@ -152,27 +164,32 @@ TEST(ModelSpecTest, WrongRankAndDtypeAreRejected) {
   const ModelConfig config = SmallConfig();
   auto tensors = TensorsFor(config, NamingScheme::kGguf);
   Named(tensors, "blk.0.attn_norm.weight")->shape = {64, 1};
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_FALSE(bound.ok());
-  EXPECT_NE(bound.status().message().find("\"blk.0.attn_norm.weight\" has shape [64, 1], expected [hidden_size=64]"),
+  EXPECT_NE(bound.status().message().find(
+                "\"blk.0.attn_norm.weight\" has shape [64, 1], expected [hidden_size=64]"),
             std::string::npos);
   tensors = TensorsFor(config, NamingScheme::kGguf);
   Named(tensors, "blk.0.attn_k.weight")->dtype = DType::kI32;
   bound = BindModelSpec(ModelSpec::ForLlama(config), tensors, NamingScheme::kGguf, "m.gguf");
   ASSERT_FALSE(bound.ok());
-  EXPECT_NE(bound.status().message().find("has dtype I32, not usable as attn_k"), std::string::npos);
+  EXPECT_NE(bound.status().message().find("has dtype I32, not usable as attn_k"),
+            std::string::npos);
 }
 
 TEST(ModelSpecTest, BiasesAreRequiredWhenTheConfigSaysSo) {
   ModelConfig config = SmallConfig();
   config.attention_bias = true;
   const auto without = TensorsFor(SmallConfig(), NamingScheme::kHf);
-  Result<BoundModel> bound = BindModelSpec(ModelSpec::ForLlama(config), without, NamingScheme::kHf, "m");
+  Result<BoundModel> bound =
+      BindModelSpec(ModelSpec::ForLlama(config), without, NamingScheme::kHf, "m");
   ASSERT_FALSE(bound.ok());
-  EXPECT_NE(bound.status().message().find("missing tensor \"model.layers.0.self_attn.q_proj.bias\""),
-            std::string::npos);
-  EXPECT_TRUE(BindModelSpec(ModelSpec::ForLlama(config), TensorsFor(config, NamingScheme::kHf), NamingScheme::kHf,
-                            "m")
+  EXPECT_NE(
+      bound.status().message().find("missing tensor \"model.layers.0.self_attn.q_proj.bias\""),
+      std::string::npos);
+  EXPECT_TRUE(BindModelSpec(ModelSpec::ForLlama(config), TensorsFor(config, NamingScheme::kHf),
+                            NamingScheme::kHf, "m")
                   .ok());
 }
 

@@ -47,7 +47,6 @@
 
 namespace relayout {
 
-
 struct TensorToPlan {
   std::string name;
   uint64_t final_bytes = 0;             // size in the target layout; stays resident

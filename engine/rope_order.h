@@ -21,8 +21,9 @@ enum class RopeOrder { kInterleaved, kRotateHalf };
 // Reorders the rows of a [n_heads * head_dim, *] matrix of rows of row_bytes
 // bytes each, in place, from `from` to `to` order, one head at a time using
 // `scratch` of HeadRowsBytes() bytes. InvalidArgument if the sizes disagree.
-Status ReorderRopeRows(std::span<std::byte> data, int64_t n_heads, int64_t head_dim, uint64_t row_bytes,
-                       RopeOrder from, RopeOrder to, std::span<std::byte> scratch);
+Status ReorderRopeRows(std::span<std::byte> data, int64_t n_heads, int64_t head_dim,
+                       uint64_t row_bytes, RopeOrder from, RopeOrder to,
+                       std::span<std::byte> scratch);
 
 inline uint64_t RopeReorderScratchBytes(int64_t head_dim, uint64_t row_bytes) {
   return static_cast<uint64_t>(head_dim) * row_bytes;

@@ -10,16 +10,20 @@ Status SamplingParams::Validate() const {
   const auto bad = [](std::string_view field, auto value, std::string_view rule) {
     return Status::InvalidArgument("sampling", StrCat(field, " is ", value, ", ", rule));
   };
-  if (!(temperature >= 0) || !std::isfinite(temperature)) return bad("temperature", temperature, "must be >= 0");
+  if (!(temperature >= 0) || !std::isfinite(temperature))
+    return bad("temperature", temperature, "must be >= 0");
   if (top_k < 0) return bad("top_k", top_k, "must be >= 0");
   if (!(top_p > 0 && top_p <= 1)) return bad("top_p", top_p, "must be in (0, 1]");
   if (!(min_p >= 0 && min_p <= 1)) return bad("min_p", min_p, "must be in [0, 1]");
   if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)) {
     return bad("repetition_penalty", repetition_penalty, "must be > 0");
   }
-  if (!(std::fabs(frequency_penalty) <= 2)) return bad("frequency_penalty", frequency_penalty, "must be in [-2, 2]");
-  if (!(std::fabs(presence_penalty) <= 2)) return bad("presence_penalty", presence_penalty, "must be in [-2, 2]");
-  if (top_logprobs < 0 || top_logprobs > 20) return bad("top_logprobs", top_logprobs, "must be in [0, 20]");
+  if (!(std::fabs(frequency_penalty) <= 2))
+    return bad("frequency_penalty", frequency_penalty, "must be in [-2, 2]");
+  if (!(std::fabs(presence_penalty) <= 2))
+    return bad("presence_penalty", presence_penalty, "must be in [-2, 2]");
+  if (top_logprobs < 0 || top_logprobs > 20)
+    return bad("top_logprobs", top_logprobs, "must be in [0, 20]");
   return Status::OK();
 }
 
@@ -38,7 +42,9 @@ void Sampler::ObservePrompt(std::span<const int32_t> tokens) {
 }
 
 void Sampler::ApplyPenalties(std::span<float> logits) const {
-  const auto in_range = [&](int32_t id) { return id >= 0 && static_cast<size_t>(id) < logits.size(); };
+  const auto in_range = [&](int32_t id) {
+    return id >= 0 && static_cast<size_t>(id) < logits.size();
+  };
   if (params_.repetition_penalty != 1.0f) {
     const auto penalise = [&](int32_t id) {
       float& l = logits[static_cast<size_t>(id)];
@@ -88,12 +94,14 @@ SampledToken Sampler::Sample(std::span<float> logits) {
       return la > lb || (la == lb && a < b);
     };
     if (keep < order_.size()) {
-      std::partial_sort(order_.begin(), order_.begin() + static_cast<ptrdiff_t>(keep), order_.end(), better);
+      std::partial_sort(order_.begin(), order_.begin() + static_cast<ptrdiff_t>(keep), order_.end(),
+                        better);
     } else {
       std::sort(order_.begin(), order_.end(), better);
     }
     probs_.resize(keep);
-    for (size_t i = 0; i < keep; ++i) probs_[i] = std::exp(logits[static_cast<size_t>(order_[i])] - log_z);
+    for (size_t i = 0; i < keep; ++i)
+      probs_[i] = std::exp(logits[static_cast<size_t>(order_[i])] - log_z);
     if (params_.min_p > 0) {
       const float floor = params_.min_p * probs_[0];
       size_t n = 1;
@@ -128,11 +136,13 @@ SampledToken Sampler::Sample(std::span<float> logits) {
     const size_t n = std::min<size_t>(static_cast<size_t>(params_.top_logprobs), logits.size());
     std::vector<int32_t> ids(logits.size());
     std::iota(ids.begin(), ids.end(), 0);
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<ptrdiff_t>(n), ids.end(), [&](int32_t a, int32_t b) {
-      const float la = logits[static_cast<size_t>(a)], lb = logits[static_cast<size_t>(b)];
-      return la > lb || (la == lb && a < b);
-    });
-    for (size_t i = 0; i < n; ++i) out.top.push_back({ids[i], logits[static_cast<size_t>(ids[i])] - log_z});
+    std::partial_sort(
+        ids.begin(), ids.begin() + static_cast<ptrdiff_t>(n), ids.end(), [&](int32_t a, int32_t b) {
+          const float la = logits[static_cast<size_t>(a)], lb = logits[static_cast<size_t>(b)];
+          return la > lb || (la == lb && a < b);
+        });
+    for (size_t i = 0; i < n; ++i)
+      out.top.push_back({ids[i], logits[static_cast<size_t>(ids[i])] - log_z});
   }
   ++generated_[out.id];
   return out;

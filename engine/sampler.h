@@ -26,15 +26,15 @@
 namespace relayout {
 
 struct SamplingParams {
-  float temperature = 1.0f;        // 0: greedy
-  int32_t top_k = 0;               // 0: off
-  float top_p = 1.0f;              // 1: off
-  float min_p = 0.0f;              // 0: off
-  float repetition_penalty = 1.0f; // 1: off
+  float temperature = 1.0f;         // 0: greedy
+  int32_t top_k = 0;                // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
+  float repetition_penalty = 1.0f;  // 1: off
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
-  uint64_t seed = 0;               // same seed, same logits => same tokens
-  int32_t top_logprobs = 0;        // alternatives to report, 0..20
+  uint64_t seed = 0;         // same seed, same logits => same tokens
+  int32_t top_logprobs = 0;  // alternatives to report, 0..20
 
   // InvalidArgument naming the field for values outside their range.
   Status Validate() const;
@@ -47,8 +47,8 @@ struct TokenLogprob {
 
 struct SampledToken {
   int32_t id = 0;
-  float logprob = 0;                 // of the chosen token
-  std::vector<TokenLogprob> top;     // top_logprobs alternatives, best first
+  float logprob = 0;              // of the chosen token
+  std::vector<TokenLogprob> top;  // top_logprobs alternatives, best first
 };
 
 class Sampler {
@@ -71,8 +71,8 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::unordered_map<int32_t, int32_t> generated_;  // token -> times generated
-  std::unordered_map<int32_t, bool> prompt_;         // tokens in the prompt
-  std::vector<int32_t> order_;                   // scratch, reused per call
+  std::unordered_map<int32_t, bool> prompt_;        // tokens in the prompt
+  std::vector<int32_t> order_;                      // scratch, reused per call
   std::vector<float> probs_;
 };
 

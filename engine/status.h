@@ -103,7 +103,7 @@ std::ostream& operator<<(std::ostream& os, const Status& s);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "Result built from an OK status holds no value");
     if (status_.ok()) status_ = Status::Internal("Result", "built from OK status without a value");
@@ -149,14 +149,14 @@ std::string StrCat(const Args&... args) {
 #define RELAYOUT_CONCAT_INNER_(a, b) a##b
 #define RELAYOUT_CONCAT_(a, b) RELAYOUT_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                              \
-  do {                                                     \
-    ::relayout::Status relayout_status_ = (expr);          \
-    if (!relayout_status_.ok()) return relayout_status_;   \
+#define RETURN_IF_ERROR(expr)                            \
+  do {                                                   \
+    ::relayout::Status relayout_status_ = (expr);        \
+    if (!relayout_status_.ok()) return relayout_status_; \
   } while (0)
 
-#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                           \
+#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)   \
+  auto tmp = (expr);                             \
   if (!tmp.ok()) return std::move(tmp).status(); \
   lhs = std::move(tmp).value()
 

@@ -14,11 +14,13 @@ TEST(StatusTest, OkHasNoMessage) {
 }
 
 TEST(StatusTest, FactoriesJoinSubjectAndReason) {
-  Status s = Status::DataLoss("model.gguf", "tensor blk.3.attn_q extends 4096 bytes past end of file");
+  Status s =
+      Status::DataLoss("model.gguf", "tensor blk.3.attn_q extends 4096 bytes past end of file");
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(s.IsDataLoss());
   EXPECT_EQ(s.message(), "model.gguf: tensor blk.3.attn_q extends 4096 bytes past end of file");
-  EXPECT_EQ(s.ToString(), "DATA_LOSS: model.gguf: tensor blk.3.attn_q extends 4096 bytes past end of file");
+  EXPECT_EQ(s.ToString(),
+            "DATA_LOSS: model.gguf: tensor blk.3.attn_q extends 4096 bytes past end of file");
   EXPECT_EQ(Status::NotFound("x").message(), "x");
 }
 

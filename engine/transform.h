@@ -36,7 +36,6 @@ enum class Direction : uint8_t {
   kInverse,  // spec.to -> spec.from
 };
 
-
 struct TransformSpec {
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;  // outermost first, as in TensorInfo

@@ -4,8 +4,10 @@ namespace relayout {
 
 std::string_view CheckpointFormatName(CheckpointFormat format) {
   switch (format) {
-    case CheckpointFormat::kSafetensors: return "safetensors";
-    case CheckpointFormat::kGguf: return "gguf";
+    case CheckpointFormat::kSafetensors:
+      return "safetensors";
+    case CheckpointFormat::kGguf:
+      return "gguf";
   }
   return "unknown";
 }

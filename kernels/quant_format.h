@@ -19,8 +19,8 @@
 
 namespace relayout::kernels {
 
-inline constexpr int kQK = 32;      // elements per Q4/Q5/Q8 block
-inline constexpr int kQKK = 256;    // elements per K-quant super-block
+inline constexpr int kQK = 32;    // elements per Q4/Q5/Q8 block
+inline constexpr int kQKK = 256;  // elements per K-quant super-block
 
 struct BlockQ8_0 {
   uint16_t d;  // f16 bits

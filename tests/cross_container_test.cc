@@ -62,7 +62,8 @@ TEST_P(CrossContainerTest, SameConfigAndSameValues) {
   int compared = 0;
   for (const BoundTensor& bt : gg->model.tensors) {
     // GGUF carries the tied head as output.weight; safetensors ties it.
-    const TensorRole role = bt.ref.role == TensorRole::kOutput ? TensorRole::kTokenEmbd : bt.ref.role;
+    const TensorRole role =
+        bt.ref.role == TensorRole::kOutput ? TensorRole::kTokenEmbd : bt.ref.role;
     const BoundTensor* twin = st->model.Find(role, bt.ref.layer);
     ASSERT_NE(twin, nullptr) << bt.internal_name;
     std::vector<float> g = ReadAsF32(*gg, bt);
@@ -72,8 +73,9 @@ TEST_P(CrossContainerTest, SameConfigAndSameValues) {
       const int64_t heads = role == TensorRole::kAttnQ ? a.num_heads : a.num_kv_heads;
       const uint64_t row_bytes = static_cast<uint64_t>(a.hidden_size) * 4;
       std::vector<std::byte> scratch(RopeReorderScratchBytes(a.head_dim, row_bytes));
-      ASSERT_TRUE(ReorderRopeRows(std::as_writable_bytes(std::span(s)), heads, a.head_dim, row_bytes,
-                                  RopeOrder::kRotateHalf, RopeOrder::kInterleaved, scratch)
+      ASSERT_TRUE(ReorderRopeRows(std::as_writable_bytes(std::span(s)), heads, a.head_dim,
+                                  row_bytes, RopeOrder::kRotateHalf, RopeOrder::kInterleaved,
+                                  scratch)
                       .ok());
     }
     EXPECT_EQ(g, s) << bt.internal_name;

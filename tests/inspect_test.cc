@@ -77,8 +77,8 @@ TEST_P(InspectSharedModelTest, SafetensorsFileDirectoryAndGgufAgree) {
 
   const JsonValue& sc = *file.Find("config");
   const JsonValue& gc = *gguf.Find("config");
-  for (const char* key : {"hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "ffn_size",
-                          "vocab_size", "rope_dim", "bos_token_id"}) {
+  for (const char* key : {"hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                          "ffn_size", "vocab_size", "rope_dim", "bos_token_id"}) {
     EXPECT_EQ(*sc.Find(key)->as_int64(), *gc.Find(key)->as_int64()) << key;
   }
   EXPECT_NEAR(sc.Find("rms_eps")->as_double(), gc.Find("rms_eps")->as_double(), 1e-12);
@@ -89,7 +89,8 @@ TEST_P(InspectSharedModelTest, SafetensorsFileDirectoryAndGgufAgree) {
   const uint64_t layers = *sc.Find("num_layers")->as_uint64();
   EXPECT_EQ(file.Find("tensors")->as_array().size(), 9 * layers + 2);
   EXPECT_EQ(gguf.Find("tensors")->as_array().size(), 9 * layers + 3);
-  const uint64_t embd_bytes = 4ull * *sc.Find("vocab_size")->as_uint64() * *sc.Find("hidden_size")->as_uint64();
+  const uint64_t embd_bytes =
+      4ull * *sc.Find("vocab_size")->as_uint64() * *sc.Find("hidden_size")->as_uint64();
   EXPECT_EQ(*gguf.Find("totals")->Find("bytes")->as_uint64(), data_bytes + embd_bytes);
 }
 
@@ -155,13 +156,20 @@ std::string SetU64(std::string bytes, size_t at, uint64_t v) {
 
 std::vector<Malformed> MalformedCases() {
   return {
-      {"st_truncated_in_length", "model.safetensors", [](std::string b) { return b.substr(0, 4); }, "model.safetensors"},
-      {"st_truncated_in_header", "model.safetensors", [](std::string b) { return b.substr(0, 200); }, "model.safetensors"},
-      {"st_truncated_in_data", "model.safetensors", [](std::string b) { return b.substr(0, b.size() - 100); },
+      {"st_truncated_in_length", "model.safetensors", [](std::string b) { return b.substr(0, 4); },
        "model.safetensors"},
-      {"st_header_length_huge", "model.safetensors", [](std::string b) { return SetU64(b, 0, 1ull << 62); },
-       "model.safetensors"},
-      {"st_bad_json", "model.safetensors", [](std::string b) { b[8] = 'x'; return b; }, "JSON"},
+      {"st_truncated_in_header", "model.safetensors",
+       [](std::string b) { return b.substr(0, 200); }, "model.safetensors"},
+      {"st_truncated_in_data", "model.safetensors",
+       [](std::string b) { return b.substr(0, b.size() - 100); }, "model.safetensors"},
+      {"st_header_length_huge", "model.safetensors",
+       [](std::string b) { return SetU64(b, 0, 1ull << 62); }, "model.safetensors"},
+      {"st_bad_json", "model.safetensors",
+       [](std::string b) {
+         b[8] = 'x';
+         return b;
+       },
+       "JSON"},
       {"st_wrong_dtype_size", "model.safetensors",
        [](std::string b) {
          const auto pos = b.find("\"shape\":[512,64]");
@@ -169,13 +177,24 @@ std::vector<Malformed> MalformedCases() {
          return b;
        },
        "model.embed_tokens.weight"},
-      {"gguf_truncated_in_counts", "model.gguf", [](std::string b) { return b.substr(0, 12); }, "model.gguf"},
-      {"gguf_truncated_in_metadata", "model.gguf", [](std::string b) { return b.substr(0, 100); }, "model.gguf"},
-      {"gguf_truncated_in_data", "model.gguf", [](std::string b) { return b.substr(0, b.size() - 100); }, "model.gguf"},
-      {"gguf_bad_magic", "model.gguf", [](std::string b) { b[0] = 'X'; return b; }, "model.gguf"},
-      {"gguf_huge_tensor_count", "model.gguf", [](std::string b) { return SetU64(b, 8, 1ull << 60); }, "model.gguf"},
-      {"gguf_huge_kv_count", "model.gguf", [](std::string b) { return SetU64(b, 16, 1ull << 60); }, "model.gguf"},
-      {"gguf_huge_key_length", "model.gguf", [](std::string b) { return SetU64(b, 24, 1ull << 62); }, "model.gguf"},
+      {"gguf_truncated_in_counts", "model.gguf", [](std::string b) { return b.substr(0, 12); },
+       "model.gguf"},
+      {"gguf_truncated_in_metadata", "model.gguf", [](std::string b) { return b.substr(0, 100); },
+       "model.gguf"},
+      {"gguf_truncated_in_data", "model.gguf",
+       [](std::string b) { return b.substr(0, b.size() - 100); }, "model.gguf"},
+      {"gguf_bad_magic", "model.gguf",
+       [](std::string b) {
+         b[0] = 'X';
+         return b;
+       },
+       "model.gguf"},
+      {"gguf_huge_tensor_count", "model.gguf",
+       [](std::string b) { return SetU64(b, 8, 1ull << 60); }, "model.gguf"},
+      {"gguf_huge_kv_count", "model.gguf", [](std::string b) { return SetU64(b, 16, 1ull << 60); },
+       "model.gguf"},
+      {"gguf_huge_key_length", "model.gguf",
+       [](std::string b) { return SetU64(b, 24, 1ull << 62); }, "model.gguf"},
   };
 }
 
@@ -187,7 +206,8 @@ TEST_P(InspectMalformedTest, ExitsTwoWithOneLine) {
   if (!fs::exists(src)) GTEST_SKIP();
   const std::string dir = ::testing::TempDir() + "/inspect_" + m.name;
   fs::create_directories(dir);
-  fs::copy_file(kModels + "/stories260K/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(kModels + "/stories260K/config.json", dir + "/config.json",
+                fs::copy_options::overwrite_existing);
   const std::string path = dir + "/" + m.source;
   WriteFile(path, m.mutate(ReadFile(src)));
   for (bool json : {false, true}) {

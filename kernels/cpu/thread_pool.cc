@@ -95,7 +95,8 @@ void ThreadPool::Run(int64_t n, const std::function<void(int64_t)>& fn) {
   while (active_.load(std::memory_order_acquire) != 0) RELAYOUT_CPU_RELAX();
 }
 
-void ThreadPool::RunRanges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::RunRanges(int64_t n, int64_t grain,
+                           const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t max_chunks = std::max<int64_t>(1, n / grain);

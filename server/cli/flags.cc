@@ -30,7 +30,8 @@ void FlagSet::AddDouble(const std::string& name, double* target, std::string hel
 
 std::string FlagSet::EnvName(const std::string& flag) {
   std::string env = "RELAYOUTD_";
-  for (char c : flag) env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : flag)
+    env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return env;
 }
 
@@ -56,7 +57,8 @@ Status FlagSet::Assign(const std::string& name, const Flag& flag, const std::str
     case Kind::kInt: {
       int64_t v = 0;
       const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-      if (ec != std::errc() || ptr != value.data() + value.size() || value.empty()) return bad("an integer");
+      if (ec != std::errc() || ptr != value.data() + value.size() || value.empty())
+        return bad("an integer");
       *static_cast<int64_t*>(flag.target) = v;
       break;
     }

@@ -50,8 +50,9 @@ TEST(FlagsTest, EnvironmentFillsAndCommandLineWins) {
   flags.AddString("budget", &budget, "b");
   flags.AddString("metrics-listen", &listen, "l");
   Args args({"--budget", "1GiB"});
-  ASSERT_TRUE(flags.Parse(args.span(), FakeEnv({{"RELAYOUTD_BUDGET", "5%"},
-                                                 {"RELAYOUTD_METRICS_LISTEN", "0.0.0.0:9464"}}))
+  ASSERT_TRUE(flags
+                  .Parse(args.span(), FakeEnv({{"RELAYOUTD_BUDGET", "5%"},
+                                               {"RELAYOUTD_METRICS_LISTEN", "0.0.0.0:9464"}}))
                   .ok());
   EXPECT_EQ(budget, "1GiB");
   EXPECT_EQ(listen, "0.0.0.0:9464");
@@ -70,13 +71,16 @@ TEST(FlagsTest, ErrorsNameTheFlag) {
   EXPECT_EQ(flags.Parse(bad_int.span(), FakeEnv({})).message(),
             "generate: flag --threads: expected an integer, got \"four\"");
   Args missing({"--model"});
-  EXPECT_EQ(flags.Parse(missing.span(), FakeEnv({})).message(), "generate: flag --model needs a value");
+  EXPECT_EQ(flags.Parse(missing.span(), FakeEnv({})).message(),
+            "generate: flag --model needs a value");
   Args positional({"model.gguf"});
   EXPECT_EQ(flags.Parse(positional.span(), FakeEnv({})).message(),
             "generate: unexpected argument \"model.gguf\"");
   Args none({});
   Status env_bad = flags.Parse(none.span(), FakeEnv({{"RELAYOUTD_THREADS", "x"}}));
-  EXPECT_EQ(env_bad.message(), "generate: environment RELAYOUTD_THREADS for --threads: expected an integer, got \"x\"");
+  EXPECT_EQ(
+      env_bad.message(),
+      "generate: environment RELAYOUTD_THREADS for --threads: expected an integer, got \"x\"");
 }
 
 }  // namespace

@@ -124,7 +124,13 @@ void PrintJson(const Checkpoint& c, std::ostream& out) {
   w.Key("parameters").Uint(totals.parameters);
   w.Key("by_dtype").BeginObject();
   for (const auto& [name, tb] : totals.by_dtype) {
-    w.Key(name).BeginObject().Key("tensors").Uint(tb.first).Key("bytes").Uint(tb.second).EndObject();
+    w.Key(name)
+        .BeginObject()
+        .Key("tensors")
+        .Uint(tb.first)
+        .Key("bytes")
+        .Uint(tb.second)
+        .EndObject();
   }
   w.EndObject();
   w.EndObject();
@@ -134,19 +140,21 @@ void PrintJson(const Checkpoint& c, std::ostream& out) {
 
 void PrintText(const Checkpoint& c, std::ostream& out) {
   const ModelConfig& m = c.config;
-  out << "format        " << CheckpointFormatName(c.source->format()) << " (" << NamingSchemeName(c.naming)
-      << " naming)\n";
+  out << "format        " << CheckpointFormatName(c.source->format()) << " ("
+      << NamingSchemeName(c.naming) << " naming)\n";
   for (const std::string& p : c.source->paths()) out << "file          " << p << "\n";
   out << "config        " << c.config_path << "\n";
-  out << "architecture  " << m.architecture << ": hidden " << m.hidden_size << ", layers " << m.num_layers
-      << ", heads " << m.num_heads << " (kv " << m.num_kv_heads << ", head_dim " << m.head_dim << ")"
+  out << "architecture  " << m.architecture << ": hidden " << m.hidden_size << ", layers "
+      << m.num_layers << ", heads " << m.num_heads << " (kv " << m.num_kv_heads << ", head_dim "
+      << m.head_dim << ")"
       << ", ffn " << m.ffn_size << ", vocab " << m.vocab_size << "\n";
-  out << "              rms_eps " << m.rms_eps << ", rope_theta " << m.rope_theta << ", rope_dim " << m.rope_dim
-      << ", rope_scaling " << RopeScalingName(m.rope_scaling.type);
+  out << "              rms_eps " << m.rms_eps << ", rope_theta " << m.rope_theta << ", rope_dim "
+      << m.rope_dim << ", rope_scaling " << RopeScalingName(m.rope_scaling.type);
   if (m.rope_scaling.type != RopeScalingType::kNone) out << " x" << m.rope_scaling.factor;
-  out << "\n              tied_embeddings " << (m.tie_word_embeddings ? "yes" : "no") << ", attention_bias "
-      << (m.attention_bias ? "yes" : "no") << ", mlp_bias " << (m.mlp_bias ? "yes" : "no") << ", context "
-      << m.context_length << ", bos " << m.bos_token_id << ", eos";
+  out << "\n              tied_embeddings " << (m.tie_word_embeddings ? "yes" : "no")
+      << ", attention_bias " << (m.attention_bias ? "yes" : "no") << ", mlp_bias "
+      << (m.mlp_bias ? "yes" : "no") << ", context " << m.context_length << ", bos "
+      << m.bos_token_id << ", eos";
   for (int64_t id : m.eos_token_ids) out << " " << id;
   out << "\n\n";
 
@@ -155,15 +163,16 @@ void PrintText(const Checkpoint& c, std::ostream& out) {
   size_t name_width = 4;
   for (const TensorInfo& t : tensors) name_width = std::max(name_width, t.name.size());
   char line[512];
-  std::snprintf(line, sizeof line, "%-*s  %-16s  %-5s  %-14s  %12s\n", static_cast<int>(name_width), "NAME",
-                "ROLE", "DTYPE", "SHAPE", "BYTES");
+  std::snprintf(line, sizeof line, "%-*s  %-16s  %-5s  %-14s  %12s\n", static_cast<int>(name_width),
+                "NAME", "ROLE", "DTYPE", "SHAPE", "BYTES");
   out << line;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorInfo& t = tensors[i];
     const std::string role = roles[i] ? roles[i]->internal_name : "-";
-    std::snprintf(line, sizeof line, "%-*s  %-16s  %-5s  %-14s  %12llu\n", static_cast<int>(name_width),
-                  t.name.c_str(), role.c_str(), std::string(DTypeName(t.dtype)).c_str(),
-                  ShapeToString(t.shape).c_str(), static_cast<unsigned long long>(t.byte_size));
+    std::snprintf(line, sizeof line, "%-*s  %-16s  %-5s  %-14s  %12llu\n",
+                  static_cast<int>(name_width), t.name.c_str(), role.c_str(),
+                  std::string(DTypeName(t.dtype)).c_str(), ShapeToString(t.shape).c_str(),
+                  static_cast<unsigned long long>(t.byte_size));
     out << line;
   }
   const Totals totals = Sum(*c.source);
@@ -182,7 +191,8 @@ int RunInspect(std::span<char* const> args, std::ostream& out, std::ostream& err
   bool json = false;
   bool help = false;
   FlagSet flags("inspect");
-  flags.AddString("model", &model, "checkpoint: a safetensors file, a checkpoint directory or a GGUF file");
+  flags.AddString("model", &model,
+                  "checkpoint: a safetensors file, a checkpoint directory or a GGUF file");
   flags.AddBool("json", &json, "print one JSON document instead of text");
   flags.AddBool("help", &help, "print this help");
   if (Status s = flags.Parse(args); !s.ok()) return ReportError(err, s);
@@ -190,7 +200,8 @@ int RunInspect(std::span<char* const> args, std::ostream& out, std::ostream& err
     out << flags.Usage();
     return 0;
   }
-  if (model.empty()) return ReportError(err, Status::InvalidArgument("inspect", "--model is required"));
+  if (model.empty())
+    return ReportError(err, Status::InvalidArgument("inspect", "--model is required"));
   Result<Checkpoint> checkpoint = OpenCheckpoint(Env::Default(), model);
   if (!checkpoint.ok()) return ReportError(err, checkpoint.status());
   if (json) {
