@@ -90,6 +90,8 @@ struct BadConfigCase {
   const char* message_part;
 };
 
+void PrintTo(const BadConfigCase& c, std::ostream* os) { *os << c.message_part; }
+
 class BadHfConfigTest : public ::testing::TestWithParam<BadConfigCase> {};
 
 TEST_P(BadHfConfigTest, IsRejectedNamingTheField) {

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -106,6 +108,20 @@ Status ResetPeakResident() {
     return Status::Unavailable(kClearRefsPath, std::strerror(error));
   }
   return Status::OK();
+}
+
+Result<uint64_t> ReadAvailableMemoryBytes() {
+  ASSIGN_OR_RETURN(std::string meminfo, ReadSmallFile("/proc/meminfo"));
+  // /proc/meminfo uses the same "Field:  <n> kB" lines as /proc/self/status.
+  ASSIGN_OR_RETURN(uint64_t available, ParseProcStatusBytes(meminfo, "MemAvailable"));
+  Result<std::string> max = ReadSmallFile("/sys/fs/cgroup/memory.max");
+  Result<std::string> current = ReadSmallFile("/sys/fs/cgroup/memory.current");
+  if (max.ok() && current.ok()) {
+    const uint64_t limit = std::strtoull(max->c_str(), nullptr, 10);  // "max" parses as 0
+    const uint64_t used = std::strtoull(current->c_str(), nullptr, 10);
+    if (limit > 0) available = std::min(available, limit > used ? limit - used : 0);
+  }
+  return available;
 }
 
 }  // namespace relayout

@@ -30,4 +30,11 @@ Result<uint64_t> ReadResidentBytes();
 // and errno, when the write is refused (e.g. a read-only /proc in a container).
 Status ResetPeakResident();
 
+// Bytes this process may still allocate: MemAvailable from /proc/meminfo,
+// lowered to the cgroup v2 limit minus usage (memory.max - memory.current)
+// when the process runs in a memory-limited container, since that limit,
+// not the host's memory, is what the OOM killer enforces.
+// Unavailable when /proc/meminfo cannot be read.
+Result<uint64_t> ReadAvailableMemoryBytes();
+
 }  // namespace relayout

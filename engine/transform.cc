@@ -6,6 +6,7 @@
 #include "kernels/cpu/bf16_kpair.h"
 #include "kernels/cpu/quant_row_group.h"
 #include "kernels/cpu/row_group_interleave.h"
+#include "kernels/cpu/transpose.h"
 
 namespace relayout {
 namespace {
@@ -113,17 +114,44 @@ void AddTransposeStrategies(TransformSpec& spec) {
     spec.strategies.push_back({Strategy::kNone, 0, 0.0});
     return;
   }
-  // Scratch formulas of the transpose kernels (kernels/cpu/transpose.h): one
-  // visited bit per element; one row or column of elements; the tensor.
-  const uint64_t bitmap = (rows * cols + 7) / 8;
-  const uint64_t line = std::max(rows, cols) * Traits(spec.dtype).block_bytes;
-  spec.strategies.push_back({Strategy::kCkgInPlace, line, bytes * kCkgFactor});
+  // The transpose kernels declare their own scratch (kernels/cpu/transpose.h);
+  // the inverse transposes [cols, rows] and needs the same bytes, as each
+  // formula is symmetric in the two dims up to the CKG strip width, which
+  // is why both directions are asked and the larger kept.
+  const auto r = static_cast<int64_t>(rows), c = static_cast<int64_t>(cols);
+  const size_t elem = Traits(spec.dtype).block_bytes;
+  const uint64_t bitmap = k::CycleFollowingScratchBytes(r, c);
+  const uint64_t ckg = std::max(k::CkgScratchBytes(r, c, elem), k::CkgScratchBytes(c, r, elem));
+  if (ckg < spec.from_bytes) {
+    spec.strategies.push_back({Strategy::kCkgInPlace, ckg, bytes * kCkgFactor});
+  }
   spec.strategies.push_back({Strategy::kCycleFollowing, bitmap, bytes * kCycleFollowingFactor});
   spec.strategies.push_back({Strategy::kOutOfPlace, spec.from_bytes, bytes * kOutOfPlaceFactor});
   std::stable_sort(spec.strategies.begin(), spec.strategies.end(),
                    [](const StrategyOption& a, const StrategyOption& b) {
                      return a.scratch_bytes < b.scratch_bytes;
                    });
+}
+
+// Runs a transpose of spec's [rows, cols] tensor (forward) or of its
+// [cols, rows] transpose back (inverse) with the chosen kernel.
+bool ApplyTranspose(const TransformSpec& spec, Strategy strategy, bool forward,
+                    std::span<std::byte> data, std::span<std::byte> scratch) {
+  int64_t rows = spec.shape[0], cols = spec.shape[1];
+  if (!forward) std::swap(rows, cols);
+  const size_t elem = Traits(spec.dtype).block_bytes;
+  switch (strategy) {
+    case Strategy::kCkgInPlace:
+      return k::TransposeCkgInPlace(data.data(), rows, cols, elem, scratch);
+    case Strategy::kCycleFollowing:
+      return k::TransposeCycleFollowing(data.data(), rows, cols, elem, scratch);
+    case Strategy::kOutOfPlace:
+      if (!k::TransposeOutOfPlace(data.data(), scratch.data(), rows, cols, elem)) return false;
+      std::memcpy(data.data(), scratch.data(), data.size());
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string OfferedList(const TransformSpec& spec) {
@@ -224,9 +252,14 @@ Status ApplyTransform(const TransformSpec& spec, Strategy strategy, std::span<st
   // The kernels' "forward" is common -> preferred.
   const bool kernel_forward = spec.from.IsCommon() == (direction == Direction::kForward);
   const bool in_place = strategy == Strategy::kBlockedInPlace;
+  if (pref.kind == LayoutKind::kTransposed) {
+    return ApplyTranspose(spec, strategy, kernel_forward, data, scratch)
+               ? Status::OK()
+               : Status::Internal(subject, "transpose kernel refused validated parameters");
+  }
   if (strategy != Strategy::kBlockedInPlace && strategy != Strategy::kOutOfPlace) {
-    return Status::Unimplemented(subject, StrCat("strategy ", StrategyName(strategy),
-                                                 " is executed by the transpose kernels"));
+    return Status::Internal(
+        subject, StrCat("strategy ", StrategyName(strategy), " offered for an interleave"));
   }
   const size_t scratch_bytes = static_cast<size_t>(option->scratch_bytes);
   bool ran = false;
@@ -243,8 +276,7 @@ Status ApplyTransform(const TransformSpec& spec, Strategy strategy, std::span<st
       ran = Run(kKPairFamily, KPairParamsOf(spec, pref), kernel_forward, in_place, data.data(),
                 scratch.data(), scratch_bytes);
       break;
-    case LayoutKind::kTransposed:
-      return Status::Unimplemented(subject, "transposes are executed by the transpose kernels");
+    case LayoutKind::kTransposed:  // handled above
     case LayoutKind::kRowMajor:
     case LayoutKind::kGgufBlocks:
       return Status::Internal(subject, "common layout on the preferred side");

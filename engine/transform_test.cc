@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/transpose.h"
+
 namespace relayout {
 namespace {
 
@@ -187,19 +189,37 @@ TEST(TransformTest, ApplyRefusesUnofferedStrategyShortScratchAndWrongSize) {
   EXPECT_EQ(data, before);
 }
 
-TEST(TransformTest, TransposeIsDescribedButExecutedElsewhere) {
-  const TransformSpec s =
-      MustDescribe(DType::kF16, {64, 48}, Layout::RowMajor(), Layout::Transposed());
-  ASSERT_NE(s.Find(Strategy::kCycleFollowing), nullptr);
-  EXPECT_EQ(s.Find(Strategy::kCycleFollowing)->scratch_bytes, (64u * 48 + 7) / 8);
-  EXPECT_EQ(s.Find(Strategy::kCkgInPlace)->scratch_bytes, 64u * 2);
-  EXPECT_EQ(s.Find(Strategy::kOutOfPlace)->scratch_bytes, 64u * 48 * 2);
-  for (size_t i = 1; i < s.strategies.size(); ++i) {
-    EXPECT_LE(s.strategies[i - 1].scratch_bytes, s.strategies[i].scratch_bytes);
+TEST(TransformTest, TransposeDeclaresKernelScratchAndRoundTripsWithEveryStrategy) {
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{64, 48}, {37, 5}, {576, 1536}, {1, 9}}) {
+    const TransformSpec s =
+        MustDescribe(DType::kF16, shape, Layout::RowMajor(), Layout::Transposed());
+    const int64_t rows = shape[0], cols = shape[1];
+    if (rows == 1) {
+      ASSERT_EQ(s.strategies.size(), 1u);
+      EXPECT_EQ(s.strategies[0].strategy, Strategy::kNone);
+      continue;
+    }
+    ASSERT_NE(s.Find(Strategy::kCycleFollowing), nullptr);
+    EXPECT_EQ(s.Find(Strategy::kCycleFollowing)->scratch_bytes,
+              kernels::CycleFollowingScratchBytes(rows, cols));
+    EXPECT_EQ(s.Find(Strategy::kOutOfPlace)->scratch_bytes, s.from_bytes);
+    for (size_t i = 1; i < s.strategies.size(); ++i) {
+      EXPECT_LE(s.strategies[i - 1].scratch_bytes, s.strategies[i].scratch_bytes);
+    }
+    std::vector<uint16_t> original(static_cast<size_t>(rows * cols));
+    for (size_t i = 0; i < original.size(); ++i) original[i] = static_cast<uint16_t>(i * 7919u);
+    for (const StrategyOption& o : s.strategies) {
+      std::vector<uint16_t> data = original;
+      std::vector<std::byte> scratch(o.scratch_bytes);
+      auto bytes = std::as_writable_bytes(std::span(data));
+      ASSERT_TRUE(ApplyTransform(s, o.strategy, bytes, scratch, Direction::kForward).ok());
+      EXPECT_EQ(data[1], original[static_cast<size_t>(cols)])
+          << StrategyName(o.strategy);  // [0][1] <- [1][0]
+      ASSERT_TRUE(ApplyTransform(s, o.strategy, bytes, scratch, Direction::kInverse).ok());
+      EXPECT_EQ(data, original) << StrategyName(o.strategy) << " " << rows << "x" << cols;
+    }
   }
-  std::vector<std::byte> data(s.from_bytes), scratch(s.from_bytes);
-  const Status st = ApplyTransform(s, Strategy::kOutOfPlace, data, scratch, Direction::kForward);
-  EXPECT_TRUE(st.IsUnimplemented());
 }
 
 TEST(TransformTest, StrategyNamesAreStable) {

@@ -149,6 +149,8 @@ struct Malformed {
   std::string expect;  // a part of the error line
 };
 
+void PrintTo(const Malformed& m, std::ostream* os) { *os << m.name; }
+
 std::string SetU64(std::string bytes, size_t at, uint64_t v) {
   std::memcpy(bytes.data() + at, &v, 8);
   return bytes;

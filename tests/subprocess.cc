@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstring>
 
 namespace relayout::testing {
 
-ProcessResult RunProcess(const std::vector<std::string>& argv) {
+ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOptions& options) {
   ProcessResult result;
   int out_pipe[2], err_pipe[2];
   if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) return result;
@@ -33,8 +35,22 @@ ProcessResult RunProcess(const std::vector<std::string>& argv) {
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[65536];
+  const auto start = std::chrono::steady_clock::now();
+  bool signalled = options.signal_after_ms <= 0;
   while (open_fds > 0) {
-    if (::poll(fds, 2, -1) < 0) break;
+    int timeout_ms = -1;
+    if (!signalled) {
+      const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+      if (elapsed >= options.signal_after_ms) {
+        ::kill(pid, options.signal);
+        signalled = true;
+      } else {
+        timeout_ms = static_cast<int>(options.signal_after_ms - elapsed);
+      }
+    }
+    if (::poll(fds, 2, timeout_ms) < 0) break;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP)) == 0) continue;
       const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);

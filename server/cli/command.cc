@@ -6,8 +6,12 @@
 namespace relayout::cli {
 
 std::span<const Command> EngineCommands() {
-  static constexpr std::array<Command, 1> kCommands = {{
+  static constexpr std::array<Command, 3> kCommands = {{
       {"inspect", "print a checkpoint's format, config and tensors", &RunInspect},
+      {"plan", "print the layout, strategy and order of each tensor's conversion, and the peak",
+       &RunPlan},
+      {"convert", "load and convert a checkpoint under the budget; print the relayout report",
+       &RunConvert},
   }};
   return kCommands;
 }
@@ -18,6 +22,7 @@ int ReportError(std::ostream& err, const Status& status) {
     if (c == '\n' || c == '\r') c = ' ';
   }
   err << "relayoutd: " << line << "\n";
+  if (status.code() == StatusCode::kCancelled) return 130;  // as a shell reports SIGINT
   return status.code() == StatusCode::kInternal ? 1 : 2;
 }
 

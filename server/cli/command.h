@@ -26,10 +26,12 @@ struct Command {
 std::span<const Command> EngineCommands();
 
 int RunInspect(std::span<char* const> args, std::ostream& out, std::ostream& err);
+int RunPlan(std::span<char* const> args, std::ostream& out, std::ostream& err);
+int RunConvert(std::span<char* const> args, std::ostream& out, std::ostream& err);
 
 // Writes "relayoutd <command>: <message>" as one line (newlines in the message
-// become spaces) and returns the exit code for the status: 1 for kInternal,
-// else 2.
+// become spaces) and returns the exit code for the status: 130 for
+// kCancelled (interrupted, as a shell reports SIGINT), 1 for kInternal, else 2.
 int ReportError(std::ostream& err, const Status& status);
 
 }  // namespace relayout::cli

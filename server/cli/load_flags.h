@@ -1,0 +1,21 @@
+// The flags every command that loads a model shares (plan, convert, generate,
+// serve), registered in one place so they mean the same everywhere.
+#pragma once
+
+#include <string>
+
+#include "engine/model_loader.h"
+#include "server/cli/flags.h"
+
+namespace relayout::cli {
+
+struct LoadFlags {
+  LoadOptions options;
+  std::string memory_limit;  // parsed into options.memory_limit by Finish()
+
+  void Register(FlagSet* flags);
+  // Parses what Register could not type-check. InvalidArgument naming the flag.
+  Status Finish();
+};
+
+}  // namespace relayout::cli

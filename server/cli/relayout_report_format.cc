@@ -1,0 +1,136 @@
+#include "server/cli/relayout_report_format.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "engine/budget.h"
+#include "engine/json_writer.h"
+#include "kernels/cpu/cpu_features.h"
+
+namespace relayout::cli {
+namespace {
+
+std::string LayoutName(const Layout& layout) {
+  return layout.IsCommon() ? "native" : layout.Name();
+}
+
+void WriteShape(JsonWriter& w, const std::vector<int64_t>& shape) {
+  w.BeginArray();
+  for (int64_t d : shape) w.Int(d);
+  w.EndArray();
+}
+
+}  // namespace
+
+std::string LayoutSummary(const ConversionPlan& plan) {
+  std::vector<TensorLayoutChoice> choices;
+  for (const TensorConversion& t : plan.tensors) choices.push_back({t.ref.role, t.dtype, t.to});
+  std::istringstream lines(SummarizeLayoutChoices(choices));
+  std::string out, line;
+  while (std::getline(lines, line)) out += "  " + line + "\n";
+  return out;
+}
+
+std::string PlanJson(const PreparedLoad& load) {
+  const Plan& p = load.plan.plan;
+  std::string text;
+  JsonWriter w(&text);
+  w.BeginObject();
+  w.Key("model").String(load.checkpoint.path);
+  w.Key("format").String(CheckpointFormatName(load.checkpoint.source->format()));
+  w.Key("device").String(load.plan.device);
+  w.Key("cpu_features").String(kernels::CpuFeaturesToString(load.policy->caps().cpu));
+  w.Key("layout_mode").String(load.plan.layout_mode);
+  w.Key("workers").Uint(p.workers);
+  w.Key("weights_bytes").Uint(p.weight_bytes);
+  w.Key("budget_bytes").Uint(p.budget_bytes);
+  w.Key("predicted_peak_bytes").Uint(p.predicted_peak_bytes);
+  w.Key("timeline_peak_bytes").Uint(p.timeline_peak_bytes);
+  w.Key("max_scratch_bytes").Uint(p.max_scratch_bytes);
+  w.Key("waves").Uint(p.num_waves);
+  w.Key("steps").BeginArray();
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const PlanStep& s = p.steps[i];
+    const TensorConversion& t = load.plan.tensors[static_cast<size_t>(s.tensor_index)];
+    w.BeginObject();
+    w.Key("order").Uint(i);
+    w.Key("wave").Uint(s.wave);
+    w.Key("name").String(t.name);
+    w.Key("internal_name").String(t.internal_name);
+    w.Key("role").String(TensorRoleName(t.ref.role));
+    w.Key("dtype").String(DTypeName(t.dtype));
+    w.Key("shape");
+    WriteShape(w, t.shape);
+    w.Key("layout").String(LayoutName(t.to));
+    w.Key("strategy").String(StrategyName(s.strategy));
+    w.Key("scratch_bytes").Uint(s.scratch_bytes);
+    w.Key("bytes").Uint(s.final_bytes);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return text;
+}
+
+std::string ReportText(const RelayoutReport& r) {
+  std::ostringstream out;
+  const auto bytes = [](uint64_t b) { return StrCat(FormatBytes(b), " (", b, " bytes)"); };
+  out << "device               " << r.device << ", " << r.workers << " workers\n";
+  out << "weights_bytes        " << bytes(r.weights_bytes) << "\n";
+  out << "budget_bytes         " << bytes(r.budget_bytes) << "\n";
+  out << "predicted_peak_bytes " << bytes(r.predicted_peak_bytes) << "\n";
+  out << "measured_peak_bytes  " << bytes(r.measured_peak_bytes) << "  bound weights + budget "
+      << (r.bound_held() ? "held" : "BROKEN") << "\n";
+  out << "scratch_peak_bytes   " << bytes(r.scratch_peak_bytes) << "\n";
+  out << "os_peak_rss_bytes    " << bytes(r.os_peak_rss_bytes) << "\n";
+  out << "baseline_rss_bytes   " << bytes(r.baseline_rss_bytes) << "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "seconds              %.3f\nbytes_per_second     %.3g (%s/s)\n",
+                r.seconds, r.bytes_per_second,
+                FormatBytes(static_cast<uint64_t>(r.bytes_per_second)).c_str());
+  out << line;
+  std::snprintf(line, sizeof line, "\n%-28s %-18s %-18s %12s %10s\n", "TENSOR", "LAYOUT",
+                "STRATEGY", "SCRATCH", "SECONDS");
+  out << line;
+  for (const TensorConversionReport& t : r.tensors) {
+    std::snprintf(line, sizeof line, "%-28s %-18s %-18s %12llu %10.4f\n", t.internal_name.c_str(),
+                  t.layout.c_str(), std::string(StrategyName(t.strategy)).c_str(),
+                  static_cast<unsigned long long>(t.scratch_bytes), t.seconds);
+    out << line;
+  }
+  return out.str();
+}
+
+std::string ReportJson(const RelayoutReport& r) {
+  std::string text;
+  JsonWriter w(&text);
+  w.BeginObject();
+  w.Key("weights_bytes").Uint(r.weights_bytes);
+  w.Key("budget_bytes").Uint(r.budget_bytes);
+  w.Key("predicted_peak_bytes").Uint(r.predicted_peak_bytes);
+  w.Key("measured_peak_bytes").Uint(r.measured_peak_bytes);
+  w.Key("os_peak_rss_bytes").Uint(r.os_peak_rss_bytes);
+  w.Key("baseline_rss_bytes").Uint(r.baseline_rss_bytes);
+  w.Key("seconds").Double(r.seconds);
+  w.Key("bytes_per_second").Double(r.bytes_per_second);
+  w.Key("tensors").BeginArray();
+  for (const TensorConversionReport& t : r.tensors) {
+    w.BeginObject();
+    w.Key("name").String(t.name);
+    w.Key("internal_name").String(t.internal_name);
+    w.Key("dtype").String(DTypeName(t.dtype));
+    w.Key("shape");
+    WriteShape(w, t.shape);
+    w.Key("layout").String(t.layout);
+    w.Key("strategy").String(StrategyName(t.strategy));
+    w.Key("bytes").Uint(t.bytes);
+    w.Key("scratch_bytes").Uint(t.scratch_bytes);
+    w.Key("seconds").Double(t.seconds);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return text;
+}
+
+}  // namespace relayout::cli

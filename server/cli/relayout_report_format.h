@@ -1,0 +1,21 @@
+// Text and JSON renderings of a conversion plan and a relayout report, as
+// `plan` and `convert` print them. The report's JSON has exactly the
+// top-level keys the server's metrics and GetModelInfo use:
+//   weights_bytes, budget_bytes, predicted_peak_bytes, measured_peak_bytes,
+//   os_peak_rss_bytes, baseline_rss_bytes, seconds, bytes_per_second, tensors
+#pragma once
+
+#include <string>
+
+#include "engine/model_loader.h"
+#include "engine/relayout_executor.h"
+
+namespace relayout::cli {
+
+// One line per (role, dtype, layout) class: "  attn_q F32 -> rowgroup-g8k8 (5 tensors)".
+std::string LayoutSummary(const ConversionPlan& plan);
+std::string PlanJson(const PreparedLoad& load);
+std::string ReportText(const RelayoutReport& report);
+std::string ReportJson(const RelayoutReport& report);
+
+}  // namespace relayout::cli

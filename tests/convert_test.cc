@@ -1,0 +1,227 @@
+// `relayoutd plan` and `relayoutd convert` on generated checkpoints: the
+// memory bound, measured by the ledger and by the OS, and the converted bytes
+// against an independent out-of-place conversion.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/json.h"
+#include "engine/model_loader.h"
+#include "engine/relayout_executor.h"
+#include "tests/subprocess.h"
+
+namespace relayout {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CountLines;
+using testing::ProcessResult;
+using testing::RunProcess;
+
+constexpr uint64_t kMiB = 1ull << 20;
+const std::string kGenerated = RELAYOUT_GENERATED_DIR;
+
+// Generates a checkpoint once per build directory with tools/gen_checkpoint.py.
+// CTest runs tests in parallel processes: a lock file makes the others wait.
+std::string Generate(const std::string& name, const std::vector<std::string>& args) {
+  const std::string out = kGenerated + "/" + name;
+  const std::string done = out + ".done";
+  if (fs::exists(done)) return out;
+  if (!fs::exists(RELAYOUT_PYTHON)) return "";
+  fs::create_directories(kGenerated);
+  const int lock_fd = ::open((out + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) return "";
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock_fd};
+  if (fs::exists(done)) return out;
+  std::vector<std::string> argv = {
+      RELAYOUT_PYTHON, std::string(RELAYOUT_SOURCE_DIR) + "/tools/gen_checkpoint.py", "--out", out};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcessResult r = RunProcess(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  if (r.exit_code != 0) return "";
+  std::ofstream(done) << "ok\n";
+  return out;
+}
+
+std::string OneGiB() {
+  return Generate("f16_1gib", {"--preset", "1gib", "--dtype", "F16", "--seed", "7"});
+}
+
+std::string QuantGguf() {
+  return Generate("q_small.gguf",
+                  {"--format", "gguf", "--dtype", "Q4_1", "--hidden", "256", "--layers", "2",
+                   "--heads", "4", "--kv-heads", "2", "--ffn", "704", "--vocab", "1000"});
+}
+
+ProcessResult Relayoutd(std::vector<std::string> args,
+                        const testing::ProcessOptions& options = {}) {
+  args.insert(args.begin(), RELAYOUTD_BINARY);
+  return RunProcess(args, options);
+}
+
+JsonValue ReadJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  Result<JsonValue> json = ParseJson(text);
+  EXPECT_TRUE(json.ok()) << json.status();
+  return json.ok() ? *json : JsonValue();
+}
+
+uint64_t U64(const JsonValue& j, const char* key) {
+  const JsonValue* v = j.Find(key);
+  EXPECT_NE(v, nullptr) << key;
+  return v && v->as_uint64() ? *v->as_uint64() : 0;
+}
+
+TEST(ConvertTest, OneGiBCheckpointStaysWithinWeightsPlusSixteenMiB) {
+  const std::string model = OneGiB();
+  if (model.empty()) GTEST_SKIP() << "no generator (" << RELAYOUT_PYTHON << ")";
+  const std::string report = kGenerated + "/f16_1gib_report.json";
+  ProcessResult r = Relayoutd(
+      {"convert", "--model", model, "--budget", "16MiB", "--report-json", report, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const JsonValue j = ReadJsonFile(report);
+  const std::vector<std::string> keys = {"weights_bytes",
+                                         "budget_bytes",
+                                         "predicted_peak_bytes",
+                                         "measured_peak_bytes",
+                                         "os_peak_rss_bytes",
+                                         "baseline_rss_bytes",
+                                         "seconds",
+                                         "bytes_per_second",
+                                         "tensors"};
+  ASSERT_EQ(j.as_object().size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(j.as_object()[i].first, keys[i]);
+  const uint64_t weights = U64(j, "weights_bytes");
+  const uint64_t budget = U64(j, "budget_bytes");
+  EXPECT_GT(weights, 900 * kMiB);
+  EXPECT_EQ(budget, 16 * kMiB);
+  EXPECT_LE(U64(j, "predicted_peak_bytes"), weights + budget);
+  EXPECT_LE(U64(j, "measured_peak_bytes"), weights + budget);
+  EXPECT_GE(U64(j, "measured_peak_bytes"), weights);
+  const uint64_t os_peak = U64(j, "os_peak_rss_bytes");
+  const uint64_t baseline = U64(j, "baseline_rss_bytes");
+  ASSERT_GT(os_peak, 0u) << "VmHWM could not be reset or read";
+  EXPECT_LE(os_peak - baseline, weights + budget + 64 * kMiB);
+  EXPECT_NE(r.out.find("bound weights + budget held"), std::string::npos);
+}
+
+// Converts with the planned (in-place) strategies, then checks every tensor
+// against a fresh read converted out of place.
+void ExpectEqualsOutOfPlace(const std::string& model, const std::string& layout) {
+  LoadOptions options;
+  options.model_path = model;
+  options.layout = layout;
+  options.budget = "16MiB";
+  Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
+  ASSERT_TRUE(load.ok()) << load.status();
+  MemoryLedger ledger;
+  Result<LoadedWeights> weights =
+      ExecuteConversion(*load->checkpoint.source, load->plan, &ledger, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  int converted = 0;
+  for (size_t i = 0; i < load->plan.tensors.size(); ++i) {
+    const TensorConversion& t = load->plan.tensors[i];
+    std::vector<std::byte> expect(t.spec.from_bytes);
+    ASSERT_TRUE(load->checkpoint.source->ReadTensor(t.source_index, expect).ok());
+    if (const StrategyOption* oop = t.spec.Find(Strategy::kOutOfPlace); oop != nullptr) {
+      std::vector<std::byte> scratch(oop->scratch_bytes);
+      ASSERT_TRUE(
+          ApplyTransform(t.spec, Strategy::kOutOfPlace, expect, scratch, Direction::kForward).ok());
+      ++converted;
+    }
+    const LoadedTensor& got = weights->tensors[i];
+    ASSERT_EQ(got.buffer.size(), expect.size()) << t.name;
+    EXPECT_EQ(std::memcmp(got.buffer.data(), expect.data(), expect.size()), 0) << t.name;
+  }
+  EXPECT_GT(converted, 0) << "no tensor was converted: the test checks nothing";
+}
+
+TEST(ConvertTest, ConvertedF16BytesEqualAnIndependentOutOfPlaceConversion) {
+  const std::string model = OneGiB();
+  if (model.empty()) GTEST_SKIP();
+  ExpectEqualsOutOfPlace(model, "rowgroup-g8k8");
+}
+
+TEST(ConvertTest, ConvertedQuantBytesEqualAnIndependentOutOfPlaceConversion) {
+  const std::string model = QuantGguf();
+  if (model.empty()) GTEST_SKIP();
+  ExpectEqualsOutOfPlace(model, "q-rowgroup-g8");
+}
+
+TEST(ConvertTest, TransposeLayoutConvertsInPlace) {
+  const std::string f32 = Generate("f32_small", {"--hidden", "256", "--layers", "1", "--heads", "4",
+                                                 "--ffn", "704", "--vocab", "1000"});
+  if (f32.empty()) GTEST_SKIP();
+  ExpectEqualsOutOfPlace(f32, "transposed");
+}
+
+TEST(ConvertTest, PlanWithOneKiBBudgetNamesTheTensorAndTheMinimalBudget) {
+  const std::string model =
+      std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/model.safetensors";
+  if (!fs::exists(model)) GTEST_SKIP();
+  ProcessResult r = Relayoutd({"plan", "--model", model, "--budget", "1KiB"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err,
+            "relayoutd: plan: tensor model.layers.0.mlp.down_proj.weight needs at least 11008 "
+            "bytes of budget "
+            "(10.8 KiB), have 1024\n");
+  // ...and that budget is indeed enough.
+  r = Relayoutd({"plan", "--model", model, "--budget", "11008", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  Result<JsonValue> j = ParseJson(r.out);
+  ASSERT_TRUE(j.ok());
+  EXPECT_LE(U64(*j, "predicted_peak_bytes"), U64(*j, "weights_bytes") + 11008);
+  EXPECT_EQ(j->Find("steps")->as_array().size(), 47u);
+}
+
+TEST(ConvertTest, BadInputsAreOneLineErrors) {
+  const std::string model = std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/model.gguf";
+  if (!fs::exists(model)) GTEST_SKIP();
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {{"plan", "--model", model, "--layout", "zigzag"}, "zigzag"},
+      {{"convert", "--model", model, "--budget", "lots"}, "budget 'lots'"},
+      {{"convert", "--model", model, "--budget", "-5MiB"}, "budget '-5MiB'"},
+      {{"convert", "--model", model, "--memory-limit", "1MiB"},
+       "device cpu: weights 1.1 MiB + budget 64.0 MiB"},
+      {{"convert", "--model", model, "--device", "tpu"}, "device: \"tpu\""},
+      {{"convert"}, "--model: is required"},
+  };
+  for (const Case& c : cases) {
+    ProcessResult r = Relayoutd(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.expect << ": " << r.err;
+    EXPECT_EQ(CountLines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST(ConvertTest, InterruptStopsCleanly) {
+  const std::string model = OneGiB();
+  if (model.empty()) GTEST_SKIP();
+  testing::ProcessOptions options;
+  options.signal_after_ms = 300;
+  options.signal = SIGINT;
+  ProcessResult r =
+      Relayoutd({"convert", "--model", model, "--budget", "16MiB", "--quiet"}, options);
+  if (r.exit_code == 0) GTEST_SKIP() << "conversion finished before the signal";
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_EQ(r.err, "relayoutd: relayout: interrupted\n");
+}
+
+}  // namespace
+}  // namespace relayout
