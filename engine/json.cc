@@ -9,6 +9,8 @@
 #include <system_error>
 #include <unordered_set>
 
+#include "engine/unicode.h"
+
 namespace relayout {
 
 class JsonParser {
@@ -229,24 +231,6 @@ class JsonParser {
     return Status::OK();
   }
 
-  static void AppendUtf8(uint32_t cp, std::string* out) {
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
   // After a backslash: one escape, appended to *out.
   Status ParseEscape(std::string* out) {
     const size_t at = pos_ - 1;
@@ -297,7 +281,7 @@ class JsonParser {
       }
       cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
     }
-    AppendUtf8(cp, out);
+    AppendUtf8(static_cast<char32_t>(cp), out);
     return Status::OK();
   }
 

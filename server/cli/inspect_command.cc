@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "engine/budget.h"
 #include "engine/checkpoint.h"
 #include "engine/json_writer.h"
 #include "server/cli/command.h"
@@ -38,19 +39,6 @@ std::vector<const BoundTensor*> RolesByIndex(const Checkpoint& c) {
   std::vector<const BoundTensor*> roles(c.source->tensors().size(), nullptr);
   for (const BoundTensor& b : c.model.tensors) roles[b.source_index] = &b;
   return roles;
-}
-
-std::string HumanBytes(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[u]);
-  return buf;
 }
 
 void WriteConfigJson(JsonWriter& w, const ModelConfig& c) {
@@ -177,7 +165,7 @@ void PrintText(const Checkpoint& c, std::ostream& out) {
   }
   const Totals totals = Sum(*c.source);
   out << "\ntotal         " << totals.tensors << " tensors, " << totals.bytes << " bytes ("
-      << HumanBytes(totals.bytes) << "), " << totals.parameters << " parameters\n";
+      << FormatBytes(totals.bytes) << "), " << totals.parameters << " parameters\n";
   for (const auto& [name, tb] : totals.by_dtype) {
     out << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << tb.first
         << " tensors, " << tb.second << " bytes\n";
