@@ -6,7 +6,8 @@ namespace relayout {
 namespace {
 
 constexpr std::string_view kPatterns =
-    "row-major, gguf-blocks, rowgroup-g<G>k<KB>, q-rowgroup-g<G>, bf16-kpair-g<G>, transposed";
+    "row-major, gguf-blocks, rowgroup-g<G>k<KB>, q-rowgroup-g<G>, bf16-kpair-g<G>, transposed, "
+    "f32-widened";
 
 // Parses a decimal number in [1, max] at the front of `s`, consuming it.
 // No sign, no leading zero, so every layout has exactly one name.
@@ -51,6 +52,8 @@ std::string Layout::Name() const {
       return StrCat("bf16-kpair-g", group_rows);
     case LayoutKind::kTransposed:
       return "transposed";
+    case LayoutKind::kWidenedF32:
+      return "f32-widened";
   }
   return "unknown";
 }
@@ -70,6 +73,8 @@ Result<Layout> ParseLayoutName(std::string_view name) {
     layout = Layout::GgufBlocks();
   } else if (s == "transposed") {
     layout = Layout::Transposed();
+  } else if (s == "f32-widened") {
+    layout = Layout::WidenedF32();
   } else if (ConsumePrefix(s, "rowgroup-g")) {
     const std::optional<uint32_t> g = ConsumeNumber(s, kMaxGroupRows);
     if (g && ConsumePrefix(s, "k")) {
@@ -115,6 +120,9 @@ Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int
     case LayoutKind::kBf16KPair:
       if (dtype != DType::kBF16) return refuse("needs BF16");
       break;
+    case LayoutKind::kWidenedF32:
+      if (dtype != DType::kF16 && dtype != DType::kBF16) return refuse("needs F16 or BF16");
+      return Status::OK();
   }
   if (shape.size() != 2) return refuse("needs a 2-D [out, in] shape");
   if (layout.kind != LayoutKind::kTransposed &&

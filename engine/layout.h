@@ -11,10 +11,13 @@
 //   kTransposed               [in, out] row-major; no parameters beyond the
 //                             shape (its transforms live with the transpose
 //                             kernels)
+//   kWidenedF32               F16/BF16 elements widened to F32, row-major:
+//                             the one size-changing layout (twice the bytes),
+//                             for CPUs without a fast half-precision path
 //
 // Every layout has a stable name, parsed back by ParseLayoutName:
 //   "row-major", "gguf-blocks", "rowgroup-g8k8", "q-rowgroup-g8",
-//   "bf16-kpair-g16", "transposed".
+//   "bf16-kpair-g16", "transposed", "f32-widened".
 // ("native" is not a layout name: LayoutPolicy uses it to mean "the dtype's
 // common layout", which is row-major or gguf-blocks depending on the dtype.)
 #pragma once
@@ -36,6 +39,7 @@ enum class LayoutKind : uint8_t {
   kQuantRowGroupInterleave,
   kBf16KPair,
   kTransposed,
+  kWidenedF32,
 };
 
 // Parameter bounds accepted by the factories' callers and by parsing.
@@ -57,6 +61,7 @@ struct Layout {
   }
   static Layout Bf16KPair(uint32_t g = 16) { return {LayoutKind::kBf16KPair, g, 0}; }
   static Layout Transposed() { return {LayoutKind::kTransposed, 0, 0}; }
+  static Layout WidenedF32() { return {LayoutKind::kWidenedF32, 0, 0}; }
 
   // True for the checkpoint layouts (row-major, GGUF blocks).
   bool IsCommon() const { return kind == LayoutKind::kRowMajor || kind == LayoutKind::kGgufBlocks; }
@@ -81,7 +86,8 @@ std::string_view LayoutNamePatterns();
 // OK when a tensor of this dtype and shape can be stored in `layout`:
 // common layouts match the dtype's kind; preferred layouts need a 2-D shape
 // and a dtype their kernels handle (row-group and transposed: F32/F16/BF16;
-// quant row-group: Q8_0/Q4_0/Q4_1; K-pair: BF16) and valid parameters.
+// quant row-group: Q8_0/Q4_0/Q4_1; K-pair: BF16; widened: F16/BF16) and
+// valid parameters.
 // Otherwise InvalidArgument "layout <name> does not apply to <dtype> <shape>: why".
 Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int64_t> shape);
 

@@ -66,6 +66,10 @@ Layout LayoutPolicy::ChooseAuto(DType dtype) const {
     case DType::kF16:
       if (cpu.avx512f) return Layout::RowGroupInterleave(kAvx512Rows, kAvx512KBlock);
       if (avx2 && cpu.f16c) return Layout::RowGroupInterleave(kAvx2Rows, kAvx2KBlock);
+      // Without F16C every F16 load costs a scalar conversion in the inner
+      // loop: widening once at load (twice the bytes, the planner counts both
+      // sizes) makes the F32 kernels apply.
+      if (avx2) return Layout::WidenedF32();
       return native;
     case DType::kQ8_0:
     case DType::kQ4_0:

@@ -56,11 +56,11 @@ TEST(LayoutPolicyTest, Avx2PicksEightRowGroups) {
   EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kAttnK, kMat), Layout::QuantRowGroupInterleave(8));
 }
 
-TEST(LayoutPolicyTest, Avx2WithoutF16cKeepsF16AndQuantNative) {
+TEST(LayoutPolicyTest, Avx2WithoutF16cWidensF16AndKeepsQuantNative) {
   DeviceCaps caps = Avx2();
   caps.cpu.f16c = false;
   const LayoutPolicy p = Make(caps);
-  EXPECT_EQ(p.Choose(DType::kF16, TensorRole::kAttnQ, kMat), Layout::RowMajor());
+  EXPECT_EQ(p.Choose(DType::kF16, TensorRole::kAttnQ, kMat), Layout::WidenedF32());
   EXPECT_EQ(p.Choose(DType::kQ8_0, TensorRole::kAttnQ, kMat), Layout::GgufBlocks());
   EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kAttnQ, kMat), Layout::RowGroupInterleave(8, 8));
 }

@@ -20,7 +20,8 @@ TEST(LayoutTest, NamesRoundTripThroughParsing) {
                             Layout::RowGroupInterleave(1, 4096),
                             Layout::QuantRowGroupInterleave(8),
                             Layout::Bf16KPair(16),
-                            Layout::Transposed()};
+                            Layout::Transposed(),
+                            Layout::WidenedF32()};
   for (const Layout& l : layouts) {
     Result<Layout> parsed = ParseLayoutName(l.Name());
     ASSERT_TRUE(parsed.ok()) << l.Name() << ": " << parsed.status();
@@ -33,6 +34,7 @@ TEST(LayoutTest, NamesAreTheDocumentedOnes) {
   EXPECT_EQ(Layout::QuantRowGroupInterleave(8).Name(), "q-rowgroup-g8");
   EXPECT_EQ(Layout::Bf16KPair().Name(), "bf16-kpair-g16");
   EXPECT_EQ(Layout::Transposed().Name(), "transposed");
+  EXPECT_EQ(Layout::WidenedF32().Name(), "f32-widened");
   EXPECT_EQ(Layout::RowMajor().Name(), "row-major");
   EXPECT_EQ(Layout::GgufBlocks().Name(), "gguf-blocks");
 }

@@ -17,19 +17,34 @@ double SecondsSince(Clock::time_point start) {
 }
 
 // Loads one tensor into its final buffer and converts it there.
-Status ConvertOne(const WeightSource& source, const TensorConversion& t, const PlanStep& step,
-                  MemoryLedger* ledger, LoadedTensor* out, TensorConversionReport* report) {
+Status ConvertOne(const WeightSource& source_reader, const TensorConversion& t,
+                  const PlanStep& step, MemoryLedger* ledger, LoadedTensor* out,
+                  TensorConversionReport* report) {
   const auto start = Clock::now();
-  ASSIGN_OR_RETURN(HostBuffer buffer,
-                   HostBuffer::Allocate(ledger, MemoryCategory::kWeights, t.spec.to_bytes));
-  RETURN_IF_ERROR(source.ReadTensor(t.source_index, buffer.span()));
-  report->read_seconds = SecondsSince(start);
-  if (step.strategy != Strategy::kNone) {
-    ASSIGN_OR_RETURN(HostBuffer scratch,
-                     HostBuffer::Allocate(ledger, MemoryCategory::kScratch, step.scratch_bytes));
+  HostBuffer buffer;
+  if (step.strategy == Strategy::kAllocateThenFree) {
+    // Size-changing: the source sits in scratch while the final buffer of the
+    // new size is filled from it; both are counted, as the plan assumed.
+    ASSIGN_OR_RETURN(HostBuffer source,
+                     HostBuffer::Allocate(ledger, MemoryCategory::kScratch, t.spec.from_bytes));
+    RETURN_IF_ERROR(source_reader.ReadTensor(t.source_index, source.span()));
+    report->read_seconds = SecondsSince(start);
+    ASSIGN_OR_RETURN(buffer,
+                     HostBuffer::Allocate(ledger, MemoryCategory::kWeights, t.spec.to_bytes));
     RETURN_IF_ERROR(
-        ApplyTransform(t.spec, step.strategy, buffer.span(), scratch.span(), Direction::kForward));
-  }  // scratch released here, before the next tensor of this worker starts
+        ApplySizeChangingTransform(t.spec, source.span(), buffer.span(), Direction::kForward));
+  } else {
+    ASSIGN_OR_RETURN(buffer,
+                     HostBuffer::Allocate(ledger, MemoryCategory::kWeights, t.spec.to_bytes));
+    RETURN_IF_ERROR(source_reader.ReadTensor(t.source_index, buffer.span()));
+    report->read_seconds = SecondsSince(start);
+    if (step.strategy != Strategy::kNone) {
+      ASSIGN_OR_RETURN(HostBuffer scratch,
+                       HostBuffer::Allocate(ledger, MemoryCategory::kScratch, step.scratch_bytes));
+      RETURN_IF_ERROR(ApplyTransform(t.spec, step.strategy, buffer.span(), scratch.span(),
+                                     Direction::kForward));
+    }  // scratch released here, before this worker's next tensor starts
+  }
   report->seconds = SecondsSince(start);
   report->name = t.name;
   report->internal_name = t.internal_name;
@@ -41,7 +56,8 @@ Status ConvertOne(const WeightSource& source, const TensorConversion& t, const P
   report->scratch_bytes = step.scratch_bytes;
   out->name = t.internal_name;
   out->ref = t.ref;
-  out->dtype = t.dtype;
+  // A widened tensor is F32 from here on.
+  out->dtype = t.to.kind == LayoutKind::kWidenedF32 ? DType::kF32 : t.dtype;
   out->shape = t.shape;
   out->layout = t.to;
   out->buffer = std::move(buffer);

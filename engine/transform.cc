@@ -7,6 +7,7 @@
 #include "kernels/cpu/quant_row_group.h"
 #include "kernels/cpu/row_group_interleave.h"
 #include "kernels/cpu/transpose.h"
+#include "kernels/cpu/widen.h"
 
 namespace relayout {
 namespace {
@@ -222,6 +223,21 @@ Result<TransformSpec> DescribeTransform(DType dtype, std::span<const int64_t> sh
     case LayoutKind::kTransposed:
       AddTransposeStrategies(spec);
       break;
+    case LayoutKind::kWidenedF32: {
+      // Size-changing: the source and the widened buffer coexist while the
+      // elements are converted, so the scratch is the source's bytes.
+      const uint64_t elems = spec.from_bytes / 2;
+      if (to.kind == LayoutKind::kWidenedF32) {
+        spec.to_bytes = elems * 4;
+      } else {
+        spec.from_bytes = elems * 4;
+        spec.to_bytes = elems * 2;
+      }
+      spec.is_permutation = false;
+      spec.strategies.push_back({Strategy::kAllocateThenFree, spec.from_bytes,
+                                 static_cast<double>(spec.from_bytes + spec.to_bytes)});
+      break;
+    }
     case LayoutKind::kRowMajor:
     case LayoutKind::kGgufBlocks:
       return Status::Internal(subject, "common layout on the preferred side");
@@ -252,6 +268,9 @@ Status ApplyTransform(const TransformSpec& spec, Strategy strategy, std::span<st
   // The kernels' "forward" is common -> preferred.
   const bool kernel_forward = spec.from.IsCommon() == (direction == Direction::kForward);
   const bool in_place = strategy == Strategy::kBlockedInPlace;
+  if (!spec.is_permutation) {
+    return Status::InvalidArgument(subject, "size-changing: use ApplySizeChangingTransform");
+  }
   if (pref.kind == LayoutKind::kTransposed) {
     return ApplyTranspose(spec, strategy, kernel_forward, data, scratch)
                ? Status::OK()
@@ -277,12 +296,43 @@ Status ApplyTransform(const TransformSpec& spec, Strategy strategy, std::span<st
                 scratch.data(), scratch_bytes);
       break;
     case LayoutKind::kTransposed:  // handled above
+    case LayoutKind::kWidenedF32:
     case LayoutKind::kRowMajor:
     case LayoutKind::kGgufBlocks:
       return Status::Internal(subject, "common layout on the preferred side");
   }
   if (!ran) return Status::Internal(subject, "kernel refused validated parameters");
   if (!in_place && !data.empty()) std::memcpy(data.data(), scratch.data(), data.size());
+  return Status::OK();
+}
+
+Status ApplySizeChangingTransform(const TransformSpec& spec, std::span<const std::byte> src,
+                                  std::span<std::byte> dst, Direction direction) {
+  const std::string subject = StrCat("transform ", spec.Describe());
+  if (spec.is_permutation)
+    return Status::InvalidArgument(subject, "not size-changing: use ApplyTransform");
+  const bool forward = direction == Direction::kForward;
+  const uint64_t src_bytes = forward ? spec.from_bytes : spec.to_bytes;
+  const uint64_t dst_bytes = forward ? spec.to_bytes : spec.from_bytes;
+  if (src.size() != src_bytes || dst.size() != dst_bytes) {
+    return Status::InvalidArgument(subject, StrCat("buffers of ", src.size(), " and ", dst.size(),
+                                                   " bytes, need ", src_bytes, " and ", dst_bytes));
+  }
+  // kWidenedF32 is the only size-changing layout; which side is wide decides
+  // whether this call widens or narrows.
+  const bool widen = forward == (spec.to.kind == LayoutKind::kWidenedF32);
+  const bool bf16 = spec.dtype == DType::kBF16;
+  const auto* in16 = reinterpret_cast<const uint16_t*>(src.data());
+  const auto* in32 = reinterpret_cast<const float*>(src.data());
+  if (widen) {
+    const size_t n = src.size() / 2;
+    auto* out = reinterpret_cast<float*>(dst.data());
+    bf16 ? k::WidenBF16ToF32(in16, out, n) : k::WidenF16ToF32(in16, out, n);
+  } else {
+    const size_t n = src.size() / 4;
+    auto* out = reinterpret_cast<uint16_t*>(dst.data());
+    bf16 ? k::NarrowF32ToBF16(in32, out, n) : k::NarrowF32ToF16(in32, out, n);
+  }
   return Status::OK();
 }
 

@@ -79,9 +79,15 @@ Result<TransformSpec> DescribeTransform(DType dtype, std::span<const int64_t> sh
 //   kNone: nothing to do.
 // Returns OK with data in the target layout. InvalidArgument (data unchanged)
 // when the strategy is not offered, data's size is wrong, or scratch is
-// smaller than declared; Unimplemented for transposes (not dispatched here).
+// smaller than declared, or the spec is size-changing.
 // REQUIRES: data and scratch do not overlap.
 Status ApplyTransform(const TransformSpec& spec, Strategy strategy, std::span<std::byte> data,
                       std::span<std::byte> scratch, Direction direction);
+
+// For size-changing specs (is_permutation false; today only f32-widened):
+// converts src (the direction's source side, from_bytes forward) into dst (the
+// other side). InvalidArgument on wrong sizes or a permutation spec.
+Status ApplySizeChangingTransform(const TransformSpec& spec, std::span<const std::byte> src,
+                                  std::span<std::byte> dst, Direction direction);
 
 }  // namespace relayout

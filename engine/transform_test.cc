@@ -222,6 +222,43 @@ TEST(TransformTest, TransposeDeclaresKernelScratchAndRoundTripsWithEveryStrategy
   }
 }
 
+TEST(TransformTest, WideningChangesSizeAndCountsBothBuffers) {
+  for (const DType dtype : {DType::kF16, DType::kBF16}) {
+    const TransformSpec s = MustDescribe(dtype, {37, 5}, Layout::RowMajor(), Layout::WidenedF32());
+    EXPECT_FALSE(s.is_permutation);
+    EXPECT_EQ(s.from_bytes, 37u * 5 * 2);
+    EXPECT_EQ(s.to_bytes, 37u * 5 * 4);
+    ASSERT_EQ(s.strategies.size(), 1u);
+    EXPECT_EQ(s.strategies[0].strategy, Strategy::kAllocateThenFree);
+    EXPECT_EQ(s.strategies[0].scratch_bytes, s.from_bytes);  // the source coexists with the result
+    std::vector<uint16_t> half(37 * 5);
+    for (size_t i = 0; i < half.size(); ++i) half[i] = static_cast<uint16_t>(0x3c00 + i);
+    std::vector<float> wide(half.size());
+    std::vector<uint16_t> back(half.size());
+    ASSERT_TRUE(ApplySizeChangingTransform(s, std::as_bytes(std::span(half)),
+                                           std::as_writable_bytes(std::span(wide)),
+                                           Direction::kForward)
+                    .ok());
+    ASSERT_TRUE(ApplySizeChangingTransform(s, std::as_bytes(std::span(wide)),
+                                           std::as_writable_bytes(std::span(back)),
+                                           Direction::kInverse)
+                    .ok());
+    EXPECT_EQ(back, half);
+    std::vector<std::byte> scratch(s.from_bytes);
+    EXPECT_TRUE(ApplyTransform(s, Strategy::kAllocateThenFree,
+                               std::as_writable_bytes(std::span(half)), scratch,
+                               Direction::kForward)
+                    .IsInvalidArgument());
+    EXPECT_TRUE(ApplySizeChangingTransform(s, std::as_bytes(std::span(half)),
+                                           std::as_writable_bytes(std::span(half)),
+                                           Direction::kForward)
+                    .IsInvalidArgument());
+  }
+  EXPECT_FALSE(DescribeTransform(DType::kF32, std::vector<int64_t>{4, 4}, Layout::RowMajor(),
+                                 Layout::WidenedF32())
+                   .ok());
+}
+
 TEST(TransformTest, StrategyNamesAreStable) {
   EXPECT_EQ(StrategyName(Strategy::kBlockedInPlace), "blocked_in_place");
   EXPECT_EQ(StrategyName(Strategy::kOutOfPlace), "out_of_place");

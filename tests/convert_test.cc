@@ -165,6 +165,33 @@ TEST(ConvertTest, TransposeLayoutConvertsInPlace) {
   ExpectEqualsOutOfPlace(f32, "transposed");
 }
 
+TEST(ConvertTest, WideningCountsBothSizesAndStaysWithinTheBound) {
+  const std::string model =
+      Generate("f16_small", {"--hidden", "256", "--layers", "2", "--heads", "4", "--ffn", "704",
+                             "--vocab", "1000", "--dtype", "F16"});
+  if (model.empty()) GTEST_SKIP();
+  const std::string report = kGenerated + "/f16_small_widened.json";
+  // The largest F16 matrix is the 1000 x 256 embedding... which stays native;
+  // the largest widened one is 704 x 256 x 2 bytes = 352 KiB of source.
+  ProcessResult r = Relayoutd({"convert", "--model", model, "--layout", "f32-widened", "--budget",
+                               "360448", "--report-json", report, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const JsonValue j = ReadJsonFile(report);
+  const uint64_t weights = U64(j, "weights_bytes");
+  EXPECT_LE(U64(j, "measured_peak_bytes"), weights + 360448);
+  int widened = 0;
+  for (const JsonValue& t : j.Find("tensors")->as_array()) {
+    if (t.Find("layout")->as_string() != "f32-widened") continue;
+    ++widened;
+    EXPECT_EQ(t.Find("strategy")->as_string(), "allocate_then_free");
+    EXPECT_EQ(*t.Find("scratch_bytes")->as_uint64() * 2, *t.Find("bytes")->as_uint64());
+  }
+  EXPECT_EQ(widened, 14);  // 7 matrices per layer
+  r = Relayoutd({"plan", "--model", model, "--layout", "f32-widened", "--budget", "360447"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("needs at least 360448 bytes"), std::string::npos) << r.err;
+}
+
 TEST(ConvertTest, PlanWithOneKiBBudgetNamesTheTensorAndTheMinimalBudget) {
   const std::string model =
       std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/model.safetensors";
