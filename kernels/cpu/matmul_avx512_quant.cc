@@ -45,6 +45,8 @@ int16_t LoadI16(const uint8_t* p) {
 struct GroupLoader {
   const uint8_t* base;
   int64_t stride;
+
+  void Prefetch(int64_t) const {}
   int fields;
 
   __m512 Scales(int64_t b) const {
@@ -63,6 +65,14 @@ struct GroupLoader {
 
 struct TileLoader {
   const QuantTile* t;
+
+  void Prefetch(int64_t b) const {
+    if (t->prefetch_bytes == 0) return;
+    const uintptr_t from = t->prefetch_from + static_cast<uintptr_t>(b * t->prefetch_bytes);
+    for (int64_t i = 0; i < t->prefetch_bytes; i += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(from + static_cast<uintptr_t>(i)), _MM_HINT_T0);
+    }
+  }
 
   static __m512 Gather(const uint8_t* const* p, int64_t off) {
     return _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm_setr_epi16(
@@ -120,6 +130,7 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
     accm[p] = _mm512_setzero_ps();
   }
   for (int64_t b = 0; b < blocks; ++b) {
+    ld.Prefetch(b);
     const __m512 dw = _mm512_permutexvar_ps(lane_row, ld.Scales(b));
     __m512 mw = _mm512_setzero_ps();
     if constexpr (kQ == Q::k4_1) mw = _mm512_permutexvar_ps(lane_row, ld.Mins(b));
@@ -212,18 +223,21 @@ template <Q kQ>
 void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
   const int fields = kQ == Q::k4_1 ? 2 : 1;
   const int64_t block_bytes = kQ == Q::k8_0 ? 34 : kQ == Q::k4_0 ? 18 : 20;
-  for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
-    const int64_t t1 = Min64(a.tokens, t0 + a.token_block);
-    for (int64_t row = row_begin; row < row_end;) {
-      if (IsQuantGroup8(a.w, row)) {
-        const GroupLoader ld{QuantGroupBase(a.w, row), 8 * block_bytes, fields};
-        Tokens<kQ>(ld, a, t0, t1, row, 8);
-        row += 8;
-      } else {
-        QuantTile tile;
-        const int n = MakeQuantTile(a.w, row, row_end, 8, &tile);
-        Tokens<kQ>(TileLoader{&tile}, a, t0, t1, row, n);
-        row += n;
+  for (int64_t p0 = row_begin; p0 < row_end; p0 += a.row_panel) {
+    const int64_t p1 = Min64(row_end, p0 + a.row_panel);
+    for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
+      const int64_t t1 = Min64(a.tokens, t0 + a.token_block);
+      for (int64_t row = p0; row < p1;) {
+        if (IsQuantGroup8(a.w, row)) {
+          const GroupLoader ld{QuantGroupBase(a.w, row), 8 * block_bytes, fields};
+          Tokens<kQ>(ld, a, t0, t1, row, 8);
+          row += 8;
+        } else {
+          QuantTile tile;
+          const int n = MakeQuantTile(a.w, row, p1, 8, &tile);
+          Tokens<kQ>(TileLoader{&tile}, a, t0, t1, row, n);
+          row += n;
+        }
       }
     }
   }

@@ -65,6 +65,10 @@ struct MatmulArgs {
   // one block of tokens before the next, so the block's activations stay in
   // L2 while every weight tile is reused for all of them.
   int64_t token_block = 1;
+  // Rows per weight panel: the kernels run all token blocks over one panel
+  // of rows (sized to stay in L2) before the next, so that with many tokens
+  // the weights come from L2, not from L3 or memory, once per token block.
+  int64_t row_panel = 1;
 };
 
 // Computes y[t][n] for every token and n in [row_begin, row_end). row_begin
@@ -112,6 +116,12 @@ struct QuantTile {
   const uint8_t* payload[kMaxTileRows];
   int64_t block_stride = 0;
   int rows = 0;
+  // GGUF rows are short runs (K/32 blocks each) that the hardware prefetcher
+  // cannot lock onto, so the kernels prefetch the next tile's bytes while
+  // reading this one: `prefetch_bytes` per block from address prefetch_from
+  // (0 for interleaved groups, which are one sequential stream already).
+  uintptr_t prefetch_from = 0;
+  int64_t prefetch_bytes = 0;
 };
 
 // The tile of quantized weight rows starting at `row`, at most `max_rows` and

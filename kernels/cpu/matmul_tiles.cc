@@ -107,6 +107,14 @@ int MakeQuantTile(const MatmulWeight& w, int64_t row, int64_t row_end, int max_r
   }
   tile->block_stride = grouped ? g * f.block_bytes : f.block_bytes;
   tile->rows = static_cast<int>(rows);
+  tile->prefetch_from = 0;
+  tile->prefetch_bytes = 0;
+  if (!grouped) {
+    // The next tile's rows follow this one's; a prefetch past the end of the
+    // tensor is harmless (it never faults).
+    tile->prefetch_from = reinterpret_cast<uintptr_t>(base) + (row + rows) * row_bytes;
+    tile->prefetch_bytes = rows * row_bytes / (w.cols / kQBlock);
+  }
   return tile->rows;
 }
 
