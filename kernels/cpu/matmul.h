@@ -6,12 +6,30 @@
 //   X  T rows of K floats, row stride K
 //   Y  T rows of N floats, row stride N
 //
-// Numerics: float accumulation. Quantized weights may be multiplied against
-// activations quantized to 8 bits per block of 32 (as llama.cpp's Q8 dot
-// products do); the error bound is stated beside each implementation.
+// Numerics:
+//   - Float weights: float accumulation in a kernel-specific order; |y -
+//     y_ref| <= max(1e-5 sqrt(K), 2 K 2^-24) sum_k |w_k x_k| against
+//     MatmulReference. BF16 K-pair on AVX-512 BF16 feeds x to vdpbf16ps as two
+//     bf16 halves (|x - hi - lo| <= 2^-16 |x|).
+//   - Quantized weights (Q8_0, Q4_0, Q4_1): x is quantized once per call to
+//     Q8 blocks of 32 (float scale d = max|x| / 127, as llama.cpp's Q8
+//     activations but with a float rather than f16 scale), and each block's
+//     dot product is exact in int32. Against exact arithmetic on the stored
+//     weights, |y - y_exact| <= sum_b (max_{j in b} |x_j| / 254) sum_{j in b}
+//     |w_j| plus float rounding of at most (K/32 + 8) 2^-24 sum |w_j x_j|.
+//     The result is bit for bit the same on every ISA, in the common and
+//     preferred layouts, with or without a pool, and for a token alone or in
+//     a batch (matmul_internal.h states the algorithm).
+//   - x must be finite; otherwise y is unspecified (never a crash).
 //
 // Work is split over output rows (whole row groups) across `pool`; a null
-// pool runs on the calling thread.
+// pool runs on the calling thread. The best kernels for the CPU are picked
+// once, at the first call (AVX-512 VNNI > AVX2+FMA+F16C > portable C++);
+// matmul_testing.h can force one. Scratch for the prepared activations is a
+// per-thread buffer that grows to the largest tokens x K seen and is kept.
+//
+// Thread safety: concurrent calls are safe with distinct pools (or none); a
+// ThreadPool itself takes one Run at a time.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,281 @@
+// bench_matmul: the CPU Matmul kernels on SmolLM2-135M's shapes and an
+// 8B-class 4096x4096, native (common) layout versus the layout the policy
+// prefers on this CPU, measured in the same run.
+//
+//   build/bench/bench_matmul [--reps N] [--isa auto|scalar|avx2|avx512|avx512-nobf16]
+//                            [--quick] [--threads 1,2] [--case SUBSTRING]
+//
+// Per case, token count T and thread count: GFLOP/s (2 N K T per call) and
+// GB/s of weight bytes (the weights once per call), best of N calls after one
+// warm-up, for both layouts, and preferred / native. T = 1 is decode (GEMV,
+// bandwidth-bound unless the weights fit in cache), T = 64 and 512 prefill
+// (GEMM, compute-bound).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/layout_policy.h"
+#include "kernels/cpu/bf16_kpair.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_testing.h"
+#include "kernels/cpu/quant_row_group.h"
+#include "kernels/cpu/reference/dequant.h"
+#include "kernels/cpu/row_group_interleave.h"
+
+namespace relayout {
+namespace {
+
+using kernels::MatmulWeight;
+using kernels::WeightLayout;
+using kernels::WeightType;
+using Clock = std::chrono::steady_clock;
+
+struct Case {
+  const char* name;
+  DType dtype;
+  int64_t rows;
+  int64_t cols;
+  std::vector<int64_t> tokens;
+};
+
+WeightType WeightTypeOf(DType d) {
+  switch (d) {
+    case DType::kF32:
+      return WeightType::kF32;
+    case DType::kF16:
+      return WeightType::kF16;
+    case DType::kBF16:
+      return WeightType::kBF16;
+    case DType::kQ8_0:
+      return WeightType::kQ8_0;
+    case DType::kQ4_0:
+      return WeightType::kQ4_0;
+    default:
+      return WeightType::kQ4_1;
+  }
+}
+
+int64_t TensorBytes(WeightType t, int64_t rows, int64_t cols) {
+  switch (t) {
+    case WeightType::kF32:
+      return rows * cols * 4;
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      return rows * cols * 2;
+    case WeightType::kQ8_0:
+      return rows * cols / 32 * 34;
+    case WeightType::kQ4_0:
+      return rows * cols / 32 * 18;
+    case WeightType::kQ4_1:
+      return rows * cols / 32 * 20;
+  }
+  return 0;
+}
+
+// Random weights: float values in [-1, 1); quantized blocks with random
+// quants and small f16 scales (every byte pattern is a valid quant).
+std::vector<uint8_t> RandomWeights(WeightType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(TensorBytes(t, rows, cols)));
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  if (t == WeightType::kF32) {
+    for (size_t i = 0; i < bytes.size(); i += 4) {
+      const float f = dist(rng);
+      std::memcpy(&bytes[i], &f, 4);
+    }
+    return bytes;
+  }
+  if (t == WeightType::kF16 || t == WeightType::kBF16) {
+    for (size_t i = 0; i < bytes.size(); i += 2) {
+      const float f = dist(rng);
+      const uint16_t h = t == WeightType::kF16 ? kernels::reference::F32ToF16(f)
+                                               : kernels::reference::F32ToBF16(f);
+      std::memcpy(&bytes[i], &h, 2);
+    }
+    return bytes;
+  }
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  const size_t block = t == WeightType::kQ8_0 ? 34 : t == WeightType::kQ4_0 ? 18 : 20;
+  const int fields = t == WeightType::kQ4_1 ? 2 : 1;
+  for (size_t off = 0; off < bytes.size(); off += block) {
+    for (int f = 0; f < fields; ++f) {
+      const uint16_t h = kernels::reference::F32ToF16(0.01f * (1.0f + dist(rng)));
+      std::memcpy(&bytes[off + 2 * f], &h, 2);
+    }
+  }
+  return bytes;
+}
+
+// The preferred copy of `native` in `layout`; false when the layout is common.
+bool MakePreferred(const MatmulWeight& native, const Layout& layout, std::vector<uint8_t>& bytes,
+                   MatmulWeight& out) {
+  out = native;
+  out.group_rows = static_cast<int32_t>(layout.group_rows);
+  out.k_block = static_cast<int32_t>(layout.k_block);
+  const size_t rows = static_cast<size_t>(native.rows);
+  const size_t cols = static_cast<size_t>(native.cols);
+  const size_t g = layout.group_rows;
+  bytes.resize(static_cast<size_t>(TensorBytes(native.type, native.rows, native.cols)));
+  out.data = bytes.data();
+  bool ok = false;
+  switch (layout.kind) {
+    case LayoutKind::kQuantRowGroupInterleave: {
+      out.layout = WeightLayout::kQuantRowGroup;
+      const kernels::QuantBlockFormat f =
+          native.type == WeightType::kQ8_0   ? kernels::kQ8_0BlockFormat
+          : native.type == WeightType::kQ4_0 ? kernels::kQ4_0BlockFormat
+                                             : kernels::kQ4_1BlockFormat;
+      const kernels::QuantRowGroupParams p{rows, cols / 32, f, g};
+      ok = kernels::QuantRowGroupForward(native.data, bytes.data(), p, 0,
+                                         kernels::QuantRowGroupCount(p));
+      break;
+    }
+    case LayoutKind::kBf16KPair: {
+      out.layout = WeightLayout::kBf16KPair;
+      const kernels::Bf16KPairParams p{rows, cols, g};
+      ok = kernels::Bf16KPairForward(native.data, bytes.data(), p, 0,
+                                     kernels::Bf16KPairGroupCount(p));
+      break;
+    }
+    case LayoutKind::kRowGroupInterleave: {
+      out.layout = WeightLayout::kRowGroup;
+      const kernels::RowGroupParams p{rows, cols, native.type == WeightType::kF32 ? 4u : 2u, g,
+                                      layout.k_block};
+      ok = kernels::RowGroupInterleaveForward(native.data, bytes.data(), p, 0,
+                                              kernels::RowGroupCount(p));
+      break;
+    }
+    default:
+      return false;
+  }
+  if (!ok) std::abort();
+  return true;
+}
+
+// Best seconds per call: one warm-up, then at least `reps` calls and 0.2 s.
+double TimeCall(const MatmulWeight& w, const std::vector<float>& x, int64_t tokens,
+                std::vector<float>& y, kernels::ThreadPool* pool, int reps) {
+  if (!kernels::Matmul(w, x.data(), tokens, y.data(), pool)) std::abort();
+  double best = 1e30;
+  double total = 0.0;
+  for (int r = 0; r < reps || (total < 0.2 && r < 1000); ++r) {
+    const auto start = Clock::now();
+    if (!kernels::Matmul(w, x.data(), tokens, y.data(), pool)) std::abort();
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    best = std::min(best, s);
+    total += s;
+  }
+  return best;
+}
+
+int Run(int argc, char** argv) {
+  int reps = 3;
+  bool quick = false;
+  std::string filter;
+  std::vector<int> thread_counts = {1, 2};
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--reps" && i + 1 < argc) {
+      reps = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--case" && i + 1 < argc) {
+      filter = argv[++i];
+    } else if (arg == "--quick") {
+      quick = true;
+    } else if (arg == "--threads" && i + 1 < argc) {
+      thread_counts.clear();
+      for (const char* p = argv[++i]; *p != '\0';) {
+        thread_counts.push_back(std::max(1, std::atoi(p)));
+        while (*p != '\0' && *p != ',') ++p;
+        if (*p == ',') ++p;
+      }
+    } else if (arg == "--isa" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      bool found = false;
+      for (kernels::MatmulIsa isa :
+           {kernels::MatmulIsa::kAuto, kernels::MatmulIsa::kScalar, kernels::MatmulIsa::kAvx2,
+            kernels::MatmulIsa::kAvx512, kernels::MatmulIsa::kAvx512NoBf16}) {
+        if (name == kernels::MatmulIsaName(isa)) {
+          found = kernels::SetMatmulIsaForTesting(isa);
+          if (!found) std::fprintf(stderr, "bench_matmul: this CPU cannot run %s\n", name.c_str());
+        }
+      }
+      if (!found) return 2;
+    } else {
+      std::fprintf(stderr,
+                   "usage: bench_matmul [--reps N] [--isa NAME] [--quick] [--threads 1,2] [--case "
+                   "SUBSTRING]\n");
+      return 2;
+    }
+  }
+  const std::vector<int64_t> decode_prefill =
+      quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 64, 512};
+  const std::vector<int64_t> short_list = {1, 64};
+  const std::vector<Case> cases = {
+      {"smollm2 q/o    Q4_1", DType::kQ4_1, 576, 576, decode_prefill},
+      {"smollm2 k/v    Q4_1", DType::kQ4_1, 192, 576, decode_prefill},
+      {"smollm2 gate/up Q4_1", DType::kQ4_1, 1536, 576, decode_prefill},
+      {"smollm2 down   Q4_1", DType::kQ4_1, 576, 1536, decode_prefill},
+      {"smollm2 output Q8_0", DType::kQ8_0, 49152, 576, short_list},
+      {"8b-class       Q4_1", DType::kQ4_1, 4096, 4096, decode_prefill},
+      {"8b-class       Q4_0", DType::kQ4_0, 4096, 4096, short_list},
+      {"8b-class       Q8_0", DType::kQ8_0, 4096, 4096, short_list},
+      {"8b-class       F16", DType::kF16, 4096, 4096, short_list},
+      {"8b-class       BF16", DType::kBF16, 4096, 4096, short_list},
+      {"8b-class       F32", DType::kF32, 4096, 4096, short_list},
+  };
+
+  const kernels::CpuFeatures& cpu = kernels::DetectCpuFeatures();
+  Result<LayoutPolicy> policy = LayoutPolicy::Create(DeviceCaps{cpu}, "auto");
+  if (!policy.ok()) return 2;
+  std::printf("cpu: %s\nmatmul isa: %s\n", kernels::CpuFeaturesToString(cpu).c_str(),
+              kernels::MatmulIsaName(kernels::ActiveMatmulIsa()));
+  std::printf("%-21s %-11s %4s %3s | %9s %8s | %9s %8s | %6s\n", "case (N x K)", "preferred", "T",
+              "thr", "nat GF/s", "nat GB/s", "pref GF/s", "pref GB/s", "ratio");
+  std::mt19937 rng(1);
+  for (const Case& c : cases) {
+    if (std::string(c.name).find(filter) == std::string::npos) continue;
+    const WeightType type = WeightTypeOf(c.dtype);
+    std::vector<uint8_t> native_bytes = RandomWeights(type, c.rows, c.cols, rng);
+    const MatmulWeight native{
+        native_bytes.data(), type, WeightLayout::kRowMajor, c.rows, c.cols, 1, 0};
+    const int64_t shape[2] = {c.rows, c.cols};
+    const Layout layout = policy->Choose(c.dtype, TensorRole::kAttnQ, shape);
+    std::vector<uint8_t> preferred_bytes;
+    MatmulWeight preferred;
+    const bool has_preferred = MakePreferred(native, layout, preferred_bytes, preferred);
+    const double weight_gb = static_cast<double>(TensorBytes(type, c.rows, c.cols)) / 1e9;
+    for (int64_t tokens : c.tokens) {
+      std::vector<float> x(static_cast<size_t>(tokens * c.cols));
+      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+      for (float& v : x) v = dist(rng);
+      std::vector<float> y(static_cast<size_t>(tokens * c.rows));
+      const double gflop = 2.0 * static_cast<double>(c.rows * c.cols * tokens) / 1e9;
+      for (int threads : thread_counts) {
+        kernels::ThreadPool pool(threads);
+        const double nat = TimeCall(native, x, tokens, y, &pool, reps);
+        std::printf("%-15s %5lldx%-5lld %-11s %4lld %3d | %9.1f %8.1f |", c.name,
+                    static_cast<long long>(c.rows), static_cast<long long>(c.cols),
+                    has_preferred ? layout.Name().c_str() : "native",
+                    static_cast<long long>(tokens), threads, gflop / nat, weight_gb / nat);
+        if (has_preferred) {
+          const double pref = TimeCall(preferred, x, tokens, y, &pool, reps);
+          std::printf(" %9.1f %8.1f | %5.2fx\n", gflop / pref, weight_gb / pref, nat / pref);
+        } else {
+          std::printf(" %9s %8s | %6s\n", "-", "-", "-");
+        }
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace relayout
+
+int main(int argc, char** argv) { return relayout::Run(argc, argv); }

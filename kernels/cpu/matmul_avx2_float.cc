@@ -1,0 +1,212 @@
+// AVX2 + FMA + F16C kernels for float weights (F32, F16, BF16).
+//
+// Built with -mavx2 -mfma -mf16c and called only after the dispatcher has
+// seen those features; internal linkage throughout (matmul_internal.h says
+// why).
+//
+// Row-major and rowgroup-g<G>k8: lanes run along K. A register tile of TT
+// tokens x RR rows keeps TT * RR accumulators, loads each weight vector once
+// for TT tokens and each x vector once for RR rows, and reduces the
+// accumulators horizontally once per tile (8 at a time, with hadds). In
+// rowgroup-g<G>k8 the tile's rows for one K-chunk are one contiguous run.
+// BF16 K-pair (G a multiple of 8): lanes run along rows, no reduction at all:
+// one 32-byte load is 8 rows x 2 columns; a shift and a mask give the two
+// columns as floats. Other parameters are decoded to a float panel first.
+#include "kernels/cpu/matmul_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace relayout::kernels::matmul_internal {
+namespace {
+
+enum class E { kF32, kF16, kBF16 };
+
+constexpr int kLanes = 8;
+
+int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+__m128i LoadU128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+template <E kE>
+__m256 Load8(const uint8_t* p) {
+  if constexpr (kE == E::kF32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  } else if constexpr (kE == E::kF16) {
+    return _mm256_cvtph_ps(LoadU128(p));
+  } else {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(LoadU128(p)), 16));
+  }
+}
+
+// The first n < 8 elements at p, zero-padded.
+template <E kE>
+__m256 LoadPartial(const uint8_t* p, int n) {
+  alignas(32) uint8_t buf[32] = {};
+  std::memcpy(buf, p, static_cast<size_t>(n) * (kE == E::kF32 ? 4 : 2));
+  return Load8<kE>(buf);
+}
+
+// 8 vectors -> one vector of their 8 horizontal sums.
+__m256 Reduce8(const __m256* v) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+// y for tokens [t0, t0 + TT) x the tile's rows; x rows have stride K.
+template <E kE, int TT, int RR>
+void Micro(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t row) {
+  const int64_t k = a.w.cols;
+  const float* x[TT];
+  __m256 acc[TT * RR];
+  for (int t = 0; t < TT; ++t) x[t] = a.x + (t0 + t) * k;
+  for (int i = 0; i < TT * RR; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < tile.chunks; ++c) {
+    __m256 xv[TT];
+    for (int t = 0; t < TT; ++t) xv[t] = _mm256_loadu_ps(x[t] + c * kLanes);
+    for (int r = 0; r < RR; ++r) {
+      const __m256 w = Load8<kE>(tile.main[r] + c * tile.chunk_stride);
+      for (int t = 0; t < TT; ++t) acc[t * RR + r] = _mm256_fmadd_ps(w, xv[t], acc[t * RR + r]);
+    }
+  }
+  if (tile.rem != 0) {
+    __m256 xv[TT];
+    for (int t = 0; t < TT; ++t) {
+      alignas(32) float buf[kLanes] = {};
+      std::memcpy(buf, x[t] + tile.chunks * kLanes, sizeof(float) * tile.rem);
+      xv[t] = _mm256_load_ps(buf);
+    }
+    for (int r = 0; r < RR; ++r) {
+      const __m256 w = LoadPartial<kE>(tile.tail[r], tile.rem);
+      for (int t = 0; t < TT; ++t) acc[t * RR + r] = _mm256_fmadd_ps(w, xv[t], acc[t * RR + r]);
+    }
+  }
+  constexpr int kCount = TT * RR;
+  constexpr int kPadded = (kCount + 7) / 8 * 8;
+  alignas(32) float out[kPadded];
+  for (int i = 0; i < kPadded; i += 8) {
+    __m256 v[8];
+    for (int j = 0; j < 8; ++j) v[j] = i + j < kCount ? acc[i + j] : _mm256_setzero_ps();
+    _mm256_store_ps(out + i, Reduce8(v));
+  }
+  for (int t = 0; t < TT; ++t) {
+    float* y = a.y + (t0 + t) * a.w.rows + row;
+    for (int r = 0; r < tile.rows; ++r) y[r] = out[t * RR + r];
+  }
+}
+
+template <E kE, int TT, int RR>
+void Tokens(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t t1, int64_t row) {
+  int64_t t = t0;
+  for (; t + TT <= t1; t += TT) Micro<kE, TT, RR>(tile, a, t, row);
+  for (; t < t1; ++t) Micro<kE, 1, RR>(tile, a, t, row);
+}
+
+// 8 rows of a BF16 K-pair group (group element offset `sub` = 16 * s for
+// sub-block s) for tokens [t0, t0 + TT).
+template <int TT>
+void KPairMicro(const uint8_t* group, int64_t g, int64_t sub, const MatmulArgs& a, int64_t t0,
+                int64_t row) {
+  const int64_t k = a.w.cols;
+  const int64_t pairs = k / 2;
+  const __m256i high = _mm256_set1_epi32(static_cast<int32_t>(0xffff0000u));
+  const float* x[TT];
+  __m256 even[TT], odd[TT];
+  for (int t = 0; t < TT; ++t) {
+    x[t] = a.x + (t0 + t) * k;
+    even[t] = _mm256_setzero_ps();
+    odd[t] = _mm256_setzero_ps();
+  }
+  for (int64_t p = 0; p < pairs; ++p) {
+    const __m256i v =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 2 * (p * 2 * g + sub)));
+    const __m256 w0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    const __m256 w1 = _mm256_castsi256_ps(_mm256_and_si256(v, high));
+    for (int t = 0; t < TT; ++t) {
+      even[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + 2 * p), even[t]);
+      odd[t] = _mm256_fmadd_ps(w1, _mm256_broadcast_ss(x[t] + 2 * p + 1), odd[t]);
+    }
+  }
+  if (k % 2 != 0) {  // the last column, stored [G][1] after the pairs
+    const __m256 w = Load8<E::kBF16>(group + 2 * (pairs * 2 * g + sub / 2));
+    for (int t = 0; t < TT; ++t) {
+      even[t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + k - 1), even[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) {
+    _mm256_storeu_ps(a.y + (t0 + t) * a.w.rows + row, _mm256_add_ps(even[t], odd[t]));
+  }
+}
+
+template <E kE>
+void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  const MatmulWeight& w = a.w;
+  const bool tileable = FloatTileable(w, kLanes);
+  const bool kpair =
+      kE == E::kBF16 && w.layout == WeightLayout::kBf16KPair && w.group_rows % kLanes == 0;
+  const bool gemv = a.tokens == 1;
+  const int rr = gemv ? 8 : 4;
+  for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
+    const int64_t t1 = Min64(a.tokens, t0 + a.token_block);
+    for (int64_t row = row_begin; row < row_end;) {
+      const bool grouped = InFullGroup(w, row);
+      if (kpair && grouped) {
+        const int64_t g = w.group_rows;
+        const uint8_t* group = static_cast<const uint8_t*>(w.data) + row * w.cols * 2;
+        for (int64_t s = 0; s < g; s += kLanes) {
+          int64_t t = t0;
+          for (; t + 4 <= t1; t += 4) KPairMicro<4>(group, g, 2 * s, a, t, row + s);
+          for (; t < t1; ++t) KPairMicro<1>(group, g, 2 * s, a, t, row + s);
+        }
+        row += g;
+        continue;
+      }
+      FloatTile tile;
+      if (tileable || !grouped) {
+        MakeFloatTile(w, kLanes, row, row_end, rr, &tile);
+        if (gemv) {
+          Micro<kE, 1, 8>(tile, a, t0, row);
+        } else {
+          Tokens<kE, 3, 4>(tile, a, t0, t1, row);
+        }
+      } else {
+        // Unusual parameters: decode the rows to floats, then read them row-major.
+        const int n = static_cast<int>(Min64(rr, Min64(row_end - row, RowsLeftInGroup(w, row))));
+        float* panel = ThreadPanel(n * w.cols);
+        DecodeFloatRows(w, row, n, panel);
+        MatmulWeight pw = w;
+        pw.data = panel;
+        pw.type = WeightType::kF32;
+        pw.layout = WeightLayout::kRowMajor;
+        pw.rows = n;
+        MakeFloatTile(pw, kLanes, 0, n, n, &tile);
+        if (gemv) {
+          Micro<E::kF32, 1, 8>(tile, a, t0, row);
+        } else {
+          Tokens<E::kF32, 3, 4>(tile, a, t0, t1, row);
+        }
+      }
+      row += tile.rows;
+    }
+  }
+}
+
+}  // namespace
+
+void Avx2FloatRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  switch (a.w.type) {
+    case WeightType::kF32:
+      return Rows<E::kF32>(a, row_begin, row_end);
+    case WeightType::kF16:
+      return Rows<E::kF16>(a, row_begin, row_end);
+    default:
+      return Rows<E::kBF16>(a, row_begin, row_end);
+  }
+}
+
+}  // namespace relayout::kernels::matmul_internal
+
+#endif  // x86-64
