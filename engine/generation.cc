@@ -99,6 +99,17 @@ std::string_view FinishReasonName(FinishReason reason) {
   return "unknown";
 }
 
+std::vector<int32_t> StopTokenIds(const Tokenizer& tokenizer, const ModelConfig& config,
+                                  const GenerationOptions& options) {
+  std::vector<int32_t> ids = tokenizer.eos_ids();
+  for (int64_t id : config.eos_token_ids) ids.push_back(static_cast<int32_t>(id));
+  if (options.stop_at_bos) {
+    if (tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
+    if (config.bos_token_id >= 0) ids.push_back(static_cast<int32_t>(config.bos_token_id));
+  }
+  return ids;
+}
+
 Result<GenerationResult> Generate(LlamaModel* model, KvCache* cache, const Tokenizer& tokenizer,
                                   std::string_view prompt, const GenerationOptions& options,
                                   const TextCallback& on_text) {
@@ -129,12 +140,7 @@ Result<GenerationResult> GenerateFromIds(LlamaModel* model, KvCache* cache,
         "generate", StrCat("the prompt's ", prompt_len,
                            " tokens leave no room in the context window of ", max_positions));
   }
-  std::vector<int32_t> stop_ids = tokenizer.eos_ids();
-  for (int64_t id : config.eos_token_ids) stop_ids.push_back(static_cast<int32_t>(id));
-  if (options.stop_at_bos) {
-    if (tokenizer.bos_id() >= 0) stop_ids.push_back(tokenizer.bos_id());
-    if (config.bos_token_id >= 0) stop_ids.push_back(static_cast<int32_t>(config.bos_token_id));
-  }
+  const std::vector<int32_t> stop_ids = StopTokenIds(tokenizer, config, options);
   auto is_stop = [&](int32_t id) {
     return std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end();
   };

@@ -74,6 +74,11 @@ struct GenerationResult {
   GenerationTimings timings;
 };
 
+// The ids that end a generation: the tokenizer's and the config's EOS ids,
+// and BOS (both's) with options.stop_at_bos. May hold duplicates.
+std::vector<int32_t> StopTokenIds(const Tokenizer& tokenizer, const ModelConfig& config,
+                                  const GenerationOptions& options);
+
 // Called with each newly completed piece of text, in order.
 using TextCallback = std::function<void(std::string_view)>;
 
