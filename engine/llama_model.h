@@ -93,7 +93,9 @@ class LlamaModel {
   // Errors, with the cache unchanged: InvalidArgument (empty batch or entry,
   // token out of the vocabulary, positions out of range, duplicate
   // sequence), NotFound (unknown sequence), the cache's ResourceExhausted
-  // when its blocks run out; Internal if a kernel refuses its arguments.
+  // when its blocks run out. Internal if a kernel refuses its arguments (a
+  // bug); lengths are then unchanged but K/V slots of a rewound sequence may
+  // have been overwritten.
   Status Forward(std::span<const BatchEntry> batch, KvCache* cache);
 
   // After a successful Forward: entry i's logits, rows * vocab_size floats

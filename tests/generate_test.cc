@@ -3,6 +3,7 @@
 // every layout that applies; timings on stderr and in the JSON file only.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -109,6 +110,19 @@ TEST(GenerateCommandTest, TimingsJsonHasEveryField) {
   EXPECT_EQ(json->Find("prompt_tokens")->as_int64(), 5);
   EXPECT_EQ(json->Find("generated_tokens")->as_int64(), 10);
   EXPECT_GT(json->Find("peak_rss_bytes")->as_double(), 0);
+}
+
+// The default model (Q4_1 and Q8_0 weights, byte-level BPE, no BOS): greedy
+// text is the same from the quantized row-group layout and from native.
+TEST(GenerateCommandTest, SmolLm2AnswersTheCapitalOfFranceInBothLayouts) {
+  const char* model = std::getenv("RELAYOUT_SMOLLM2_GGUF");
+  if (model == nullptr || !fs::exists(model)) GTEST_SKIP() << "RELAYOUT_SMOLLM2_GGUF unset";
+  const ProcessResult a = Generate(model, "The capital of France is", 3, "auto");
+  const ProcessResult b = Generate(model, "The capital of France is", 3, "native");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out.rfind("The capital of France is Paris", 0), 0u) << a.out;
+  EXPECT_EQ(a.out, b.out);
 }
 
 TEST(GenerateCommandTest, MissingModelIsAnErrorLine) {
