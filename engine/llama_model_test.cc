@@ -52,7 +52,9 @@ TEST_P(GoldenLogitsTest, EveryPositionMatchesTheReference) {
   Result<testing::LoadedModel> loaded = LoadModel(path, layout, &pool);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   LlamaModel& model = *loaded->model;
-  if (layout != "native") EXPECT_FALSE(loaded->layout_summary.empty()) << "layout not applied";
+  if (layout != "native") {
+    EXPECT_FALSE(loaded->layout_summary.empty()) << "layout not applied";
+  }
   const std::vector<int32_t> inputs =
       testing::TraceInputs(ReferencePath(golden.model, "trace_" + golden.stem + ".txt"));
   const std::vector<float> expected =

@@ -68,7 +68,9 @@ TEST(EmbeddingTest, GathersDequantizedRowsOfEveryType) {
     for (size_t t = 0; t < ids.size(); ++t) {
       for (int64_t i = 0; i < dim; ++i) {
         ASSERT_EQ(out[t * dim + i], all[ids[t] * dim + i]) << static_cast<int>(type);
-        if (type == WeightType::kF32) ASSERT_EQ(out[t * dim + i], table[ids[t] * dim + i]);
+        if (type == WeightType::kF32) {
+          ASSERT_EQ(out[t * dim + i], table[ids[t] * dim + i]);
+        }
       }
     }
   }
