@@ -6,12 +6,14 @@
 namespace relayout::cli {
 
 std::span<const Command> EngineCommands() {
-  static constexpr std::array<Command, 3> kCommands = {{
+  static constexpr std::array<Command, 4> kCommands = {{
       {"inspect", "print a checkpoint's format, config and tensors", &RunInspect},
       {"plan", "print the layout, strategy and order of each tensor's conversion, and the peak",
        &RunPlan},
       {"convert", "load and convert a checkpoint under the budget; print the relayout report",
        &RunConvert},
+      {"generate", "load a checkpoint and continue a prompt on the CPU; text on stdout",
+       &RunGenerate},
   }};
   return kCommands;
 }
