@@ -99,6 +99,7 @@ Result<kernels::MatmulWeight> MatmulWeightFor(const LoadedTensor& t) {
   switch (t.layout.kind) {
     case LayoutKind::kRowMajor:
     case LayoutKind::kGgufBlocks:
+    case LayoutKind::kWidenedF32:  // F32 row-major (LoadedTensor.dtype is F32)
       w.layout = kernels::WeightLayout::kRowMajor;
       break;
     case LayoutKind::kRowGroupInterleave:
