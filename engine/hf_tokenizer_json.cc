@@ -75,22 +75,25 @@ class HfJsonReader {
   Status ReadPreTokenizer(const JsonValue& root, Draft* draft);
   Status ReadPostProcessor(const JsonValue& root, Draft* draft);
   Status ReadTemplate(const JsonValue& processor, const std::string& path, Draft* draft);
+  Status ApplyModelSettings(Draft* draft);
 
-  // Vocabulary entries before they are laid out by id.
+ private:
+  const std::string& source_;
+  // What ReadModel found, applied once ReadAddedTokens has laid out the
+  // vocabulary by id.
   std::vector<std::pair<int64_t, std::string>> vocab_;
   std::vector<std::pair<std::string, std::string>> merges_;
   bool byte_fallback_ = false;
   std::optional<std::string> unk_token_;
-
- private:
-  const std::string& source_;
 };
+
+bool IsBytePiece(std::string_view p);
 
 Status HfJsonReader::ReadModel(const JsonValue& root) {
   ASSIGN_OR_RETURN(const JsonValue* model, Required(root, "", "model", JsonValue::Type::kObject));
   ASSIGN_OR_RETURN(const JsonValue* type,
                    Optional(*model, "model", "type", JsonValue::Type::kString));
-  // Files from before the "type" tag was written hold BPE models only.
+  // Older files have no "type": the merges required below tell BPE apart.
   if (type != nullptr && type->as_string() != "BPE") {
     return Unsupported("model.type", type->as_string());
   }
@@ -438,6 +441,29 @@ bool IsBytePiece(std::string_view p) {
   return p.size() == 6 && p.substr(0, 3) == "<0x" && hex(p[3]) && hex(p[4]) && p[5] == '>';
 }
 
+// The model's merges, unk token and byte fallback, once the vocabulary is laid
+// out by id.
+Status HfJsonReader::ApplyModelSettings(Draft* draft) {
+  TokenizerSpec& spec = draft->spec;
+  spec.merges = std::move(merges_);
+  if (unk_token_) {
+    const auto it = std::find(spec.pieces.begin(), spec.pieces.end(), *unk_token_);
+    if (it == spec.pieces.end()) {
+      return Malformed("model.unk_token", StrCat("\"", *unk_token_, "\" is not a token"));
+    }
+    spec.unk_id = static_cast<int32_t>(it - spec.pieces.begin());
+    spec.types[static_cast<size_t>(spec.unk_id)] = TokenType::kUnknown;
+  }
+  if (byte_fallback_) {
+    for (size_t i = 0; i < spec.pieces.size(); ++i) {
+      if (spec.types[i] == TokenType::kNormal && IsBytePiece(spec.pieces[i])) {
+        spec.types[i] = TokenType::kByte;
+      }
+    }
+  }
+  return Status::OK();
+}
+
 // A piece's score for the SentencePiece encoder: minus the rank of the first
 // merge producing it. Pieces no merge produces (single characters, bytes)
 // never take part in a merge's score, so they get the lowest one.
@@ -479,27 +505,9 @@ Result<TokenizerSpec> TokenizerSpecFromHfJson(const JsonValue& json, const std::
   RETURN_IF_ERROR(reader.ReadPreTokenizer(json, &draft));
   RETURN_IF_ERROR(reader.ReadPostProcessor(json, &draft));
 
+  RETURN_IF_ERROR(reader.ApplyModelSettings(&draft));
+
   TokenizerSpec& spec = draft.spec;
-  spec.merges = std::move(reader.merges_);
-  const auto id_of_piece = [&spec](std::string_view piece) -> int32_t {
-    const auto it = std::find(spec.pieces.begin(), spec.pieces.end(), piece);
-    return it == spec.pieces.end() ? -1 : static_cast<int32_t>(it - spec.pieces.begin());
-  };
-  if (reader.unk_token_) {
-    spec.unk_id = id_of_piece(*reader.unk_token_);
-    if (spec.unk_id < 0) {
-      return Status::DataLoss(
-          source, StrCat("model.unk_token \"", *reader.unk_token_, "\" is not a token"));
-    }
-    spec.types[static_cast<size_t>(spec.unk_id)] = TokenType::kUnknown;
-  }
-  if (reader.byte_fallback_) {
-    for (size_t i = 0; i < spec.pieces.size(); ++i) {
-      if (spec.types[i] == TokenType::kNormal && IsBytePiece(spec.pieces[i])) {
-        spec.types[i] = TokenType::kByte;
-      }
-    }
-  }
 
   spec.add_bos = draft.template_bos >= 0;
   spec.bos_id = draft.template_bos;

@@ -179,6 +179,8 @@ TEST(HfTokenizerJsonTest, MalformedStructuresAreDataLossNamingTheKey) {
       {R"("model": {)", R"("model": 3, "m": {)", "tok.json: model is not a JSON object"},
       {R"("byte_fallback": false)", R"("byte_fallback": 0)",
        "tok.json: model.byte_fallback is not a JSON bool"},
+      {R"("unk_token": null)", R"("unk_token": "<zz>")",
+       "tok.json: model.unk_token \"<zz>\" is not a token"},
       {R"("pre_tokenizer": {"type": "ByteLevel",)", R"("pre_tokenizer": {"kind": "ByteLevel",)",
        "tok.json: pre_tokenizer.type is missing"},
   };
