@@ -37,12 +37,14 @@ function(relayout_test_suite)
   include(GoogleTest)
   add_executable(${ARG_NAME} ${sources})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
-  target_compile_definitions(${ARG_NAME} PRIVATE RELAYOUT_SHARED_DIR="${RELAYOUT_SHARED_DIR}")
+  target_compile_definitions(${ARG_NAME} PRIVATE RELAYOUT_SHARED_DIR="${RELAYOUT_SHARED_DIR}"
+                             RELAYOUT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS "unit;${ARG_LABELS}")
   if(RELAYOUT_SANITIZE_TWIN AND ARG_SAN_LIBS)
     add_executable(${ARG_NAME}_san ${sources})
     target_link_libraries(${ARG_NAME}_san PRIVATE ${ARG_SAN_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
-    target_compile_definitions(${ARG_NAME}_san PRIVATE RELAYOUT_SHARED_DIR="${RELAYOUT_SHARED_DIR}")
+    target_compile_definitions(${ARG_NAME}_san PRIVATE RELAYOUT_SHARED_DIR="${RELAYOUT_SHARED_DIR}"
+                                 RELAYOUT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
     relayout_sanitize(${ARG_NAME}_san)
     gtest_discover_tests(${ARG_NAME}_san DISCOVERY_MODE PRE_TEST TEST_PREFIX "san."
                          PROPERTIES LABELS "sanitize;${ARG_LABELS}"

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/bpe_tokenizer.h"
+#include "engine/hf_tokenizer_json.h"
 #include "engine/llama2c_tokenizer_file.h"
 #include "engine/sentencepiece_model.h"
 #include "engine/spm_tokenizer.h"
@@ -134,6 +135,7 @@ Result<std::unique_ptr<Tokenizer>> CreateTokenizer(TokenizerSpec spec) {
 }
 
 Result<std::unique_ptr<Tokenizer>> LoadTokenizerFile(Env* env, const std::string& path) {
+  if (EndsWith(path, ".json")) return LoadHfTokenizerJson(env, path);
   ASSIGN_OR_RETURN(std::string bytes, env->ReadSmallFile(path, kMaxTokenizerFileBytes));
   // A llama2.c file starts with a small little-endian int32 (the longest
   // piece), so bytes 1..3 are zero; a ModelProto starts with a field-1 tag

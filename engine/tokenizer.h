@@ -146,9 +146,11 @@ class Tokenizer {
 // spec.source when the spec is inconsistent (sizes differ, ids out of range).
 Result<std::unique_ptr<Tokenizer>> CreateTokenizer(TokenizerSpec spec);
 
-// Loads a tokenizer file by its contents: a SentencePiece tokenizer.model
-// (protobuf) or a llama2.c tokenizer.bin/tok512.bin. NotFound when the file
-// does not exist; DataLoss naming the file and offset when it is malformed.
+// Loads a tokenizer file: a Hugging Face tokenizer.json (by its ".json"
+// name; see hf_tokenizer_json.h), else by its contents a SentencePiece
+// tokenizer.model (protobuf) or a llama2.c tokenizer.bin/tok512.bin. NotFound
+// when the file does not exist; DataLoss naming the file and offset (or JSON
+// key) when it is malformed.
 Result<std::unique_ptr<Tokenizer>> LoadTokenizerFile(Env* env, const std::string& path);
 
 }  // namespace relayout
