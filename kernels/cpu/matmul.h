@@ -7,7 +7,12 @@
 //   Y  T rows of N floats, row stride N
 //
 // Numerics:
-//   - Float weights: float accumulation in a kernel-specific order; |y -
+//   - F32 weights: products and sums in double (a float product is exact in
+//     double), so every ISA and layout gives the same y to float rounding,
+//     and an F32 checkpoint's logits match float reference implementations
+//     to 1e-4. The F32 path is the accuracy path; half and quantized types
+//     are the fast ones.
+//   - F16/BF16 weights: float accumulation in a kernel-specific order; |y -
 //     y_ref| <= max(1e-5 sqrt(K), 2 K 2^-24) sum_k |w_k x_k| against
 //     MatmulReference. BF16 K-pair on AVX-512 BF16 feeds x to vdpbf16ps as two
 //     bf16 halves (|x - hi - lo| <= 2^-16 |x|).

@@ -98,11 +98,76 @@ void Micro(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t row) 
   }
 }
 
+// F32 weights: the products and sums in double, as in the AVX-512 file
+// (matmul_avx512_float.cc says why). 4 double lanes per ymm.
+template <int TT, int RR>
+void MicroF64(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t row) {
+  const int64_t k = a.w.cols;
+  const float* x[TT];
+  __m256d acc[TT * RR];
+  for (int t = 0; t < TT; ++t) x[t] = a.x + (t0 + t) * k;
+  for (int i = 0; i < TT * RR; ++i) acc[i] = _mm256_setzero_pd();
+  const auto step = [&](const float* const* xp, const uint8_t* const* wp) {
+    __m256d xl[TT], xh[TT];
+    for (int t = 0; t < TT; ++t) {
+      xl[t] = _mm256_cvtps_pd(_mm_loadu_ps(xp[t]));
+      xh[t] = _mm256_cvtps_pd(_mm_loadu_ps(xp[t] + 4));
+    }
+    for (int r = 0; r < RR; ++r) {
+      const float* w = reinterpret_cast<const float*>(wp[r]);
+      const __m256d wl = _mm256_cvtps_pd(_mm_loadu_ps(w));
+      const __m256d wh = _mm256_cvtps_pd(_mm_loadu_ps(w + 4));
+      for (int t = 0; t < TT; ++t) {
+        acc[t * RR + r] = _mm256_fmadd_pd(wl, xl[t], acc[t * RR + r]);
+        acc[t * RR + r] = _mm256_fmadd_pd(wh, xh[t], acc[t * RR + r]);
+      }
+    }
+  };
+  for (int64_t c = 0; c < tile.chunks; ++c) {
+    const float* xp[TT];
+    const uint8_t* wp[RR];
+    for (int t = 0; t < TT; ++t) xp[t] = x[t] + c * kLanes;
+    for (int r = 0; r < RR; ++r) wp[r] = tile.main[r] + c * tile.chunk_stride;
+    step(xp, wp);
+  }
+  if (tile.rem != 0) {
+    alignas(32) float xbuf[TT][kLanes] = {};
+    alignas(32) float wbuf[RR][kLanes] = {};
+    const float* xp[TT];
+    const uint8_t* wp[RR];
+    for (int t = 0; t < TT; ++t) {
+      std::memcpy(xbuf[t], x[t] + tile.chunks * kLanes,
+                  sizeof(float) * static_cast<size_t>(tile.rem));
+      xp[t] = xbuf[t];
+    }
+    for (int r = 0; r < RR; ++r) {
+      std::memcpy(wbuf[r], tile.tail[r], sizeof(float) * static_cast<size_t>(tile.rem));
+      wp[r] = reinterpret_cast<const uint8_t*>(wbuf[r]);
+    }
+    step(xp, wp);
+  }
+  for (int t = 0; t < TT; ++t) {
+    float* y = a.y + (t0 + t) * a.w.rows + row;
+    for (int r = 0; r < tile.rows; ++r) {
+      const __m256d v = acc[t * RR + r];
+      const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+      y[r] = static_cast<float>(_mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2))));
+    }
+  }
+}
+
 template <E kE, int TT, int RR>
 void Tokens(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t t1, int64_t row) {
   int64_t t = t0;
-  for (; t + TT <= t1; t += TT) Micro<kE, TT, RR>(tile, a, t, row);
-  for (; t < t1; ++t) Micro<kE, 1, RR>(tile, a, t, row);
+  if constexpr (kE == E::kF32) {
+    // 2 tokens x 4 rows keeps the double accumulators and operands in 16 ymm.
+    constexpr int kTT = TT < 2 ? TT : 2;
+    for (; t + kTT <= t1; t += kTT) MicroF64<kTT, RR>(tile, a, t, row);
+    for (; t < t1; ++t) MicroF64<1, RR>(tile, a, t, row);
+  } else {
+    for (; t + TT <= t1; t += TT) Micro<kE, TT, RR>(tile, a, t, row);
+    for (; t < t1; ++t) Micro<kE, 1, RR>(tile, a, t, row);
+  }
 }
 
 // 8 rows of a BF16 K-pair group (group element offset `sub` = 16 * s for
@@ -168,7 +233,7 @@ void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
       if (tileable || !grouped) {
         MakeFloatTile(w, kLanes, row, row_end, rr, &tile);
         if (gemv) {
-          Micro<kE, 1, 8>(tile, a, t0, row);
+          Tokens<kE, 1, 8>(tile, a, t0, t0 + 1, row);
         } else {
           Tokens<kE, 3, 4>(tile, a, t0, t1, row);
         }
@@ -184,7 +249,7 @@ void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
         pw.rows = n;
         MakeFloatTile(pw, kLanes, 0, n, n, &tile);
         if (gemv) {
-          Micro<E::kF32, 1, 8>(tile, a, t0, row);
+          Tokens<E::kF32, 1, 8>(tile, a, t0, t0 + 1, row);
         } else {
           Tokens<E::kF32, 3, 4>(tile, a, t0, t1, row);
         }

@@ -12,6 +12,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <cstring>
+
 namespace relayout::kernels::matmul_internal {
 namespace {
 
@@ -102,11 +104,76 @@ void Micro(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t row) 
   }
 }
 
+// F32 weights: the products and sums in double. A float x float product is
+// exact in double, so an F32 matmul is accurate to double rounding whatever
+// its summation order: this is what lets an F32 checkpoint's logits match a
+// float reference implementation to 1e-4 (a float SIMD order would add its
+// own 1e-4-sized error to the reference's). Half the FMA width of Micro;
+// F32 weights are the accuracy path, the half and quantized types the fast one.
+template <int TT, int RR>
+void MicroF64(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t row) {
+  const int64_t k = a.w.cols;
+  const float* x[TT];
+  __m512d acc[TT * RR];
+  for (int t = 0; t < TT; ++t) x[t] = a.x + (t0 + t) * k;
+  for (int i = 0; i < TT * RR; ++i) acc[i] = _mm512_setzero_pd();
+  const auto step = [&](const float* const* xp, const uint8_t* const* wp) {
+    __m512d xl[TT], xh[TT];
+    for (int t = 0; t < TT; ++t) {
+      xl[t] = _mm512_cvtps_pd(_mm256_loadu_ps(xp[t]));
+      xh[t] = _mm512_cvtps_pd(_mm256_loadu_ps(xp[t] + 8));
+    }
+    for (int r = 0; r < RR; ++r) {
+      const float* w = reinterpret_cast<const float*>(wp[r]);
+      const __m512d wl = _mm512_cvtps_pd(_mm256_loadu_ps(w));
+      const __m512d wh = _mm512_cvtps_pd(_mm256_loadu_ps(w + 8));
+      for (int t = 0; t < TT; ++t) {
+        acc[t * RR + r] = _mm512_fmadd_pd(wl, xl[t], acc[t * RR + r]);
+        acc[t * RR + r] = _mm512_fmadd_pd(wh, xh[t], acc[t * RR + r]);
+      }
+    }
+  };
+  for (int64_t c = 0; c < tile.chunks; ++c) {
+    const float* xp[TT];
+    const uint8_t* wp[RR];
+    for (int t = 0; t < TT; ++t) xp[t] = x[t] + c * kLanes;
+    for (int r = 0; r < RR; ++r) wp[r] = tile.main[r] + c * tile.chunk_stride;
+    step(xp, wp);
+  }
+  if (tile.rem != 0) {
+    // The tail through zero-padded copies, so nothing past K is read.
+    alignas(64) float xbuf[TT][kLanes] = {};
+    alignas(64) float wbuf[RR][kLanes] = {};
+    const float* xp[TT];
+    const uint8_t* wp[RR];
+    for (int t = 0; t < TT; ++t) {
+      std::memcpy(xbuf[t], x[t] + tile.chunks * kLanes,
+                  sizeof(float) * static_cast<size_t>(tile.rem));
+      xp[t] = xbuf[t];
+    }
+    for (int r = 0; r < RR; ++r) {
+      std::memcpy(wbuf[r], tile.tail[r], sizeof(float) * static_cast<size_t>(tile.rem));
+      wp[r] = reinterpret_cast<const uint8_t*>(wbuf[r]);
+    }
+    step(xp, wp);
+  }
+  for (int t = 0; t < TT; ++t) {
+    float* y = a.y + (t0 + t) * a.w.rows + row;
+    for (int r = 0; r < tile.rows; ++r)
+      y[r] = static_cast<float>(_mm512_reduce_add_pd(acc[t * RR + r]));
+  }
+}
+
 template <E kE, int TT, int RR>
 void Tokens(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t t1, int64_t row) {
   int64_t t = t0;
-  for (; t + TT <= t1; t += TT) Micro<kE, TT, RR>(tile, a, t, row);
-  for (; t < t1; ++t) Micro<kE, 1, RR>(tile, a, t, row);
+  if constexpr (kE == E::kF32) {
+    for (; t + TT <= t1; t += TT) MicroF64<TT, RR>(tile, a, t, row);
+    for (; t < t1; ++t) MicroF64<1, RR>(tile, a, t, row);
+  } else {
+    for (; t + TT <= t1; t += TT) Micro<kE, TT, RR>(tile, a, t, row);
+    for (; t < t1; ++t) Micro<kE, 1, RR>(tile, a, t, row);
+  }
 }
 
 // 16 rows of a BF16 K-pair group (element offset `sub` = 32 * s for
@@ -169,7 +236,7 @@ void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
       if (tileable || !grouped) {
         MakeFloatTile(w, kLanes, row, row_end, rr, &tile);
         if (gemv) {
-          Micro<kE, 1, 16>(tile, a, t0, row);
+          Tokens<kE, 1, 16>(tile, a, t0, t0 + 1, row);
         } else {
           Tokens<kE, 4, 4>(tile, a, t0, t1, row);
         }
@@ -184,7 +251,7 @@ void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
         pw.rows = n;
         MakeFloatTile(pw, kLanes, 0, n, n, &tile);
         if (gemv) {
-          Micro<E::kF32, 1, 16>(tile, a, t0, row);
+          Tokens<E::kF32, 1, 16>(tile, a, t0, t0 + 1, row);
         } else {
           Tokens<E::kF32, 4, 4>(tile, a, t0, t1, row);
         }

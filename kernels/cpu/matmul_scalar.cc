@@ -118,8 +118,8 @@ void FloatRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
     DecodeFloatRows(w, n, 1, row);
     for (int64_t t = 0; t < a.tokens; ++t) {
       const float* x = a.x + t * w.cols;
-      float acc = 0.0f;
-      for (int64_t j = 0; j < w.cols; ++j) acc += row[j] * x[j];
+      double acc = 0.0;
+      for (int64_t j = 0; j < w.cols; ++j) acc += static_cast<double>(row[j]) * x[j];
       a.y[t * w.rows + n] = acc;
     }
   }
