@@ -18,6 +18,10 @@ LifecycleState ServerState::state() const {
 }
 
 bool ServerState::SetState(LifecycleState to) {
+  // Held across the listeners too, so that two racing changes (SERVING from
+  // the start-up thread, DRAINING from a signal) reach them in the order
+  // they were made: health must not end SERVING while draining.
+  std::lock_guard<std::mutex> transition(transition_mu_);
   LifecycleState from;
   {
     std::lock_guard<std::mutex> lock(mu_);

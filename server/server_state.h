@@ -5,8 +5,8 @@
 //
 // Lifecycle changes go through SetState, which calls the registered
 // listeners (health, metrics, logs) after the change, outside the lock, in
-// registration order. Listeners are called from the thread that changes
-// the state.
+// registration order, one change at a time. Listeners are called from the
+// thread that changes the state and must not change it themselves.
 //
 // Thread safety: all methods may be called concurrently.
 #pragma once
@@ -73,6 +73,7 @@ class ServerState {
   std::shared_ptr<const Tokenizer> tokenizer() const;
 
  private:
+  std::mutex transition_mu_;  // serializes SetState, listeners included
   mutable std::mutex mu_;
   LifecycleState state_ = LifecycleState::kLoading;  // GUARDED_BY(mu_)
   Snapshot snapshot_;                                // GUARDED_BY(mu_); state kept in state_
