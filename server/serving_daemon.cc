@@ -231,7 +231,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
 
   LoadedModel loaded{std::move(load), std::move(weights), shared_tokenizer, options.limits};
   if (factory) {
-    ASSIGN_OR_RETURN(backend, factory(std::move(loaded)));
+    ASSIGN_OR_RETURN(backend, factory(std::move(loaded), &metrics));
     generation->AttachBackend(backend.get());
   } else {
     kept_model.emplace(std::move(loaded));

@@ -28,6 +28,7 @@
 #include "engine/tokenizer.h"
 #include "server/generation_backend.h"
 #include "server/serve_options.h"
+#include "server/server_metrics.h"
 
 namespace relayout::server {
 
@@ -42,9 +43,12 @@ struct LoadedModel {
 class ServingDaemon {
  public:
   // Builds the engine's backend from the converted model, on the start-up
-  // thread, before SERVING. An error fails start-up.
-  using BackendFactory =
-      std::function<Result<std::unique_ptr<GenerationBackend>>(LoadedModel model)>;
+  // thread, before SERVING. An error fails start-up. `metrics` (outlives the
+  // backend) is where the backend reports the scheduler's gauges (batch
+  // size, queue depth, active sessions, KV-cache usage); the service already
+  // counts requests, tokens, time to first token and per output token.
+  using BackendFactory = std::function<Result<std::unique_ptr<GenerationBackend>>(
+      LoadedModel model, ServerMetrics* metrics)>;
 
   explicit ServingDaemon(ServeOptions options);
   ~ServingDaemon();
