@@ -3,17 +3,32 @@
 #include <iostream>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "server/cli/command.h"
+#if RELAYOUT_WITH_SERVER
+#include "server/serve_command.h"
+#endif
 
 namespace {
+
+// The engine's commands, then the server's when it is built.
+std::vector<relayout::cli::Command> AllCommands() {
+  std::vector<relayout::cli::Command> all(relayout::cli::EngineCommands().begin(),
+                                          relayout::cli::EngineCommands().end());
+#if RELAYOUT_WITH_SERVER
+  all.insert(all.end(), relayout::server::ServerCommands().begin(),
+             relayout::server::ServerCommands().end());
+#endif
+  return all;
+}
 
 void PrintHelp(std::ostream& os) {
   os << "relayoutd: serves Llama-family models, converting weights in place to the\n"
         "layout the device's fastest kernels want, under a memory budget.\n\n"
         "usage: relayoutd <command> [flags]    (relayoutd <command> --help for flags)\n\n"
         "commands:\n";
-  for (const relayout::cli::Command& c : relayout::cli::EngineCommands()) {
+  for (const relayout::cli::Command& c : AllCommands()) {
     os << "  " << c.name << std::string(12 - std::min<size_t>(c.name.size(), 11), ' ') << c.summary
        << "\n";
   }
@@ -29,7 +44,7 @@ int main(int argc, char** argv) {
   }
   const std::string_view name = argv[1];
   const std::span<char* const> args(argv + 2, static_cast<size_t>(argc - 2));
-  for (const relayout::cli::Command& c : relayout::cli::EngineCommands()) {
+  for (const relayout::cli::Command& c : AllCommands()) {
     if (c.name == name) return c.run(args, std::cout, std::cerr);
   }
   std::cerr << "relayoutd: unknown command \"" << name << "\" (relayoutd help lists them)\n";

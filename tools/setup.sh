@@ -19,12 +19,15 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian's libsentencepiece is deliberately absent: it bundles its own protobuf,
 # which aborts at start-up next to gRPC's. The tokenizers are our own code.
+# prometheus provides promtool, which checks the /metrics exposition in
+# tests/server; openssl makes those tests' throwaway certificates.
 packages=(
   ca-certificates cmake ninja-build ccache clang libclang-rt-14-dev clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libboost-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   python3-venv
+  prometheus openssl
 )
 
 install_packages() {

@@ -20,7 +20,8 @@ void LoadFlags::Register(FlagSet* flags) {
 }
 
 Status LoadFlags::Finish() {
-  if (options.model_path.empty()) return Status::InvalidArgument("--model", "is required");
+  if (require_model && options.model_path.empty())
+    return Status::InvalidArgument("--model", "is required");
   if (!memory_limit.empty()) {
     Result<uint64_t> limit = ParseBudget(memory_limit, 0);
     if (!limit.ok()) return Status::InvalidArgument("--memory-limit", limit.status().message());

@@ -12,6 +12,8 @@ namespace relayout::cli {
 struct LoadFlags {
   LoadOptions options;
   std::string memory_limit;  // parsed into options.memory_limit by Finish()
+  // `serve` falls back to the default model when --model is not given.
+  bool require_model = true;
 
   void Register(FlagSet* flags);
   // Parses what Register could not type-check. InvalidArgument naming the flag.

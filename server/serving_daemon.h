@@ -1,0 +1,74 @@
+// ServingDaemon: `relayoutd serve` as an object. It listens at once (gRPC
+// and the metrics port), then loads and converts the model on a start-up
+// thread while health says NOT_SERVING and GetModelInfo reports progress,
+// serves, and on SIGTERM/SIGINT drains and stops.
+//
+//   LOADING     fetch the default model if needed, open the checkpoint,
+//               plan the conversion, load the tokenizer
+//   CONVERTING  ExecuteConversion with the ConversionProgress observer
+//   SERVING     health SERVING ("" and both services), /readyz 200
+//   DRAINING    health NOT_SERVING; the Generation service refuses new
+//               work; in-flight calls get drain_grace_seconds to finish;
+//               then the gRPC server stops and Run returns 0
+//
+// A start-up failure (bad checkpoint, budget, tokenizer) is logged, shown
+// in GetModelInfo.error, and Run returns 1 (so a supervisor restarts or
+// reports it).
+//
+// Thread safety: Run is called once, from the main thread (it installs the
+// signal handlers); SetBackendFactory before Run.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "engine/model_loader.h"
+#include "engine/relayout_executor.h"
+#include "engine/status.h"
+#include "engine/tokenizer.h"
+#include "server/generation_backend.h"
+#include "server/serve_options.h"
+#include "server/server_metrics.h"
+
+namespace relayout::server {
+
+// The converted model, handed to the backend factory.
+struct LoadedModel {
+  PreparedLoad load;  // checkpoint (config, source), layout policy and plan
+  LoadedWeights weights;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  ServingLimits limits;
+};
+
+class ServingDaemon {
+ public:
+  // Builds the engine's backend from the converted model, on the start-up
+  // thread, before SERVING. An error fails start-up. `metrics` (outlives the
+  // backend) is where the backend reports the scheduler's gauges (batch
+  // size, queue depth, active sessions, KV-cache usage); the service already
+  // counts requests, tokens, time to first token and per output token.
+  using BackendFactory = std::function<Result<std::unique_ptr<GenerationBackend>>(
+      LoadedModel model, ServerMetrics* metrics)>;
+
+  explicit ServingDaemon(ServeOptions options);
+  ~ServingDaemon();
+  ServingDaemon(const ServingDaemon&) = delete;
+  ServingDaemon& operator=(const ServingDaemon&) = delete;
+
+  // Without a factory the daemon keeps the converted weights and the
+  // Generation service answers Prefill/Decode/Generate/Release with
+  // UNIMPLEMENTED "generation backend not attached".
+  void SetBackendFactory(BackendFactory factory);
+
+  // Runs until a signal and the drain. Errors before serving anything (a
+  // flag's value, a TLS or token file, a port that cannot be bound) are
+  // returned as Status; otherwise the exit code: 0 after a drain, 1 when
+  // start-up failed.
+  Result<int> Run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace relayout::server

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""relayoutd serve from a Python gRPC client (grpcio), stubs generated from proto/.
+
+Starts `relayoutd serve` on the stories260K model (free ports), generates the
+Python stubs of proto/relayout/v1/*.proto into a temporary directory with
+grpcio-tools, then checks grpc.health.v1 Check, Model.GetModelInfo and
+Generation.Tokenize/Detokenize, and that SIGTERM ends the server with exit 0.
+
+Run by CTest (label integration); exits 77 (skipped) when grpcio or the shared
+models are missing:
+  .venv/bin/python tests/server/test_python_client.py --relayoutd build/server/relayoutd \\
+      --proto-dir proto --shared-dir ../shared
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+SKIP = 77
+ARGS = None
+SERVER = None  # the Server below, started once for all tests
+STUBS = None   # (model_pb2, model_pb2_grpc, generation_pb2, generation_pb2_grpc)
+
+
+class Server:
+    """relayoutd serve as a child process; its stderr is collected by a thread."""
+
+    def __init__(self, relayoutd, model):
+        self.proc = subprocess.Popen(
+            [relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
+             "--metrics-listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.port = None
+        listening = threading.Event()
+
+        def drain():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                m = re.search(r"grpc_port=(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+                    listening.set()
+            listening.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not listening.wait(20) or self.port is None:
+            self.proc.kill()
+            raise RuntimeError("relayoutd did not listen:\n" + "".join(self.lines))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
+
+
+def generate_stubs(proto_dir, out_dir):
+    from grpc_tools import protoc
+    protos = ["relayout/v1/model.proto", "relayout/v1/generation.proto"]
+    rc = protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out_dir}",
+                      f"--grpc_python_out={out_dir}", *protos])
+    if rc != 0:
+        raise RuntimeError(f"protoc failed with {rc}")
+    sys.path.insert(0, out_dir)
+    from relayout.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
+    return model_pb2, model_pb2_grpc, generation_pb2, generation_pb2_grpc
+
+
+class PythonClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import grpc
+        cls.channel = grpc.insecure_channel(f"127.0.0.1:{SERVER.port}")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+
+    def wait_serving(self):
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = stub.Check(health_pb2.HealthCheckRequest(service="relayout.v1.Model"),
+                                timeout=5).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return
+            time.sleep(0.01)
+        self.fail("never SERVING")
+
+    def test_health_check_reports_serving(self):
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        self.wait_serving()
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        for service in ("", "relayout.v1.Generation", "relayout.v1.Model"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            self.assertEqual(reply.status, health_pb2.HealthCheckResponse.SERVING, service)
+
+    def test_get_model_info_describes_the_model_and_its_conversion(self):
+        model_pb2, model_pb2_grpc, _, _ = STUBS
+        self.wait_serving()
+        info = model_pb2_grpc.ModelStub(self.channel).GetModelInfo(
+            model_pb2.GetModelInfoRequest(include_tensors=True), timeout=5)
+        self.assertEqual(info.state, model_pb2.LIFECYCLE_STATE_SERVING)
+        self.assertEqual(info.format, "safetensors")
+        self.assertEqual(info.config.vocab_size, 512)
+        self.assertEqual(info.config.num_layers, 5)
+        self.assertAlmostEqual(info.progress.ratio, 1.0)
+        self.assertGreater(info.report.measured_peak_bytes, 0)
+        self.assertLessEqual(info.report.measured_peak_bytes,
+                             info.report.weights_bytes + info.report.budget_bytes)
+        self.assertEqual(len(info.report.tensors), info.progress.tensors_total)
+        self.assertTrue(all(c.layout for c in info.tensor_classes))
+
+    def test_tokenize_gives_llama_cpp_ids_and_detokenize_inverts_it(self):
+        _, _, generation_pb2, generation_pb2_grpc = STUBS
+        self.wait_serving()
+        stub = generation_pb2_grpc.GenerationStub(self.channel)
+        reply = stub.Tokenize(generation_pb2.TokenizeRequest(text="Once upon a time"), timeout=5)
+        self.assertEqual(list(reply.token_ids), [1, 403, 407, 261, 378])
+        self.assertEqual(len(reply.pieces), 5)
+        text = stub.Detokenize(generation_pb2.DetokenizeRequest(token_ids=reply.token_ids),
+                               timeout=5).text
+        self.assertEqual(text, "Once upon a time")
+
+    def test_generation_without_a_backend_is_unimplemented(self):
+        import grpc
+        _, _, generation_pb2, generation_pb2_grpc = STUBS
+        self.wait_serving()
+        stub = generation_pb2_grpc.GenerationStub(self.channel)
+        with self.assertRaises(grpc.RpcError) as caught:
+            stub.Prefill(generation_pb2.PrefillRequest(
+                prompt=generation_pb2.Prompt(text="Once")), timeout=5)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
+def main():
+    global ARGS, SERVER, STUBS
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--relayoutd", required=True)
+    p.add_argument("--proto-dir", required=True)
+    p.add_argument("--shared-dir", required=True)
+    ARGS = p.parse_args()
+    try:
+        import grpc  # noqa: F401
+        import grpc_health.v1  # noqa: F401
+        import grpc_tools  # noqa: F401
+    except ImportError as e:
+        print(f"SKIPPED: {e} (tools/setup.sh installs grpcio into .venv)")
+        return SKIP
+    model = os.path.join(ARGS.shared_dir, "models/stories260K/model.safetensors")
+    if not os.path.exists(model):
+        print(f"SKIPPED: {model} missing")
+        return SKIP
+
+    with tempfile.TemporaryDirectory() as stub_dir:
+        STUBS = generate_stubs(ARGS.proto_dir, stub_dir)
+        SERVER = Server(ARGS.relayoutd, model)
+        try:
+            suite = unittest.defaultTestLoader.loadTestsFromTestCase(PythonClientTest)
+            result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+        finally:
+            exit_code = SERVER.stop()
+    failed = len(result.failures) + len(result.errors)
+    if exit_code != 0:
+        print(f"FAILED: relayoutd exited with {exit_code} after SIGTERM:\n" + "".join(SERVER.lines))
+        failed += 1
+    passed = result.testsRun - len(result.failures) - len(result.errors) - len(result.skipped)
+    print(f"===== {passed} passed, {failed} failed, {len(result.skipped)} skipped =====")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
