@@ -6,9 +6,11 @@
 
 namespace relayout {
 
+std::string_view KvDTypeName(KvDType dtype) { return dtype == KvDType::kF16 ? "f16" : "f32"; }
+
 uint64_t KvCacheShape::BlockBytes() const {
   return static_cast<uint64_t>(num_layers) * 2 * static_cast<uint64_t>(block_size) *
-         static_cast<uint64_t>(kv_dim()) * sizeof(float);
+         static_cast<uint64_t>(kv_dim()) * elem_bytes();
 }
 
 uint64_t KvCacheShape::BytesForTokens(int64_t tokens) const {
@@ -46,7 +48,8 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape, uint
 KvCache::KvCache(const KvCacheShape& shape, int64_t num_blocks, HostBuffer pool)
     : shape_(shape),
       num_blocks_(num_blocks),
-      layer_floats_(num_blocks * shape.block_size * shape.kv_dim()),
+      layer_bytes_(num_blocks * shape.block_size * shape.kv_dim() *
+                   static_cast<int64_t>(shape.elem_bytes())),
       pool_(std::move(pool)) {
   free_.reserve(static_cast<size_t>(num_blocks));
   // Lowest ids on top of the stack, so a fresh cache hands out 0, 1, 2...

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,14 +29,22 @@
 
 namespace relayout {
 
+enum class KvDType : uint8_t {
+  kF32,  // reference-grade: F32 checkpoints keep their logits within 1e-4 of float references
+  kF16,  // half the bytes; what llama.cpp and vLLM store by default
+};
+std::string_view KvDTypeName(KvDType dtype);
+
 struct KvCacheShape {
   int64_t num_layers = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t block_size = 16;  // tokens per block
+  KvDType dtype = KvDType::kF32;
 
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
-  // Bytes of one block: K and V of block_size tokens in every layer, F32.
+  uint64_t elem_bytes() const { return dtype == KvDType::kF16 ? 2 : 4; }
+  // Bytes of one block: K and V of block_size tokens in every layer.
   uint64_t BlockBytes() const;
   // Bytes of the blocks that hold `tokens` tokens of one sequence.
   uint64_t BytesForTokens(int64_t tokens) const;
@@ -77,9 +86,10 @@ class KvCache {
   // next Reserve, SetLength or Release of that sequence.
   std::span<const int32_t> block_table(SequenceId id) const;
 
-  // Layer l's key and value pools. REQUIRES: 0 <= layer < num_layers.
-  float* keys(int64_t layer) { return pool_base() + (2 * layer) * layer_floats_; }
-  float* values(int64_t layer) { return pool_base() + (2 * layer + 1) * layer_floats_; }
+  // Layer l's key and value pools, of shape().dtype elements.
+  // REQUIRES: 0 <= layer < num_layers.
+  void* keys(int64_t layer) { return pool_.data() + (2 * layer) * layer_bytes_; }
+  void* values(int64_t layer) { return pool_.data() + (2 * layer + 1) * layer_bytes_; }
 
   const KvCacheShape& shape() const { return shape_; }
   int64_t block_size() const { return shape_.block_size; }
@@ -94,14 +104,13 @@ class KvCache {
     std::vector<int32_t> blocks;
   };
   KvCache(const KvCacheShape& shape, int64_t num_blocks, HostBuffer pool);
-  float* pool_base() { return reinterpret_cast<float*>(pool_.data()); }
   int64_t BlocksFor(int64_t tokens) const {
     return (tokens + shape_.block_size - 1) / shape_.block_size;
   }
 
   KvCacheShape shape_;
   int64_t num_blocks_ = 0;
-  int64_t layer_floats_ = 0;  // floats of one layer's K (or V) region
+  int64_t layer_bytes_ = 0;  // bytes of one layer's K (or V) region
   HostBuffer pool_;
   std::vector<int32_t> free_;  // a stack of free block ids
   std::unordered_map<SequenceId, Sequence> sequences_;

@@ -97,14 +97,24 @@ TEST(KvCacheTest, SetLengthRewindsAndFreesTheTail) {
 }
 
 TEST(KvCacheTest, LayerPoolsDoNotOverlap) {
-  MemoryLedger ledger;
-  auto cache = std::move(*KvCache::Create(kShape, 3 * kShape.BlockBytes(), &ledger));
-  const int64_t layer_floats = 3 * 16 * 12;
-  EXPECT_EQ(cache->values(0) - cache->keys(0), layer_floats);
-  EXPECT_EQ(cache->keys(1) - cache->values(0), layer_floats);
-  EXPECT_EQ(reinterpret_cast<std::byte*>(cache->values(1) + layer_floats) -
-                reinterpret_cast<std::byte*>(cache->keys(0)),
-            static_cast<std::ptrdiff_t>(cache->pool_bytes()));
+  for (const KvDType dtype : {KvDType::kF32, KvDType::kF16}) {
+    KvCacheShape shape = kShape;
+    shape.dtype = dtype;
+    MemoryLedger ledger;
+    auto cache = std::move(*KvCache::Create(shape, 3 * shape.BlockBytes(), &ledger));
+    const auto at = [&](void* p) {
+      return static_cast<std::byte*>(p) - static_cast<std::byte*>(cache->keys(0));
+    };
+    const std::ptrdiff_t layer_bytes =
+        3 * 16 * 12 * static_cast<std::ptrdiff_t>(shape.elem_bytes());
+    EXPECT_EQ(at(cache->values(0)), layer_bytes);
+    EXPECT_EQ(at(cache->keys(1)), 2 * layer_bytes);
+    EXPECT_EQ(at(cache->values(1)) + layer_bytes, static_cast<std::ptrdiff_t>(cache->pool_bytes()));
+    EXPECT_EQ(ledger.current(MemoryCategory::kKvCache), cache->pool_bytes());
+  }
+  KvCacheShape f16 = kShape;
+  f16.dtype = KvDType::kF16;
+  EXPECT_EQ(2 * f16.BlockBytes(), kShape.BlockBytes());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "kernels/cpu/paged_attention.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/silu_gate.h"
+#include "kernels/cpu/widen.h"
 
 namespace relayout {
 
@@ -250,7 +251,12 @@ Status LlamaModel::BindWeights() {
 }
 
 KvCacheShape LlamaModel::kv_cache_shape(int64_t block_size) const {
-  return KvCacheShape{config_.num_layers, config_.num_kv_heads, config_.head_dim, block_size};
+  bool all_f32 = true;
+  for (const LoadedTensor& t : weights_.tensors) {
+    if (IsMatmulWeight(t.ref.role) && t.dtype != DType::kF32) all_f32 = false;
+  }
+  return KvCacheShape{config_.num_layers, config_.num_kv_heads, config_.head_dim, block_size,
+                      all_f32 ? KvDType::kF32 : KvDType::kF16};
 }
 
 uint64_t LlamaModel::weight_bytes() const {
@@ -389,9 +395,13 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
                               w.tokens_in.data(), tokens, w.x)) {
     return Status::Internal("forward", "embedding lookup refused its arguments");
   }
-  const kernels::PagedAttentionParams attn{c.num_heads, c.num_kv_heads, c.head_dim,
-                                           cache->block_size(),
-                                           1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const kernels::PagedAttentionParams attn{
+      c.num_heads,
+      c.num_kv_heads,
+      c.head_dim,
+      cache->block_size(),
+      1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+      cache->shape().dtype == KvDType::kF16 ? kernels::KvElem::kF16 : kernels::KvElem::kF32};
   const int64_t bs = cache->block_size();
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
@@ -403,16 +413,26 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
                        inv_freq_.data(), pairing_);
     kernels::ApplyRope(w.k, tokens, c.num_kv_heads, c.head_dim, c.rope_dim, w.positions.data(),
                        inv_freq_.data(), pairing_);
-    float* k_pool = cache->keys(static_cast<int64_t>(l));
-    float* v_pool = cache->values(static_cast<int64_t>(l));
+    void* k_pool = cache->keys(static_cast<int64_t>(l));
+    void* v_pool = cache->values(static_cast<int64_t>(l));
+    const bool f16 = cache->shape().dtype == KvDType::kF16;
     for (const kernels::AttentionSpan& span : w.spans) {
       for (int64_t i = 0; i < span.rows; ++i) {
         const int64_t pos = span.start_position + i;
         const int64_t slot =
             (static_cast<int64_t>(span.block_table[pos / bs]) * bs + pos % bs) * kv_dim;
         const int64_t row = span.first_row + i;
-        std::memcpy(k_pool + slot, w.k + row * kv_dim, static_cast<size_t>(kv_dim) * sizeof(float));
-        std::memcpy(v_pool + slot, w.v + row * kv_dim, static_cast<size_t>(kv_dim) * sizeof(float));
+        if (f16) {
+          kernels::NarrowF32ToF16(w.k + row * kv_dim, static_cast<uint16_t*>(k_pool) + slot,
+                                  static_cast<size_t>(kv_dim));
+          kernels::NarrowF32ToF16(w.v + row * kv_dim, static_cast<uint16_t*>(v_pool) + slot,
+                                  static_cast<size_t>(kv_dim));
+        } else {
+          std::memcpy(static_cast<float*>(k_pool) + slot, w.k + row * kv_dim,
+                      static_cast<size_t>(kv_dim) * sizeof(float));
+          std::memcpy(static_cast<float*>(v_pool) + slot, w.v + row * kv_dim,
+                      static_cast<size_t>(kv_dim) * sizeof(float));
+        }
       }
     }
     if (!kernels::PagedAttention(attn, w.q, w.spans.data(), static_cast<int64_t>(w.spans.size()),

@@ -104,7 +104,11 @@ class LlamaModel {
   std::span<const float> Logits(size_t entry) const;
 
   const ModelConfig& config() const { return config_; }
-  // The cache shape this model's Forward needs (block_size as given).
+  // The cache shape this model's Forward needs (block_size as given). The
+  // element type follows the weights: F32 when every matmul weight is F32
+  // (an F32 checkpoint is the accuracy path, matching float references to
+  // 1e-4), F16 otherwise, as llama.cpp and vLLM store it by default (half
+  // the bytes; the numbers of a quantized model then match llama.cpp's).
   KvCacheShape kv_cache_shape(int64_t block_size = 16) const;
   NamingScheme naming() const { return naming_; }
   kernels::RopePairing rope_pairing() const { return pairing_; }

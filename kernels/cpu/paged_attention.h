@@ -1,4 +1,5 @@
-// Causal grouped-query attention over a paged KV cache.
+// Causal grouped-query attention over a paged KV cache, whose elements are
+// F32 or F16 (KvElem); scores and the weighted sum are computed in float.
 //
 // Shapes (row-major):
 //   q, out   [rows, n_heads * head_dim]    the batch's query rows, RoPE applied
@@ -39,20 +40,22 @@ struct AttentionSpan {
 // Largest block_size the kernel takes (a block's scores live on the stack).
 inline constexpr int64_t kMaxAttentionBlockSize = 256;
 
+enum class KvElem : uint8_t { kF32, kF16 };
+
 struct PagedAttentionParams {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;  // divides n_heads
   int64_t head_dim = 0;
-  int64_t block_size = 0;  // tokens per block, in [1, kMaxAttentionBlockSize]
-  float scale = 1.0f;      // usually 1 / sqrt(head_dim)
+  int64_t block_size = 0;         // tokens per block, in [1, kMaxAttentionBlockSize]
+  float scale = 1.0f;             // usually 1 / sqrt(head_dim)
+  KvElem kv_elem = KvElem::kF32;  // the pools' element type
 };
 
 // REQUIRES: spans sorted by first_row, covering [0, total rows) without gaps
 // or overlap; the parameters as documented above. Returns false, writing
 // nothing, when the head counts or block size are out of range.
 [[nodiscard]] bool PagedAttention(const PagedAttentionParams& params, const float* q,
-                                  const AttentionSpan* spans, int64_t num_spans,
-                                  const float* k_pool, const float* v_pool, float* out,
-                                  ThreadPool* pool);
+                                  const AttentionSpan* spans, int64_t num_spans, const void* k_pool,
+                                  const void* v_pool, float* out, ThreadPool* pool);
 
 }  // namespace relayout::kernels

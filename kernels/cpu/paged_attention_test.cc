@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/widen.h"
+
 namespace relayout::kernels {
 namespace {
 
@@ -94,6 +96,22 @@ TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
     for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], expected[i], 1e-5) << i;
     delete pool;
   }
+  // F16 pools give what F32 pools holding the same (rounded) values give.
+  std::vector<uint16_t> k16(k_pool.size()), v16(v_pool.size());
+  NarrowF32ToF16(k_pool.data(), k16.data(), k16.size());
+  NarrowF32ToF16(v_pool.data(), v16.data(), v16.size());
+  std::vector<float> k_rounded(k_pool.size()), v_rounded(v_pool.size());
+  WidenF16ToF32(k16.data(), k_rounded.data(), k16.size());
+  WidenF16ToF32(v16.data(), v_rounded.data(), v16.size());
+  PagedAttentionParams half = params;
+  half.kv_elem = KvElem::kF16;
+  std::vector<float> from_f16(total * q_dim), from_f32(total * q_dim);
+  ASSERT_TRUE(PagedAttention(half, q.data(), spans.data(), static_cast<int64_t>(spans.size()),
+                             k16.data(), v16.data(), from_f16.data(), nullptr));
+  ASSERT_TRUE(PagedAttention(params, q.data(), spans.data(), static_cast<int64_t>(spans.size()),
+                             k_rounded.data(), v_rounded.data(), from_f32.data(), nullptr));
+  EXPECT_EQ(from_f16, from_f32);
+  for (size_t i = 0; i < from_f16.size(); ++i) EXPECT_NEAR(from_f16[i], expected[i], 2e-3) << i;
 }
 
 TEST(PagedAttentionTest, RejectsHeadCountsThatDoNotGroup) {
