@@ -10,26 +10,6 @@
 
 namespace relayout {
 
-std::string_view SequenceFinishName(SequenceFinish finish) {
-  switch (finish) {
-    case SequenceFinish::kNone:
-      return "none";
-    case SequenceFinish::kMaxTokens:
-      return "length";
-    case SequenceFinish::kContextFull:
-      return "context";
-    case SequenceFinish::kEndOfGeneration:
-      return "eos";
-    case SequenceFinish::kStopString:
-      return "stop";
-    case SequenceFinish::kStopToken:
-      return "stop_token";
-    case SequenceFinish::kCancelled:
-      return "cancelled";
-  }
-  return "unknown";
-}
-
 // One stream or session. Every field is read and written under mu_, except
 // during a forward pass, which reads prompt ids and last_token of the
 // sequences in its batch (nobody else writes them) with mu_ released. Only
@@ -137,49 +117,9 @@ Result<std::unique_ptr<ServingEngine::Sequence>> ServingEngine::NewSequence(Serv
                                                                             bool is_session) {
   const ServingLimits& limits = options_.limits;
   if (draining_) return Status::Unavailable("serving engine", "draining");
-  const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
-  if (prompt == 0) return Status::InvalidArgument("prompt", "empty");
-  if (prompt > limits.max_prompt_tokens) {
-    return Status::ResourceExhausted("prompt",
-                                     StrCat(prompt, " tokens, above the limit ",
-                                            "max_prompt_tokens = ", limits.max_prompt_tokens));
-  }
-  const int64_t vocab = config().vocab_size;
-  for (size_t i = 0; i < request.prompt_ids.size(); ++i) {
-    const int32_t id = request.prompt_ids[i];
-    if (id < 0 || id >= vocab) {
-      return Status::InvalidArgument(StrCat("prompt[", i, "]"),
-                                     StrCat(id, " is outside the vocabulary [0, ", vocab, ")"));
-    }
-  }
-  for (int32_t id : request.stop_token_ids) {
-    if (id < 0 || id >= vocab) {
-      return Status::InvalidArgument("stop_token_ids", StrCat(id, " is outside the vocabulary"));
-    }
-  }
-  if (request.max_new_tokens == 0) request.max_new_tokens = limits.max_new_tokens;
-  if (request.max_new_tokens < 0) {
-    return Status::InvalidArgument("max_new_tokens", StrCat(request.max_new_tokens, " < 0"));
-  }
-  if (request.max_new_tokens > limits.max_new_tokens) {
-    return Status::ResourceExhausted(
-        "max_new_tokens", StrCat(request.max_new_tokens,
-                                 " is above the limit max_new_tokens = ", limits.max_new_tokens));
-  }
-  if (prompt >= max_positions_) {
-    return Status::InvalidArgument(
-        "prompt",
-        StrCat(prompt, " tokens leave no room in the context of ", max_positions_, " positions"));
-  }
-  RETURN_IF_ERROR(request.sampling.Validate());
-  const int64_t positions = std::min(prompt + request.max_new_tokens - 1, max_positions_);
-  const int64_t blocks = (positions + cache_->block_size() - 1) / cache_->block_size();
-  if (blocks > cache_->total_blocks()) {
-    return Status::ResourceExhausted(
-        "kv cache",
-        StrCat("the request needs ", blocks, " blocks for ", positions,
-               " positions, the cache holds ", cache_->total_blocks(), " (kv_cache_bytes)"));
-  }
+  const ServingRequestBounds bounds{limits, config().vocab_size, max_positions_,
+                                    cache_->block_size(), cache_->total_blocks()};
+  ASSIGN_OR_RETURN(const int64_t blocks, CheckServingRequest(&request, bounds));
   const int64_t alive = static_cast<int64_t>(sequences_.size());
   if (alive >= limits.max_sessions) {
     return Status::ResourceExhausted(

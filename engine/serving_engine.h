@@ -70,41 +70,12 @@
 #include "engine/relayout_executor.h"
 #include "engine/sampler.h"
 #include "engine/serving_limits.h"
+#include "engine/serving_request.h"
 #include "engine/status.h"
 #include "engine/tokenizer.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace relayout {
-
-enum class SequenceFinish {
-  kNone,             // more tokens may follow
-  kMaxTokens,        // max_new_tokens generated
-  kContextFull,      // the next position would be past the context
-  kEndOfGeneration,  // an end-of-generation token (not returned)
-  kStopString,       // a stop string appeared in the text
-  kStopToken,        // one of stop_token_ids (returned)
-  kCancelled,        // Cancel, Release during a Decode, or shutdown
-};
-// "none", "length", "context", "eos", "stop", "stop_token", "cancelled".
-std::string_view SequenceFinishName(SequenceFinish finish);
-
-struct ServingRequest {
-  std::vector<int32_t> prompt_ids;  // BOS included if wanted
-  SamplingParams sampling;          // its seed seeds the sequence's Sampler
-  bool logprobs = false;            // report the chosen token's logprob
-  std::vector<std::string> stop_strings;
-  std::vector<int32_t> stop_token_ids;
-  int64_t max_new_tokens = 0;  // 0: limits.max_new_tokens
-  bool ignore_eos = false;
-};
-
-struct ServingToken {
-  int32_t id = 0;
-  std::string text;  // whole UTF-8 characters; may be empty (held back)
-  bool has_logprob = false;
-  float logprob = 0;
-  std::vector<TokenLogprob> top;  // sampling.top_logprobs alternatives
-};
 
 struct SessionPrefill {
   uint64_t session_id = 0;
