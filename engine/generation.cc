@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "engine/stop_string_filter.h"
 #include "engine/streaming_decoder.h"
 
 namespace relayout {
@@ -26,61 +27,6 @@ class SequenceGuard {
  private:
   KvCache* cache_;
   SequenceId id_;
-};
-
-// Text out through the stop strings: holds back the tail that could still
-// begin one, emits the rest.
-class StopStringFilter {
- public:
-  StopStringFilter(const std::vector<std::string>& stops, std::string* text,
-                   const TextCallback& on_text)
-      : stops_(stops), text_(text), on_text_(on_text) {
-    for (const std::string& s : stops_) hold_ = std::max(hold_, s.size());
-  }
-
-  // Appends piece; true when a stop string now appears (text_ is cut before it).
-  bool Append(const std::string& piece) {
-    const size_t search_from = emitted_ > hold_ ? emitted_ - hold_ : 0;
-    text_->append(piece);
-    size_t cut = std::string::npos;
-    for (const std::string& s : stops_) {
-      if (s.empty()) continue;
-      const size_t at = text_->find(s, search_from);
-      if (at != std::string::npos) cut = std::min(cut, at);
-    }
-    if (cut != std::string::npos) {
-      text_->resize(cut);
-      Emit(text_->size());
-      return true;
-    }
-    // Keep the last hold_ - 1 bytes unless no stop string can start there;
-    // never split a UTF-8 character.
-    size_t safe = text_->size();
-    if (hold_ > 0) {
-      safe = text_->size() >= hold_ - 1 ? text_->size() - (hold_ - 1) : 0;
-      while (safe > emitted_ && safe < text_->size() &&
-             (static_cast<unsigned char>((*text_)[safe]) & 0xC0) == 0x80) {
-        --safe;
-      }
-    }
-    Emit(safe);
-    return false;
-  }
-
-  void Finish() { Emit(text_->size()); }
-
- private:
-  void Emit(size_t upto) {
-    if (upto <= emitted_) return;
-    if (on_text_) on_text_(std::string_view(*text_).substr(emitted_, upto - emitted_));
-    emitted_ = upto;
-  }
-
-  const std::vector<std::string>& stops_;
-  std::string* text_;
-  const TextCallback& on_text_;
-  size_t hold_ = 0;
-  size_t emitted_ = 0;
 };
 
 }  // namespace
@@ -152,7 +98,14 @@ Result<GenerationResult> GenerateFromIds(LlamaModel* model, KvCache* cache,
   Sampler sampler(options.sampling);
   sampler.ObservePrompt(result.prompt_ids);
   StreamingDecoder decoder(&tokenizer, result.prompt_ids.back());
-  StopStringFilter filter(options.stop_strings, &result.text, on_text);
+  StopStringFilter filter(options.stop_strings);
+  // Feeds a piece through the stop strings; true when one appeared.
+  auto append = [&](const std::string& piece) {
+    bool stopped = false;
+    const std::string out = filter.Append(piece, &stopped);
+    if (on_text && !out.empty()) on_text(out);
+    return stopped;
+  };
   SequenceGuard sequence(cache);
   std::vector<float> logits(static_cast<size_t>(config.vocab_size));
 
@@ -175,7 +128,7 @@ Result<GenerationResult> GenerateFromIds(LlamaModel* model, KvCache* cache,
       break;
     }
     result.ids.push_back(next);
-    if (filter.Append(decoder.Next(next))) {
+    if (append(decoder.Next(next))) {
       result.finish_reason = FinishReason::kStopString;
       break;
     }
@@ -193,9 +146,10 @@ Result<GenerationResult> GenerateFromIds(LlamaModel* model, KvCache* cache,
     ++result.timings.decode_steps;
   }
   if (result.finish_reason != FinishReason::kStopString) {
-    if (filter.Append(decoder.Flush())) result.finish_reason = FinishReason::kStopString;
+    if (append(decoder.Flush())) result.finish_reason = FinishReason::kStopString;
   }
-  filter.Finish();
+  if (const std::string rest = filter.Finish(); on_text && !rest.empty()) on_text(rest);
+  result.text = filter.text();
   result.timings.decode_seconds = SecondsSince(start);
   result.timings.generated_tokens = static_cast<int64_t>(result.ids.size());
   return result;

@@ -74,10 +74,18 @@ grpc::ServerUnaryReactor* GenerationService::Prefill(grpc::CallbackServerContext
     Finish(reactor, "Prefill", start, ToGrpcStatus(converted.status()));
     return reactor;
   }
-  backend->StartSession(std::move(*converted), [this, reactor, response, tokenizer,
-                                                start](Result<SessionStart> result) {
+  backend->StartSession(std::move(*converted), [this, reactor, response, tokenizer, start, context,
+                                                backend](Result<SessionStart> result) {
     if (!result.ok()) {
       Finish(reactor, "Prefill", start, ToGrpcStatus(result.status()));
+      return;
+    }
+    // A client that gave up (deadline, cancel) never learns the session's
+    // name: free it now rather than at its idle TTL.
+    if (result->finish == FinishReason::kNone && context->IsCancelled()) {
+      (void)backend->Release(result->session_id);
+      Finish(reactor, "Prefill", start,
+             grpc::Status(grpc::StatusCode::CANCELLED, "Prefill: cancelled by the client"));
       return;
     }
     deps_.metrics->OnTimeToFirstToken(SecondsSince(start));

@@ -5,6 +5,7 @@
 #include "engine/budget.h"
 #include "server/cli/flags.h"
 #include "server/cli/load_flags.h"
+#include "server/engine_generation_backend.h"
 #include "server/serving_daemon.h"
 #include "server/structured_log.h"
 
@@ -24,6 +25,9 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   load_flags.require_model = false;
   std::string log_format = "text";
   std::string max_message = "4MiB";
+  std::string kv_cache = "1GiB";
+  int64_t max_batch_tokens = 512;
+  int64_t threads = 0;
   bool help = false;
   cli::FlagSet flags("serve");
   load_flags.Register(&flags);
@@ -38,6 +42,12 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   flags.AddInt("max-queue", &options.limits.max_queue, "requests waiting for admission");
   flags.AddInt("session-idle-ttl", &options.limits.session_idle_ttl_seconds,
                "seconds before an unused session is released");
+  flags.AddString("kv-cache-bytes", &kv_cache,
+                  "KV-cache pool of the serving engine: 1GiB, 256MiB, ... (pages are touched as "
+                  "used)");
+  flags.AddInt("max-batch-tokens", &max_batch_tokens,
+               "tokens of one batched forward pass (decodes, then prefills)");
+  flags.AddInt("threads", &threads, "compute threads (0: one per hardware thread)");
   flags.AddString("max-message-bytes", &max_message, "largest request message: 4MiB, 65536, ...");
   flags.AddString("tls-cert", &options.tls_cert, "server certificate chain (PEM); enables TLS");
   flags.AddString("tls-key", &options.tls_key, "server private key (PEM)");
@@ -72,15 +82,34 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
         {"--max-new-tokens", options.limits.max_new_tokens},
         {"--max-sessions", options.limits.max_sessions},
         {"--max-queue", options.limits.max_queue},
-        {"--session-idle-ttl", options.limits.session_idle_ttl_seconds}}) {
+        {"--session-idle-ttl", options.limits.session_idle_ttl_seconds},
+        {"--max-batch-tokens", max_batch_tokens}}) {
     if (Status s = PositiveFlag(flag, value); !s.ok()) return cli::ReportError(err, s);
   }
   if (!(options.drain_grace_seconds >= 0)) {
     return cli::ReportError(err, Status::InvalidArgument("--drain-grace", "must be >= 0"));
   }
+  EngineBackendOptions engine_options;
+  Result<uint64_t> kv_bytes = ParseBudget(kv_cache, 0);
+  if (!kv_bytes.ok()) {
+    return cli::ReportError(
+        err, Status::InvalidArgument("--kv-cache-bytes", kv_bytes.status().message()));
+  }
+  if (threads < 0 || threads > 1024) {
+    return cli::ReportError(err, Status::InvalidArgument("--threads", "must be in 0..1024"));
+  }
+  engine_options.kv_cache_bytes = *kv_bytes;
+  engine_options.max_batch_tokens = max_batch_tokens;
+  engine_options.threads = static_cast<int>(threads);
 
   InitLogging(options.log_format);
   ServingDaemon daemon(std::move(options));
+  daemon.SetBackendFactory([engine_options](LoadedModel model, ServerMetrics* metrics)
+                               -> Result<std::unique_ptr<GenerationBackend>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<EngineGenerationBackend> backend,
+                     EngineGenerationBackend::Create(std::move(model), metrics, engine_options));
+    return std::unique_ptr<GenerationBackend>(std::move(backend));
+  });
   Result<int> code = daemon.Run();
   if (!code.ok()) return cli::ReportError(err, code.status().WithPrefix("serve"));
   return *code;

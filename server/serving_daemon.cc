@@ -18,6 +18,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "engine/budget.h"
+#include "engine/checkpoint_tokenizer.h"
 #include "server/bearer_token_auth.h"
 #include "server/conversion_progress.h"
 #include "server/default_model.h"
@@ -28,7 +29,6 @@
 #include "server/model_service.h"
 #include "server/server_metrics.h"
 #include "server/server_state.h"
-#include "server/serving_tokenizer.h"
 #include "server/structured_log.h"
 
 namespace relayout::server {
@@ -200,7 +200,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
                       {"budget", load_options.budget}});
   ASSIGN_OR_RETURN(PreparedLoad load, PrepareLoad(Env::Default(), load_options));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
-                   LoadServingTokenizer(Env::Default(), load.checkpoint));
+                   LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
   std::shared_ptr<const Tokenizer> shared_tokenizer = std::move(tokenizer);
   ModelDescription description = DescribeModel(load);
   const uint64_t bytes_total = description.bytes_total;
@@ -211,11 +211,14 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   if (!state.SetState(LifecycleState::kConverting))
     return Status::Cancelled("start-up", "draining");
 
-  MemoryLedger ledger(load.plan.device_capacity);
+  // The weights' buffers are registered in the ledger: it lives as long as
+  // they do (in LoadedModel).
+  auto ledger = std::make_unique<MemoryLedger>(load.plan.device_capacity);
   ConversionProgress progress(&state, &metrics, bytes_total);
   RelayoutReport report;
-  ASSIGN_OR_RETURN(LoadedWeights weights, ExecuteConversion(*load.checkpoint.source, load.plan,
-                                                            &ledger, &progress, &cancel, &report));
+  ASSIGN_OR_RETURN(LoadedWeights weights,
+                   ExecuteConversion(*load.checkpoint.source, load.plan, ledger.get(), &progress,
+                                     &cancel, &report));
   metrics.SetReport(report);
   LogInfo("conversion done", {{"device", report.device},
                               {"weights_bytes", report.weights_bytes},
@@ -229,7 +232,8 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
                               {"tensors", static_cast<uint64_t>(report.tensors.size())}});
   state.SetReport(std::move(report));
 
-  LoadedModel loaded{std::move(load), std::move(weights), shared_tokenizer, options.limits};
+  LoadedModel loaded{std::move(load), std::move(ledger), std::move(weights), shared_tokenizer,
+                     options.limits};
   if (factory) {
     ASSIGN_OR_RETURN(backend, factory(std::move(loaded), &metrics));
     generation->AttachBackend(backend.get());

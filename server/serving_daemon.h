@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 
+#include "engine/memory_ledger.h"
 #include "engine/model_loader.h"
 #include "engine/relayout_executor.h"
 #include "engine/status.h"
@@ -35,6 +36,9 @@ namespace relayout::server {
 // The converted model, handed to the backend factory.
 struct LoadedModel {
   PreparedLoad load;  // checkpoint (config, source), layout policy and plan
+  // The ledger the weights' buffers are drawn on; it must outlive them (a
+  // backend keeps both, and may draw its KV cache on it too).
+  std::unique_ptr<MemoryLedger> ledger;
   LoadedWeights weights;
   std::shared_ptr<const Tokenizer> tokenizer;
   ServingLimits limits;

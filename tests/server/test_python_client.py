@@ -4,7 +4,9 @@
 Starts `relayoutd serve` on the stories260K model (free ports), generates the
 Python stubs of proto/relayout/v1/*.proto into a temporary directory with
 grpcio-tools, then checks grpc.health.v1 Check, Model.GetModelInfo and
-Generation.Tokenize/Detokenize, and that SIGTERM ends the server with exit 0.
+Generation.Tokenize/Detokenize, greedy Generate against llama2.c's output,
+Prefill/Decode/Release, 16 concurrent streams, and that SIGTERM ends the server
+with exit 0.
 
 Run by CTest (label integration); exits 77 (skipped) when grpcio or the shared
 models are missing:
@@ -128,15 +130,80 @@ class PythonClientTest(unittest.TestCase):
                                timeout=5).text
         self.assertEqual(text, "Once upon a time")
 
-    def test_generation_without_a_backend_is_unimplemented(self):
+    def generate(self, prompt, max_new_tokens, **sampling):
+        _, _, generation_pb2, generation_pb2_grpc = STUBS
+        stub = generation_pb2_grpc.GenerationStub(self.channel)
+        request = generation_pb2.GenerateRequest(
+            prompt=generation_pb2.Prompt(text=prompt),
+            sampling=generation_pb2.SamplingParams(temperature=0, max_new_tokens=max_new_tokens,
+                                                   **sampling))
+        ids, text, last = [], "", None
+        for message in stub.Generate(request, timeout=60):
+            ids += [t.id for t in message.tokens]
+            text += "".join(t.text for t in message.tokens)
+            last = message
+        return ids, text, last
+
+    def test_greedy_generate_equals_llama2c_reference(self):
+        _, _, generation_pb2, _ = STUBS
+        self.wait_serving()
+        ids, text, last = self.generate("Once upon a time", 60)
+        path = os.path.join(ARGS.shared_dir,
+                            "reference/stories260K/greedy_once_upon_a_time_n64.txt")
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual("Once upon a time" + text + "\n", f.read())
+        self.assertEqual(last.usage.prompt_tokens, 5)
+        self.assertEqual(last.usage.generated_tokens, len(ids))
+        self.assertNotEqual(last.finish_reason, generation_pb2.FINISH_REASON_UNSPECIFIED)
+
+    def test_prefill_decode_release_follow_generate(self):
         import grpc
         _, _, generation_pb2, generation_pb2_grpc = STUBS
         self.wait_serving()
+        want_ids, want_text, _ = self.generate("Once upon a time", 40)
         stub = generation_pb2_grpc.GenerationStub(self.channel)
-        with self.assertRaises(grpc.RpcError) as caught:
-            stub.Prefill(generation_pb2.PrefillRequest(
-                prompt=generation_pb2.Prompt(text="Once")), timeout=5)
-        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        sampling = generation_pb2.SamplingParams(temperature=0, max_new_tokens=40, logprobs=True)
+        started = stub.Prefill(generation_pb2.PrefillRequest(
+            prompt=generation_pb2.Prompt(text="Once upon a time"), sampling=sampling), timeout=10)
+        self.assertEqual(started.prompt_tokens, 5)
+        self.assertTrue(started.token.HasField("logprob"))
+        ids, text = [started.token.id], started.token.text
+        finish = started.finish_reason
+        while finish == generation_pb2.FINISH_REASON_UNSPECIFIED:
+            reply = stub.Decode(generation_pb2.DecodeRequest(session_id=started.session_id,
+                                                             num_tokens=6), timeout=10)
+            ids += [t.id for t in reply.tokens]
+            text += "".join(t.text for t in reply.tokens)
+            finish = reply.finish_reason
+        self.assertEqual(ids, want_ids)
+        self.assertEqual(text, want_text)
+        # A live session: Release, then it is NOT_FOUND.
+        other = stub.Prefill(generation_pb2.PrefillRequest(
+            prompt=generation_pb2.Prompt(text="One day"), sampling=sampling), timeout=10)
+        stub.Release(generation_pb2.ReleaseRequest(session_id=other.session_id), timeout=10)
+        for call in (lambda: stub.Release(generation_pb2.ReleaseRequest(
+                         session_id=other.session_id), timeout=10),
+                     lambda: stub.Decode(generation_pb2.DecodeRequest(
+                         session_id=other.session_id), timeout=10)):
+            with self.assertRaises(grpc.RpcError) as caught:
+                call()
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_sixteen_concurrent_streams_equal_single_runs(self):
+        from concurrent.futures import ThreadPoolExecutor
+        self.wait_serving()
+        prompts = [f"Once upon a time there was {name}" for name in (
+            "a cat", "a dog", "a girl", "a boy", "a bird", "a tree", "a car", "a ball",
+            "a fish", "a cake", "a box", "a hat", "a frog", "a bus", "a star", "a cup")]
+        alone = [self.generate(p, 48)[:2] for p in prompts]
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            together = list(pool.map(lambda p: self.generate(p, 48)[:2], prompts))
+        seconds = time.monotonic() - start
+        self.assertEqual(together, alone)
+        tokens = sum(len(ids) for ids, _ in together)
+        print(f"16 concurrent streams: {tokens} tokens in {seconds:.3f} s "
+              f"({tokens / seconds:.0f} tokens/s)")
 
 
 def main():

@@ -1,0 +1,183 @@
+// Helpers shared by the end-to-end tests of `relayoutd serve`: starting a
+// server, waiting for SERVING, reading /metrics, generated checkpoints, and
+// small clients of the Generation service.
+#pragma once
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "relayout/v1/generation.grpc.pb.h"
+#include "tests/server/server_process.h"
+#include "tests/subprocess.h"
+
+namespace relayout::testing {
+
+inline const std::string kShared = RELAYOUT_SHARED_DIR;
+inline const std::string kStories = kShared + "/models/stories260K/model.safetensors";
+
+inline std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+inline std::unique_ptr<ServerProcess> StartServer(const std::vector<std::string>& args) {
+  std::string error;
+  std::unique_ptr<ServerProcess> server = ServerProcess::Start(args, &error);
+  EXPECT_NE(server, nullptr) << error;
+  return server;
+}
+
+inline std::shared_ptr<grpc::Channel> Insecure(const ServerProcess& server) {
+  return grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
+}
+
+inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status s = grpc::health::v1::Health::NewStub(channel)->Check(&ctx, request, &response);
+  return s.ok() ? response.status() : grpc::health::v1::HealthCheckResponse::UNKNOWN;
+}
+
+// Waits up to timeout_s for the Model service to be SERVING.
+inline bool WaitServing(const std::shared_ptr<grpc::Channel>& channel, int timeout_s = 20) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (CheckHealth(channel, "relayout.v1.Model") ==
+        grpc::health::v1::HealthCheckResponse::SERVING) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// The value of the first sample of `name` (with its labels, if any) in a
+// Prometheus exposition; -1 when absent.
+inline double MetricValue(const std::string& text, const std::string& name) {
+  size_t at = 0;
+  while ((at = text.find(name, at)) != std::string::npos) {
+    const bool line_start = at == 0 || text[at - 1] == '\n';
+    const char next = at + name.size() < text.size() ? text[at + name.size()] : '\0';
+    if (line_start && (next == ' ' || next == '{')) {
+      const size_t space =
+          text.find(' ', text[at + name.size()] == '{' ? text.find('}', at) : at + name.size());
+      return std::stod(text.substr(space + 1));
+    }
+    at += name.size();
+  }
+  return -1;
+}
+
+// Polls /metrics until no session is active and no KV block is used.
+inline bool WaitKvFree(const ServerProcess& server, int timeout_ms = 10000) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  do {
+    const HttpResult m = HttpGet(server.metrics_port(), "/metrics");
+    if (m.status == 200 && MetricValue(m.body, "relayout_kv_cache_usage_ratio") == 0 &&
+        MetricValue(m.body, "relayout_active_sessions") == 0 &&
+        MetricValue(m.body, "relayout_queue_depth") == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
+// Generates a checkpoint once per build directory with tools/gen_checkpoint.py,
+// then copies `tokenizer` (if any) beside it. CTest runs tests in parallel
+// processes: a lock file makes the others wait. "" without .venv.
+inline std::string GeneratedCheckpoint(const std::string& name,
+                                       const std::vector<std::string>& args,
+                                       const std::string& tokenizer) {
+  namespace fs = std::filesystem;
+  const std::string out = std::string(RELAYOUT_GENERATED_DIR) + "/" + name;
+  const std::string done = out + ".done";
+  if (fs::exists(done)) return out;
+  if (!fs::exists(RELAYOUT_PYTHON)) return "";
+  fs::create_directories(RELAYOUT_GENERATED_DIR);
+  const int lock_fd = ::open((out + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) return "";
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock_fd};
+  if (fs::exists(done)) return out;
+  std::vector<std::string> argv = {
+      RELAYOUT_PYTHON, std::string(RELAYOUT_SOURCE_DIR) + "/tools/gen_checkpoint.py", "--out", out};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcessResult r = RunProcess(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  if (r.exit_code != 0) return "";
+  if (!tokenizer.empty()) {
+    fs::copy_file(tokenizer, out + "/" + fs::path(tokenizer).filename().string(),
+                  fs::copy_options::overwrite_existing);
+  }
+  std::ofstream(done) << "ok\n";
+  return out;
+}
+
+// What one Generate call returned.
+struct StreamResult {
+  grpc::Status status;
+  std::vector<int32_t> ids;
+  std::string text;
+  int messages = 0;
+  v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
+  v1::Usage usage;
+};
+
+inline StreamResult ReadStream(grpc::ClientReaderInterface<v1::GenerateResponse>* reader) {
+  StreamResult out;
+  v1::GenerateResponse message;
+  while (reader->Read(&message)) {
+    ++out.messages;
+    for (const v1::Token& t : message.tokens()) {
+      out.ids.push_back(t.id());
+      out.text += t.text();
+    }
+    if (message.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      out.finish = message.finish_reason();
+      out.usage = message.usage();
+    }
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+inline v1::GenerateRequest GreedyRequest(const std::string& prompt, uint32_t max_new_tokens) {
+  v1::GenerateRequest request;
+  request.mutable_prompt()->set_text(prompt);
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_sampling()->set_max_new_tokens(max_new_tokens);
+  return request;
+}
+
+inline StreamResult Generate(v1::Generation::StubInterface* stub,
+                             const v1::GenerateRequest& request, int timeout_s = 60,
+                             const std::string& token = "") {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  auto reader = stub->Generate(&ctx, request);
+  return ReadStream(reader.get());
+}
+
+}  // namespace relayout::testing
