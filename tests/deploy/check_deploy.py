@@ -177,8 +177,8 @@ def check_links(overlay, objects):
         if not spec or spec.get("grpc", {}).get("port") != port_names.get("grpc"):
             errors.append(f"{probe} is not a gRPC probe on the grpc port")
     startup = container["startupProbe"]
-    if startup["failureThreshold"] * startup["periodSeconds"] < 300:
-        errors.append("the startup probe allows less than 300 s (deploy/README.md, 'Start-up')")
+    if startup["failureThreshold"] * startup["periodSeconds"] < 120:
+        errors.append("the startup probe allows less than 120 s (deploy/README.md, 'Start-up')")
     if container["livenessProbe"]["failureThreshold"] * container["livenessProbe"][
             "periodSeconds"] <= float(flags.get("RELAYOUTD_DRAIN_GRACE", 30)):
         errors.append("liveness would kill a draining pod before its grace period ends")
@@ -353,7 +353,9 @@ def check_dockerfile_rules(path):
                     errors.append(f"line {line}: apt lists not removed in the installing RUN")
                 if "apt-get update" not in rest:
                     errors.append(f"line {line}: apt-get install without apt-get update first")
-            if word == "RUN" and re.search(r"(^|[\s;&])(cmake|ninja|make)\s", rest):
+            # A build command in command position (not a package name).
+            if word == "RUN" and re.search(r"(^|&&|;|\|\|)\s*(\S+=\S+\s+)*(cmake|ninja|make)\b",
+                                           rest):
                 errors.append(f"line {line}: builds outside tools/setup.sh (one build script)")
     build_stages = all_stages[:-1]
     if not any(word == "RUN" and "tools/setup.sh" in rest
