@@ -540,21 +540,55 @@ def call_model_info(port):
         call(b"", timeout=10)
 
 
+def overlay_flags(overlay):
+    """The RELAYOUTD_* (and PIP_*) variables the overlay's ConfigMap holds:
+    the base's configMapGenerator literals merged with the overlay's."""
+    flags = {}
+    for path in (os.path.join(DEPLOY, "k8s", "base", "kustomization.yaml"),
+                 os.path.join(DEPLOY, "k8s", "overlays", overlay, "kustomization.yaml")):
+        with open(path, encoding="utf-8") as f:
+            for generator in yaml.safe_load(f).get("configMapGenerator", []):
+                if generator["name"] == "relayoutd-flags":
+                    flags.update(kv.split("=", 1) for kv in generator.get("literals", []))
+    return flags
+
+
 def check_metrics(args):
     model = os.path.join(args.shared_dir or "", "models", "stories260K", "model.safetensors")
     if not args.relayoutd or not os.access(args.relayoutd, os.X_OK):
         raise Skipped(f"no relayoutd binary at {args.relayoutd}")
     if not os.path.isfile(model):
         raise Skipped(f"no shared model at {model}")
+    # Every RELAYOUTD_* variable of the ConfigMaps is a serve flag (a misspelt
+    # one would be ignored silently), or the default model's cache.
+    known = set(re.findall(r"\[env (RELAYOUTD_\w+)\]",
+                           run([args.relayoutd, "serve", "--help"]).stdout))
+    known.add("RELAYOUTD_CACHE_DIR")  # server/default_model.h
+    for overlay in ("cpu", "gpu"):
+        unknown = sorted(k for k in overlay_flags(overlay)
+                         if k.startswith("RELAYOUTD_") and k not in known)
+        if len(known) < 10 or unknown:
+            raise CheckFailed(f"overlays/{overlay}: not flags of relayoutd serve: {unknown} "
+                              f"(serve --help lists {sorted(known)})")
+    for path in DOCKERFILES:
+        unknown = sorted(set(re.findall(r"\b(RELAYOUTD_\w+)=", open(path, encoding="utf-8").read()))
+                         - known)
+        if unknown:
+            raise CheckFailed(f"{os.path.relpath(path, ROOT)}: not flags of relayoutd serve: "
+                              f"{unknown}")
     used = used_metric_names()
     with tempfile.TemporaryDirectory() as tmp:
         log_path = os.path.join(tmp, "serve.log")
+        # The flags the cpu overlay deploys, so a flag the daemon does not
+        # know, or a value it refuses, fails here rather than in a cluster;
+        # only the addresses (free loopback ports) and the cache differ.
+        flags = overlay_flags("cpu")
+        flags.update(RELAYOUTD_LISTEN="127.0.0.1:0", RELAYOUTD_METRICS_LISTEN="127.0.0.1:0",
+                     RELAYOUTD_CACHE_DIR=tmp, RELAYOUTD_MODEL=model)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYOUTD_")}
         with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(
-                [args.relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
-                 "--metrics-listen", "127.0.0.1:0"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env={**os.environ, "RELAYOUTD_CACHE_DIR": tmp})
+            proc = subprocess.Popen([args.relayoutd, "serve"], stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=log, env={**env, **flags})
         try:
             port, deadline = None, time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
@@ -595,6 +629,7 @@ def check_metrics(args):
         if not ok:
             missing.append(f"{name} (used by {', '.join(sorted(where))})")
     relayout_families = sorted(f for f in families if f.startswith("relayout_"))
+    print(f"relayoutd serve ran with the cpu overlay's {len(flags)} ConfigMap variables")
     print(f"relayoutd serve exports {len(relayout_families)} relayout_* families; the rules, "
           f"the dashboard and the autoscaler use {len(used)} names")
     unused = [f for f in relayout_families
