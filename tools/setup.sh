@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes this checkout ready to run and test on Debian bookworm: installs the
-# missing Debian packages, creates .venv with tools/requirements.txt, then
-# configures and builds the one build directory, build/.
+# missing Debian packages, creates .venv with tools/requirements.txt and
+# .venv-deploy with tools/requirements-deploy.txt (the deploy checks), then
+# configures and builds the one build directory, build/. The container images
+# (deploy/docker/) build with this same script.
 #
 # Idempotent and quick when nothing changed: each step checks before it acts.
 # Progress goes to stderr so that callers can keep stdout for their own output.
@@ -9,6 +11,8 @@
 # Environment:
 #   RELAYOUT_SKIP_BUILD=1   stop after packages and .venv (no configure, no build)
 #   RELAYOUT_SKIP_APT=1     do not check or install Debian packages
+#   RELAYOUT_SKIP_VENV=1    do not create the Python venvs (image builds)
+#   RELAYOUT_BUILD_TARGETS  targets to build instead of all, e.g. "relayoutd"
 #   RELAYOUT_CMAKE_ARGS     extra configure arguments, e.g. "-DRELAYOUT_CUDA=OFF"
 #   RELAYOUT_PYTHON         the interpreter that creates .venv (default: python3)
 set -euo pipefail
@@ -73,21 +77,33 @@ install_packages() {
   fi
 }
 
+# setup_venv DIR REQUIREMENTS: DIR holds exactly the pinned REQUIREMENTS;
+# reinstalled only when the file or the interpreter changed.
 setup_venv() {
-  local req=tools/requirements.txt stamp=.venv/.requirements.sha256 want
-  if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c '' 2>/dev/null; then
-    say "creating .venv"
-    rm -rf .venv
-    "${RELAYOUT_PYTHON:-python3}" -m venv .venv
+  local venv=$1 req=$2 stamp=$1/.requirements.sha256 want
+  if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c '' 2>/dev/null; then
+    say "creating $venv"
+    rm -rf "$venv"
+    "${RELAYOUT_PYTHON:-python3}" -m venv "$venv"
   fi
-  want=$({ sha256sum "$req"; .venv/bin/python -V; } | sha256sum | cut -d' ' -f1)
+  want=$({ sha256sum "$req"; "$venv/bin/python" -V; } | sha256sum | cut -d' ' -f1)
   if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
-    say ".venv: up to date"
+    say "$venv: up to date"
     return
   fi
-  say ".venv: installing $req"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req" >&2
+  say "$venv: installing $req"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
   echo "$want" >"$stamp"
+}
+
+# kubectl renders the Kubernetes manifests (kubectl kustomize) in the deploy
+# checks. No registry this project reaches has a usable one: Debian bookworm's
+# kubernetes-client is 1.20, whose kustomize (v2.0.3) predates components and
+# `patches`. The machine images carry it; without it those checks skip.
+check_kubectl() {
+  if ! command -v kubectl >/dev/null; then
+    say "warning: no kubectl on PATH: the deploy checks that render deploy/k8s will skip"
+  fi
 }
 
 configure_and_build() {
@@ -111,13 +127,20 @@ configure_and_build() {
     CC=clang CXX=clang++ cmake -S . -B build "${args[@]}" >&2
     echo "$want" >"$stamp"
   fi
-  say "building build/ (-j$(nproc))"
-  cmake --build build -j"$(nproc)" >&2
+  local targets=()
+  # shellcheck disable=SC2206
+  [[ -n ${RELAYOUT_BUILD_TARGETS:-} ]] && targets=(--target ${RELAYOUT_BUILD_TARGETS})
+  say "building build/ (-j$(nproc)) ${targets[*]}"
+  cmake --build build -j"$(nproc)" "${targets[@]}" >&2
   say "build/: up to date"
 }
 
 [[ ${RELAYOUT_SKIP_APT:-0} == 1 ]] || install_packages
-setup_venv
+if [[ ${RELAYOUT_SKIP_VENV:-0} != 1 ]]; then
+  setup_venv .venv tools/requirements.txt
+  setup_venv .venv-deploy tools/requirements-deploy.txt
+  check_kubectl
+fi
 if [[ ${RELAYOUT_SKIP_BUILD:-0} == 1 ]]; then
   say "RELAYOUT_SKIP_BUILD=1: not building"
 else

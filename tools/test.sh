@@ -2,7 +2,7 @@
 # The README's second command (and CI's, through .ci/run): makes the checkout
 # ready (tools/setup.sh), fetches the default model, checks formatting and the
 # Python tools, then runs every CTest test in build/ (labels unit, sanitize,
-# integration, fuzz). Exits non-zero on any failure. Extra arguments go to
+# integration, fuzz, deploy). Exits non-zero on any failure. Extra arguments go to
 # ctest, e.g. `tools/test.sh -L unit` or `tools/test.sh -R Gguf`.
 
 set -euo pipefail
