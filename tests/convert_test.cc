@@ -1,10 +1,7 @@
 // `relayoutd plan` and `relayoutd convert` on generated checkpoints: the
 // memory bound, measured by the ledger and by the OS, and the converted bytes
 // against an independent out-of-place conversion.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <cstring>
@@ -14,6 +11,7 @@
 #include "engine/json.h"
 #include "engine/model_loader.h"
 #include "engine/relayout_executor.h"
+#include "tests/generated_checkpoint.h"
 #include "tests/subprocess.h"
 
 namespace relayout {
@@ -27,29 +25,8 @@ using testing::RunProcess;
 constexpr uint64_t kMiB = 1ull << 20;
 const std::string kGenerated = RELAYOUT_GENERATED_DIR;
 
-// Generates a checkpoint once per build directory with tools/gen_checkpoint.py.
-// CTest runs tests in parallel processes: a lock file makes the others wait.
 std::string Generate(const std::string& name, const std::vector<std::string>& args) {
-  const std::string out = kGenerated + "/" + name;
-  const std::string done = out + ".done";
-  if (fs::exists(done)) return out;
-  if (!fs::exists(RELAYOUT_PYTHON)) return "";
-  fs::create_directories(kGenerated);
-  const int lock_fd = ::open((out + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) return "";
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lock_fd};
-  if (fs::exists(done)) return out;
-  std::vector<std::string> argv = {
-      RELAYOUT_PYTHON, std::string(RELAYOUT_SOURCE_DIR) + "/tools/gen_checkpoint.py", "--out", out};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const ProcessResult r = RunProcess(argv);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  if (r.exit_code != 0) return "";
-  std::ofstream(done) << "ok\n";
-  return out;
+  return testing::GeneratedCheckpoint(name, args);
 }
 
 std::string OneGiB() {

@@ -21,6 +21,7 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "relayout/v1/generation.grpc.pb.h"
+#include "tests/generated_checkpoint.h"
 #include "tests/server/server_process.h"
 #include "tests/subprocess.h"
 
@@ -99,39 +100,6 @@ inline bool WaitKvFree(const ServerProcess& server, int timeout_ms = 10000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   } while (std::chrono::steady_clock::now() < deadline);
   return false;
-}
-
-// Generates a checkpoint once per build directory with tools/gen_checkpoint.py,
-// then copies `tokenizer` (if any) beside it. CTest runs tests in parallel
-// processes: a lock file makes the others wait. "" without .venv.
-inline std::string GeneratedCheckpoint(const std::string& name,
-                                       const std::vector<std::string>& args,
-                                       const std::string& tokenizer) {
-  namespace fs = std::filesystem;
-  const std::string out = std::string(RELAYOUT_GENERATED_DIR) + "/" + name;
-  const std::string done = out + ".done";
-  if (fs::exists(done)) return out;
-  if (!fs::exists(RELAYOUT_PYTHON)) return "";
-  fs::create_directories(RELAYOUT_GENERATED_DIR);
-  const int lock_fd = ::open((out + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) return "";
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lock_fd};
-  if (fs::exists(done)) return out;
-  std::vector<std::string> argv = {
-      RELAYOUT_PYTHON, std::string(RELAYOUT_SOURCE_DIR) + "/tools/gen_checkpoint.py", "--out", out};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const ProcessResult r = RunProcess(argv);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  if (r.exit_code != 0) return "";
-  if (!tokenizer.empty()) {
-    fs::copy_file(tokenizer, out + "/" + fs::path(tokenizer).filename().string(),
-                  fs::copy_options::overwrite_existing);
-  }
-  std::ofstream(done) << "ok\n";
-  return out;
 }
 
 // What one Generate call returned.

@@ -20,6 +20,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "relayout/v1/generation.grpc.pb.h"
 #include "relayout/v1/model.grpc.pb.h"
+#include "tests/generated_checkpoint.h"
 #include "tests/server/server_process.h"
 #include "tests/subprocess.h"
 
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using testing::GeneratedCheckpoint;
 using testing::HttpGet;
 using testing::HttpResult;
 using testing::ProcessResult;
@@ -82,28 +84,10 @@ bool WaitServing(const std::shared_ptr<grpc::Channel>& channel) {
 // A larger checkpoint (174 MiB) generated once per build directory, with a
 // tokenizer beside it, so that its conversion lasts long enough to watch.
 std::string MidCheckpoint() {
-  const std::string out = std::string(RELAYOUT_GENERATED_DIR) + "/serve_mid";
-  const std::string done = out + ".done";
-  if (fs::exists(done)) return out;
-  if (!fs::exists(RELAYOUT_PYTHON)) return "";
-  fs::create_directories(RELAYOUT_GENERATED_DIR);
-  const int lock_fd = ::open((out + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) return "";
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lock_fd};
-  if (fs::exists(done)) return out;
-  const ProcessResult r =
-      RunProcess({RELAYOUT_PYTHON, std::string(RELAYOUT_SOURCE_DIR) + "/tools/gen_checkpoint.py",
-                  "--out", out, "--hidden", "1024", "--layers", "4", "--heads", "16", "--kv-heads",
-                  "4", "--ffn", "2816", "--vocab", "512", "--seed", "3"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  if (r.exit_code != 0) return "";
-  fs::copy_file(kShared + "/models/stories260K/tok512.bin", out + "/tok512.bin",
-                fs::copy_options::overwrite_existing);
-  std::ofstream(done) << "ok\n";
-  return out;
+  return GeneratedCheckpoint("serve_mid",
+                             {"--hidden", "1024", "--layers", "4", "--heads", "16", "--kv-heads",
+                              "4", "--ffn", "2816", "--vocab", "512", "--seed", "3"},
+                             kShared + "/models/stories260K/tok512.bin");
 }
 
 class ServeTest : public ::testing::Test {
