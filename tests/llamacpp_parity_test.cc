@@ -98,13 +98,14 @@ TEST_P(LlamaCppParityTest, PerplexityWithinOnePercentOfLlamaCpp) {
 
 // Greedy continuations equal llama.cpp's for their first 32 tokens. Both
 // engines round differently (llama.cpp feeds attention F16 queries and F16
-// softmax weights and quantizes activations with F16 scales), so where
-// llama.cpp's own top-2 logit gap is a near tie the two may pick different
-// tokens: a continuation may part from llama.cpp's only at such a step
-// (gap below kNearTie, as recorded in the reference), and most must not part
-// at all.
+// softmax weights, quantizes activations with F16 scales and sums in its own
+// orders), and over 30 layers that moves some logits by up to about 0.3, so
+// where llama.cpp's own top-2 gap is that small the two may pick different
+// tokens: a continuation may part from llama.cpp's only at such a step (gap
+// below kNearTie, as recorded in the reference), and at least 6 of the 8 must
+// not part at all.
 TEST_P(LlamaCppParityTest, GreedyContinuationsEqualLlamaCppForTheFirst32Tokens) {
-  constexpr double kNearTie = 0.2;  // logits
+  constexpr double kNearTie = 0.35;  // logits
   const JsonValue ref = Reference();
   const JsonValue& greedy = *ref.Find("greedy");
   const std::vector<int32_t> eog = Ids(*greedy.Find("end_of_generation_ids"));
@@ -146,7 +147,7 @@ TEST_P(LlamaCppParityTest, GreedyContinuationsEqualLlamaCppForTheFirst32Tokens) 
                              << "\"";
   }
   EXPECT_EQ(compared, 8);
-  EXPECT_GE(whole, 5) << "too few continuations equal llama.cpp's first 32 tokens";
+  EXPECT_GE(whole, 6) << "too few continuations equal llama.cpp's first 32 tokens";
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, LlamaCppParityTest, ::testing::Values("native", "auto"));

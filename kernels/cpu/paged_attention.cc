@@ -1,9 +1,12 @@
 #include "kernels/cpu/paged_attention.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/paged_attention_testing.h"
 #include "kernels/cpu/paged_attention_tile.h"
 #include "kernels/cpu/reference/dequant.h"
 
@@ -25,16 +28,22 @@ const float* F16Table() {
 }
 
 struct PortableOps {
-  static float Dot(const float* a, const float* b, int64_t n) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-    return sum;
+  static void Scores(const float* q, const float* kt, int64_t hd, int64_t width, float* s) {
+    for (int64_t j = 0; j < width; ++j) s[j] = 0.0f;
+    for (int64_t d = 0; d < hd; ++d) {
+      for (int64_t j = 0; j < width; ++j) s[j] += q[d] * kt[d * width + j];
+    }
   }
-  static void Axpy(float w, const float* x, float* y, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
+  static void AccumulatePv(const float* p, int64_t n, const float* v, int64_t hd, float* a) {
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t d = 0; d < hd; ++d) a[d] += p[j] * v[j * hd + d];
+    }
   }
   static void Scale(float c, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= c;
+  }
+  static void Exp(float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
   }
   static void WidenF16(const uint16_t* src, float* dst, int64_t n) {
     const float* table = F16Table();
@@ -54,7 +63,33 @@ TileFn ChooseTileFn() {
   return &attention_internal::RunTile<PortableOps>;
 }
 
+std::atomic<TileFn> g_forced_tile{nullptr};
+
 }  // namespace
+
+bool SetAttentionIsaForTesting(AttentionIsa isa) {
+  const CpuFeatures& cpu = DetectCpuFeatures();
+  TileFn fn = nullptr;
+  switch (isa) {
+    case AttentionIsa::kAuto:
+      break;
+    case AttentionIsa::kPortable:
+      fn = &attention_internal::RunTile<PortableOps>;
+      break;
+    case AttentionIsa::kAvx2:
+      if (!(cpu.avx2 && cpu.fma && cpu.f16c)) return false;
+      fn = attention_internal::Avx2TileFn();
+      if (fn == nullptr) return false;
+      break;
+    case AttentionIsa::kAvx512:
+      if (!(cpu.avx512f && cpu.f16c)) return false;
+      fn = attention_internal::Avx512TileFn();
+      if (fn == nullptr) return false;
+      break;
+  }
+  g_forced_tile.store(fn);
+  return true;
+}
 
 bool PagedAttention(const PagedAttentionParams& params, const float* q, const AttentionSpan* spans,
                     int64_t num_spans, const void* k_pool, const void* v_pool, float* out,
@@ -65,7 +100,9 @@ bool PagedAttention(const PagedAttentionParams& params, const float* q, const At
     return false;
   }
   if (num_spans == 0) return true;
-  static const TileFn tile_fn = ChooseTileFn();
+  static const TileFn chosen = ChooseTileFn();
+  const TileFn forced = g_forced_tile.load(std::memory_order_relaxed);
+  const TileFn tile_fn = forced != nullptr ? forced : chosen;
   // Tiles: every (span, kv head, chunk of rows).
   // Reused across calls; a reference, because a lambda naming a thread_local
   // would see the worker thread's own (empty) copy.

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/paged_attention_testing.h"
 #include "kernels/cpu/widen.h"
 
 namespace relayout::kernels {
@@ -34,8 +35,8 @@ TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
   const int64_t num_blocks = 16;
   std::vector<float> k_pool(num_blocks * bs * kv_dim, NAN), v_pool(k_pool.size(), NAN);
   // Blocks handed out out of order, so a wrong table lookup shows.
-  std::vector<int32_t> free_blocks = {9, 2, 14, 0, 5, 11, 3, 7, 1, 12, 6};
-  std::vector<Seq> seqs = {{0, 7, {}, {}, {}}, {10, 1, {}, {}, {}}, {4, 3, {}, {}, {}}};
+  std::vector<int32_t> free_blocks = {9, 2, 14, 0, 5, 11, 3, 7, 1, 12, 6, 4, 15, 8, 13, 10};
+  std::vector<Seq> seqs = {{0, 41, {}, {}, {}}, {10, 1, {}, {}, {}}, {4, 3, {}, {}, {}}};
   uint32_t seed = 100;
   for (Seq& s : seqs) {
     const int64_t len = s.start + s.rows;
@@ -89,13 +90,20 @@ TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
       }
     }
   }
-  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), new ThreadPool(3)}) {
-    std::vector<float> out(total * q_dim, -1.0f);
-    ASSERT_TRUE(PagedAttention(params, q.data(), spans.data(), static_cast<int64_t>(spans.size()),
-                               k_pool.data(), v_pool.data(), out.data(), pool));
-    for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], expected[i], 1e-5) << i;
-    delete pool;
+  for (const AttentionIsa isa :
+       {AttentionIsa::kPortable, AttentionIsa::kAvx2, AttentionIsa::kAvx512}) {
+    if (!SetAttentionIsaForTesting(isa)) continue;
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), new ThreadPool(3)}) {
+      std::vector<float> out(total * q_dim, -1.0f);
+      ASSERT_TRUE(PagedAttention(params, q.data(), spans.data(), static_cast<int64_t>(spans.size()),
+                                 k_pool.data(), v_pool.data(), out.data(), pool));
+      for (size_t i = 0; i < out.size(); ++i) {
+        EXPECT_NEAR(out[i], expected[i], 1e-5) << i << " isa " << static_cast<int>(isa);
+      }
+      delete pool;
+    }
   }
+  SetAttentionIsaForTesting(AttentionIsa::kAuto);
   // F16 pools give what F32 pools holding the same (rounded) values give.
   std::vector<uint16_t> k16(k_pool.size()), v16(v_pool.size());
   NarrowF32ToF16(k_pool.data(), k16.data(), k16.size());

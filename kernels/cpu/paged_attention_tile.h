@@ -1,10 +1,13 @@
 // The tiled body of PagedAttention, compiled once per ISA
 // (paged_attention.cc: portable; paged_attention_avx2.cc,
 // paged_attention_avx512.cc: with their -m flags), each with its own Ops:
-//   Dot(a, b, n)        sum a[i] * b[i]
-//   Axpy(w, x, y, n)    y[i] += w * x[i]
-//   Scale(c, y, n)      y[i] *= c
+//   Scores(q, kt, hd, w, s)     s[j] = sum_d q[d] * kt[d * w + j], j < w
+//                               (w a multiple of 16: K transposed, so the
+//                               positions lie along the vector lanes)
+//   AccumulatePv(p, n, v, hd, a) a[d] += sum_{j<n} p[j] * v[j * hd + d]
+//   Scale(c, y, n)               y[i] *= c
 //   WidenF16(src, dst, n)
+//   Exp(x, n)           x[i] = exp(x[i]), for x[i] <= 0 (scores minus their max)
 //
 // One tile is (one sequence span, one KV head, up to kTileRows query rows).
 // Each K/V block of that head is converted to float once per tile and then
@@ -52,14 +55,16 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
   const int64_t states = rows * group;
   // Per-thread scratch, grown once and reused by every tile this thread runs.
   thread_local std::vector<float> buffer;
-  const size_t need = static_cast<size_t>(states * (hd + 2) + 2 * bs * hd + bs);
+  const int64_t width = (bs + 15) / 16 * 16;  // kt's row length
+  const size_t need = static_cast<size_t>(states * (hd + 2) + 2 * bs * hd + width * hd + width);
   if (buffer.size() < need) buffer.resize(need);
   float* acc = buffer.data();
   float* running_max = acc + states * hd;
   float* running_sum = running_max + states;
   float* kbuf = running_sum + states;
   float* vbuf = kbuf + bs * hd;
-  float* scores = vbuf + bs * hd;
+  float* kt = vbuf + bs * hd;  // [hd][width], the block's K transposed
+  float* scores = kt + width * hd;
   std::fill(acc, acc + states * hd, 0.0f);
   std::fill(running_max, running_max + states, -std::numeric_limits<float>::infinity());
   std::fill(running_sum, running_sum + states, 0.0f);
@@ -81,6 +86,11 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
         std::memcpy(vbuf + j * hd, static_cast<const float*>(v_pool) + at, sizeof(float) * hd);
       }
     }
+    for (int64_t d = 0; d < hd; ++d) {
+      float* row = kt + d * width;
+      for (int64_t j = 0; j < n; ++j) row[j] = kbuf[j * hd + d];
+      for (int64_t j = n; j < width; ++j) row[j] = 0.0f;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t pos = first_pos + r;
       const int64_t visible = std::min(n, pos - b * bs + 1);  // causal
@@ -89,9 +99,10 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
         const int64_t s = r * group + h;
         const float* qr =
             q + (span.first_row + tile.row_begin + r) * q_dim + (tile.kv_head * group + h) * hd;
+        Ops::Scores(qr, kt, hd, width, scores);
         float block_max = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < visible; ++j) {
-          scores[j] = Ops::Dot(qr, kbuf + j * hd, hd) * p.scale;
+          scores[j] *= p.scale;
           block_max = std::max(block_max, scores[j]);
         }
         float* a = acc + s * hd;
@@ -102,11 +113,10 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
           Ops::Scale(c, a, hd);
           running_max[s] = block_max;
         }
-        for (int64_t j = 0; j < visible; ++j) {
-          const float w = std::exp(scores[j] - running_max[s]);
-          running_sum[s] += w;
-          Ops::Axpy(w, vbuf + j * hd, a, hd);
-        }
+        for (int64_t j = 0; j < visible; ++j) scores[j] -= running_max[s];
+        Ops::Exp(scores, visible);
+        for (int64_t j = 0; j < visible; ++j) running_sum[s] += scores[j];
+        Ops::AccumulatePv(scores, visible, vbuf, hd, a);
       }
     }
   }
