@@ -45,7 +45,9 @@ class LlamaCppParityTest : public ::testing::TestWithParam<std::string> {
     Result<testing::LoadedModel> loaded = testing::LoadModel(path, GetParam(), &pool_);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     loaded_ = std::move(*loaded);
-    if (GetParam() != "native") ASSERT_FALSE(loaded_.layout_summary.empty());
+    if (GetParam() != "native") {
+      ASSERT_FALSE(loaded_.layout_summary.empty());
+    }
   }
 
   kernels::ThreadPool pool_{0};

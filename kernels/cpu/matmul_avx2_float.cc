@@ -12,6 +12,7 @@
 // BF16 K-pair (G a multiple of 8): lanes run along rows, no reduction at all:
 // one 32-byte load is 8 rows x 2 columns; a shift and a mask give the two
 // columns as floats. Other parameters are decoded to a float panel first.
+#include "kernels/cpu/matmul_float_rows.h"
 #include "kernels/cpu/matmul_internal.h"
 
 #if defined(__x86_64__)
@@ -22,11 +23,9 @@
 namespace relayout::kernels::matmul_internal {
 namespace {
 
-enum class E { kF32, kF16, kBF16 };
+using E = FloatKind;
 
 constexpr int kLanes = 8;
-
-int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 __m128i LoadU128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
@@ -206,70 +205,26 @@ void KPairMicro(const uint8_t* group, int64_t g, int64_t sub, const MatmulArgs& 
   }
 }
 
-template <E kE>
-void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  const MatmulWeight& w = a.w;
-  const bool tileable = FloatTileable(w, kLanes);
-  const bool kpair =
-      kE == E::kBF16 && w.layout == WeightLayout::kBf16KPair && w.group_rows % kLanes == 0;
-  const bool gemv = a.tokens == 1;
-  const int rr = gemv ? 8 : 4;
-  for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
-    const int64_t t1 = Min64(a.tokens, t0 + a.token_block);
-    for (int64_t row = row_begin; row < row_end;) {
-      const bool grouped = InFullGroup(w, row);
-      if (kpair && grouped) {
-        const int64_t g = w.group_rows;
-        const uint8_t* group = static_cast<const uint8_t*>(w.data) + row * w.cols * 2;
-        for (int64_t s = 0; s < g; s += kLanes) {
-          int64_t t = t0;
-          for (; t + 4 <= t1; t += 4) KPairMicro<4>(group, g, 2 * s, a, t, row + s);
-          for (; t < t1; ++t) KPairMicro<1>(group, g, 2 * s, a, t, row + s);
-        }
-        row += g;
-        continue;
-      }
-      FloatTile tile;
-      if (tileable || !grouped) {
-        MakeFloatTile(w, kLanes, row, row_end, rr, &tile);
-        if (gemv) {
-          Tokens<kE, 1, 8>(tile, a, t0, t0 + 1, row);
-        } else {
-          Tokens<kE, 3, 4>(tile, a, t0, t1, row);
-        }
-      } else {
-        // Unusual parameters: decode the rows to floats, then read them row-major.
-        const int n = static_cast<int>(Min64(rr, Min64(row_end - row, RowsLeftInGroup(w, row))));
-        float* panel = ThreadPanel(n * w.cols);
-        DecodeFloatRows(w, row, n, panel);
-        MatmulWeight pw = w;
-        pw.data = panel;
-        pw.type = WeightType::kF32;
-        pw.layout = WeightLayout::kRowMajor;
-        pw.rows = n;
-        MakeFloatTile(pw, kLanes, 0, n, n, &tile);
-        if (gemv) {
-          Tokens<E::kF32, 1, 8>(tile, a, t0, t0 + 1, row);
-        } else {
-          Tokens<E::kF32, 3, 4>(tile, a, t0, t1, row);
-        }
-      }
-      row += tile.rows;
-    }
+struct Kernel {
+  static constexpr int kLanes = ::relayout::kernels::matmul_internal::kLanes;
+  static constexpr int kGemvRows = 8;
+  static constexpr int kGemmTokens = 3;
+  template <E kE, int TT, int RR>
+  static void Tokens(const FloatTile& tile, const MatmulArgs& a, int64_t t0, int64_t t1,
+                     int64_t row) {
+    matmul_internal::Tokens<kE, TT, RR>(tile, a, t0, t1, row);
   }
-}
+  template <int TT>
+  static void KPairMicro(const uint8_t* group, int64_t g, int64_t sub, const MatmulArgs& a,
+                         int64_t t, int64_t row) {
+    matmul_internal::KPairMicro<TT>(group, g, sub, a, t, row);
+  }
+};
 
 }  // namespace
 
 void Avx2FloatRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  switch (a.w.type) {
-    case WeightType::kF32:
-      return Rows<E::kF32>(a, row_begin, row_end);
-    case WeightType::kF16:
-      return Rows<E::kF16>(a, row_begin, row_end);
-    default:
-      return Rows<E::kBF16>(a, row_begin, row_end);
-  }
+  WalkFloatRowsByType<Kernel>(a, row_begin, row_end);
 }
 
 }  // namespace relayout::kernels::matmul_internal

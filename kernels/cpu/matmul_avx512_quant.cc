@@ -17,6 +17,7 @@
 // load and two (Q4) or four (Q8_0) 64-byte payload loads; GGUF rows need 8
 // scalar scale loads and 8 loads of 16 or 32 bytes.
 #include "kernels/cpu/matmul_internal.h"
+#include "kernels/cpu/matmul_quant_rows.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -26,12 +27,10 @@
 namespace relayout::kernels::matmul_internal {
 namespace {
 
-enum class Q { k8_0, k4_0, k4_1 };
+using Q = QuantKind;
 
 // Tokens per register tile (two per accumulator).
 constexpr int kTokenTile = 4;
-
-int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 __m128i LoadU128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 __m256i LoadU256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -219,39 +218,18 @@ void Tokens(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t t1, int64
   }
 }
 
-template <Q kQ>
-void Rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  const int fields = kQ == Q::k4_1 ? 2 : 1;
-  const int64_t block_bytes = kQ == Q::k8_0 ? 34 : kQ == Q::k4_0 ? 18 : 20;
-  for (int64_t p0 = row_begin; p0 < row_end; p0 += a.row_panel) {
-    const int64_t p1 = Min64(row_end, p0 + a.row_panel);
-    for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
-      const int64_t t1 = Min64(a.tokens, t0 + a.token_block);
-      for (int64_t row = p0; row < p1;) {
-        if (IsQuantGroup8(a.w, row)) {
-          const GroupLoader ld{QuantGroupBase(a.w, row), 8 * block_bytes, fields};
-          Tokens<kQ>(ld, a, t0, t1, row, 8);
-          row += 8;
-        } else {
-          QuantTile tile;
-          const int n = MakeQuantTile(a.w, row, p1, 8, &tile);
-          Tokens<kQ>(TileLoader{&tile}, a, t0, t1, row, n);
-          row += n;
-        }
-      }
-    }
+struct Kernel {
+  using GroupLoader = ::relayout::kernels::matmul_internal::GroupLoader;
+  using TileLoader = ::relayout::kernels::matmul_internal::TileLoader;
+  template <Q kQ, class Loader>
+  static void Tokens(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t t1, int64_t row,
+                     int rows) {
+    matmul_internal::Tokens<kQ>(ld, a, t0, t1, row, rows);
   }
-}
+};
 
 void QuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  switch (a.w.type) {
-    case WeightType::kQ8_0:
-      return Rows<Q::k8_0>(a, row_begin, row_end);
-    case WeightType::kQ4_0:
-      return Rows<Q::k4_0>(a, row_begin, row_end);
-    default:
-      return Rows<Q::k4_1>(a, row_begin, row_end);
-  }
+  WalkQuantRowsByType<Kernel>(a, row_begin, row_end);
 }
 
 void Quantize(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, float* s) {
