@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "kernels/cpu/add.h"
 #include "kernels/cpu/embedding.h"
@@ -83,6 +84,18 @@ kernels::RopeScalingKind ScalingKind(RopeScalingType type) {
       break;
   }
   return kernels::RopeScalingKind::kNone;
+}
+
+// Runs fn(first_row, rows) over [0, rows) in chunks across the pool: the
+// elementwise steps (norms, RoPE, SiLU, residuals) would otherwise run on one
+// core while the matmuls use all of them, which caps a prefill's speed-up.
+void ForRows(kernels::ThreadPool* pool, int64_t rows,
+             const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool == nullptr || rows < 2) {
+    fn(0, rows);
+    return;
+  }
+  pool->RunRanges(rows, 1, [&](int64_t begin, int64_t end) { fn(begin, end - begin); });
 }
 
 }  // namespace
@@ -405,14 +418,18 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
   const int64_t bs = cache->block_size();
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
-    kernels::RmsNorm(w.x, L.attn_norm.data(), tokens, hidden, eps, w.h);
+    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
+      kernels::RmsNorm(w.x + r * hidden, L.attn_norm.data(), n, hidden, eps, w.h + r * hidden);
+    });
     RETURN_IF_ERROR(Matmul(L.q, w.h, tokens, w.q, L.q_bias));
     RETURN_IF_ERROR(Matmul(L.k, w.h, tokens, w.k, L.k_bias));
     RETURN_IF_ERROR(Matmul(L.v, w.h, tokens, w.v, L.v_bias));
-    kernels::ApplyRope(w.q, tokens, c.num_heads, c.head_dim, c.rope_dim, w.positions.data(),
-                       inv_freq_.data(), pairing_);
-    kernels::ApplyRope(w.k, tokens, c.num_kv_heads, c.head_dim, c.rope_dim, w.positions.data(),
-                       inv_freq_.data(), pairing_);
+    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
+      kernels::ApplyRope(w.q + r * c.q_dim(), n, c.num_heads, c.head_dim, c.rope_dim,
+                         w.positions.data() + r, inv_freq_.data(), pairing_);
+      kernels::ApplyRope(w.k + r * kv_dim, n, c.num_kv_heads, c.head_dim, c.rope_dim,
+                         w.positions.data() + r, inv_freq_.data(), pairing_);
+    });
     void* k_pool = cache->keys(static_cast<int64_t>(l));
     void* v_pool = cache->values(static_cast<int64_t>(l));
     const bool f16 = cache->shape().dtype == KvDType::kF16;
@@ -440,14 +457,19 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
       return Status::Internal("forward", "attention refused its arguments");
     }
     RETURN_IF_ERROR(Matmul(L.o, w.att, tokens, w.out, L.o_bias));
-    kernels::Add(w.out, tokens * hidden, w.x);
-
-    kernels::RmsNorm(w.x, L.ffn_norm.data(), tokens, hidden, eps, w.h);
+    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
+      kernels::Add(w.out + r * hidden, n * hidden, w.x + r * hidden);
+      kernels::RmsNorm(w.x + r * hidden, L.ffn_norm.data(), n, hidden, eps, w.h + r * hidden);
+    });
     RETURN_IF_ERROR(Matmul(L.gate, w.h, tokens, w.gate, L.gate_bias));
     RETURN_IF_ERROR(Matmul(L.up, w.h, tokens, w.up, L.up_bias));
-    kernels::SiluGate(w.gate, w.up, tokens * ffn, w.gate);
+    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
+      kernels::SiluGate(w.gate + r * ffn, w.up + r * ffn, n * ffn, w.gate + r * ffn);
+    });
     RETURN_IF_ERROR(Matmul(L.down, w.gate, tokens, w.out, L.down_bias));
-    kernels::Add(w.out, tokens * hidden, w.x);
+    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
+      kernels::Add(w.out + r * hidden, n * hidden, w.x + r * hidden);
+    });
   }
 
   // The final norm and the head only for the rows whose logits are wanted.
