@@ -1,6 +1,8 @@
 #include "kernels/cpu/silu_gate.h"
 
-#include <cstring>
+#include <bit>
+#include <cmath>
+#include <cstdint>
 
 namespace relayout::kernels {
 namespace {
@@ -10,7 +12,7 @@ namespace {
 // r = x - k ln 2, exp(r) by its degree-6 Taylor polynomial (relative error
 // ~2e-7, as expf), 2^k written into the exponent bits.
 inline float ExpNoCall(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
   const float t = x * 1.44269504f + kRound;
   const float k = t - kRound;
@@ -23,15 +25,8 @@ inline float ExpNoCall(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t ti;
-  std::memcpy(&ti, &t, sizeof ti);
-  int32_t kr;
-  constexpr float kRoundCopy = kRound;
-  std::memcpy(&kr, &kRoundCopy, sizeof kr);
-  const int32_t bits = (ti - kr + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  const int32_t bits = (std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound) + 127) << 23;
+  return p * std::bit_cast<float>(bits);
 }
 
 }  // namespace
