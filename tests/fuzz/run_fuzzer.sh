@@ -33,8 +33,9 @@ else
   echo "warning: $shared/models not found; fuzzing from an empty corpus" >&2
 fi
 
-# Small hand-made seeds, if the target has any, reach the header paths faster
-# than mutations of megabyte-sized models do.
+# Small hand-made seeds (a few hundred bytes of header each, *.seed), if the
+# target has any, reach the header paths faster than mutations of
+# megabyte-sized models do.
 seeds="$(dirname "$0")/seeds/$(basename "$fuzzer")"
 if [[ -d "$seeds" ]]; then
   cp -f "$seeds"/* "$corpus"/
