@@ -15,16 +15,38 @@ struct Avx2Ops {
   // Multiply then add, not FMA: the same rounding as the portable path's
   // loops, so every ISA gives the same attention output for the same cache
   // (greedy text then does not depend on the CPU it runs on).
-  static void Scores(const float* q, const float* kt, int64_t hd, int64_t width, float* s) {
+  static void Scores(const float* q, int64_t stride, int64_t count, const float* kt, int64_t hd,
+                     int64_t width, float* s) {
     for (int64_t j = 0; j < width; j += 16) {
-      __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-      for (int64_t d = 0; d < hd; ++d) {
-        const __m256 qd = _mm256_set1_ps(q[d]);
-        lo = _mm256_add_ps(_mm256_mul_ps(qd, _mm256_loadu_ps(kt + d * width + j)), lo);
-        hi = _mm256_add_ps(_mm256_mul_ps(qd, _mm256_loadu_ps(kt + d * width + j + 8)), hi);
+      int64_t c = 0;
+      for (; c + 2 <= count; c += 2) {  // two heads share each row of kt
+        __m256 l0 = _mm256_setzero_ps(), h0 = l0, l1 = l0, h1 = l0;
+        const float* q0 = q + c * stride;
+        for (int64_t d = 0; d < hd; ++d) {
+          const __m256 klo = _mm256_loadu_ps(kt + d * width + j);
+          const __m256 khi = _mm256_loadu_ps(kt + d * width + j + 8);
+          const __m256 x0 = _mm256_set1_ps(q0[d]), x1 = _mm256_set1_ps(q0[stride + d]);
+          l0 = _mm256_add_ps(_mm256_mul_ps(x0, klo), l0);
+          h0 = _mm256_add_ps(_mm256_mul_ps(x0, khi), h0);
+          l1 = _mm256_add_ps(_mm256_mul_ps(x1, klo), l1);
+          h1 = _mm256_add_ps(_mm256_mul_ps(x1, khi), h1);
+        }
+        _mm256_storeu_ps(s + c * width + j, l0);
+        _mm256_storeu_ps(s + c * width + j + 8, h0);
+        _mm256_storeu_ps(s + (c + 1) * width + j, l1);
+        _mm256_storeu_ps(s + (c + 1) * width + j + 8, h1);
       }
-      _mm256_storeu_ps(s + j, lo);
-      _mm256_storeu_ps(s + j + 8, hi);
+      for (; c < count; ++c) {
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+        const float* qc = q + c * stride;
+        for (int64_t d = 0; d < hd; ++d) {
+          const __m256 x = _mm256_set1_ps(qc[d]);
+          lo = _mm256_add_ps(_mm256_mul_ps(x, _mm256_loadu_ps(kt + d * width + j)), lo);
+          hi = _mm256_add_ps(_mm256_mul_ps(x, _mm256_loadu_ps(kt + d * width + j + 8)), hi);
+        }
+        _mm256_storeu_ps(s + c * width + j, lo);
+        _mm256_storeu_ps(s + c * width + j + 8, hi);
+      }
     }
   }
   static void AccumulatePv(const float* p, int64_t n, const float* v, int64_t hd, float* a) {

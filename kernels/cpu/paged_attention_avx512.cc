@@ -13,14 +13,34 @@ struct Avx512Ops {
   // Multiply then add, not FMA: the same rounding as the portable path's
   // loops, so every ISA gives the same attention output for the same cache
   // (greedy text then does not depend on the CPU it runs on).
-  static void Scores(const float* q, const float* kt, int64_t hd, int64_t width, float* s) {
+  static void Scores(const float* q, int64_t stride, int64_t count, const float* kt, int64_t hd,
+                     int64_t width, float* s) {
     for (int64_t j = 0; j < width; j += 16) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t d = 0; d < hd; ++d) {
-        acc = _mm512_add_ps(
-            _mm512_mul_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(kt + d * width + j)), acc);
+      int64_t c = 0;
+      for (; c + 4 <= count; c += 4) {  // four heads share each row of kt
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float* q0 = q + c * stride;
+        for (int64_t d = 0; d < hd; ++d) {
+          const __m512 k = _mm512_loadu_ps(kt + d * width + j);
+          a0 = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(q0[d]), k), a0);
+          a1 = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(q0[stride + d]), k), a1);
+          a2 = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(q0[2 * stride + d]), k), a2);
+          a3 = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(q0[3 * stride + d]), k), a3);
+        }
+        _mm512_storeu_ps(s + c * width + j, a0);
+        _mm512_storeu_ps(s + (c + 1) * width + j, a1);
+        _mm512_storeu_ps(s + (c + 2) * width + j, a2);
+        _mm512_storeu_ps(s + (c + 3) * width + j, a3);
       }
-      _mm512_storeu_ps(s + j, acc);
+      for (; c < count; ++c) {
+        __m512 acc = _mm512_setzero_ps();
+        const float* qc = q + c * stride;
+        for (int64_t d = 0; d < hd; ++d) {
+          acc = _mm512_add_ps(
+              _mm512_mul_ps(_mm512_set1_ps(qc[d]), _mm512_loadu_ps(kt + d * width + j)), acc);
+        }
+        _mm512_storeu_ps(s + c * width + j, acc);
+      }
     }
   }
   // The accumulator stays in registers across the block's positions.

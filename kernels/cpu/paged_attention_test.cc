@@ -31,7 +31,8 @@ struct Seq {
 };
 
 TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
-  const int64_t n_heads = 6, n_kv = 2, hd = 5, bs = 4, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+  // GQA groups of 5: the ISA paths' 4- and 2-head blocks and their remainders.
+  const int64_t n_heads = 10, n_kv = 2, hd = 5, bs = 4, kv_dim = n_kv * hd, q_dim = n_heads * hd;
   const int64_t num_blocks = 16;
   std::vector<float> k_pool(num_blocks * bs * kv_dim, NAN), v_pool(k_pool.size(), NAN);
   // Blocks handed out out of order, so a wrong table lookup shows.

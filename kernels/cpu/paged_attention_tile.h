@@ -1,9 +1,13 @@
 // The tiled body of PagedAttention, compiled once per ISA
 // (paged_attention.cc: portable; paged_attention_avx2.cc,
 // paged_attention_avx512.cc: with their -m flags), each with its own Ops:
-//   Scores(q, kt, hd, w, s)     s[j] = sum_d q[d] * kt[d * w + j], j < w
+//   Scores(q, stride, count, kt, hd, w, s)
+//                               for c < count (the GQA heads of one row, whose
+//                               queries are `stride` floats apart):
+//                               s[c * w + j] = sum_d q[c * stride + d] * kt[d * w + j]
 //                               (w a multiple of 16: K transposed, so the
-//                               positions lie along the vector lanes)
+//                               positions lie along the vector lanes, and each
+//                               row of kt serves all `count` heads)
 //   AccumulatePv(p, n, v, hd, a) a[d] += sum_{j<n} p[j] * v[j * hd + d]
 //   Scale(c, y, n)               y[i] *= c
 //   WidenF16(src, dst, n)
@@ -28,7 +32,7 @@
 
 namespace relayout::kernels::attention_internal {
 
-inline constexpr int64_t kTileRows = 32;
+inline constexpr int64_t kTileRows = 64;
 
 struct Tile {
   const AttentionSpan* span = nullptr;
@@ -56,7 +60,8 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
   // Per-thread scratch, grown once and reused by every tile this thread runs.
   thread_local std::vector<float> buffer;
   const int64_t width = (bs + 15) / 16 * 16;  // kt's row length
-  const size_t need = static_cast<size_t>(states * (hd + 2) + 2 * bs * hd + width * hd + width);
+  const size_t need =
+      static_cast<size_t>(states * (hd + 2) + 2 * bs * hd + width * hd + group * width);
   if (buffer.size() < need) buffer.resize(need);
   float* acc = buffer.data();
   float* running_max = acc + states * hd;
@@ -95,15 +100,16 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
       const int64_t pos = first_pos + r;
       const int64_t visible = std::min(n, pos - b * bs + 1);  // causal
       if (visible <= 0) continue;
+      const float* q_row =
+          q + (span.first_row + tile.row_begin + r) * q_dim + tile.kv_head * group * hd;
+      Ops::Scores(q_row, hd, group, kt, hd, width, scores);
       for (int64_t h = 0; h < group; ++h) {
         const int64_t s = r * group + h;
-        const float* qr =
-            q + (span.first_row + tile.row_begin + r) * q_dim + (tile.kv_head * group + h) * hd;
-        Ops::Scores(qr, kt, hd, width, scores);
+        float* head_scores = scores + h * width;
         float block_max = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < visible; ++j) {
-          scores[j] *= p.scale;
-          block_max = std::max(block_max, scores[j]);
+          head_scores[j] *= p.scale;
+          block_max = std::max(block_max, head_scores[j]);
         }
         float* a = acc + s * hd;
         if (block_max > running_max[s]) {
@@ -113,10 +119,10 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
           Ops::Scale(c, a, hd);
           running_max[s] = block_max;
         }
-        for (int64_t j = 0; j < visible; ++j) scores[j] -= running_max[s];
-        Ops::Exp(scores, visible);
-        for (int64_t j = 0; j < visible; ++j) running_sum[s] += scores[j];
-        Ops::AccumulatePv(scores, visible, vbuf, hd, a);
+        for (int64_t j = 0; j < visible; ++j) head_scores[j] -= running_max[s];
+        Ops::Exp(head_scores, visible);
+        for (int64_t j = 0; j < visible; ++j) running_sum[s] += head_scores[j];
+        Ops::AccumulatePv(head_scores, visible, vbuf, hd, a);
       }
     }
   }
