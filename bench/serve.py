@@ -24,13 +24,13 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from relayoutd_process import Server, generate_stubs  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -59,49 +59,6 @@ def percentile(values, p):
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
     return s[k]
-
-
-class Server:
-    """relayoutd serve as a child process; its stderr is collected by a thread."""
-
-    def __init__(self, relayoutd, model, extra):
-        self.proc = subprocess.Popen(
-            [relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
-             "--metrics-listen", "127.0.0.1:0", *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.port = None
-        listening = threading.Event()
-
-        def drain():
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                m = re.search(r"grpc_port=(\d+)", line)
-                if m:
-                    self.port = int(m.group(1))
-                    listening.set()
-            listening.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not listening.wait(60) or self.port is None:
-            self.proc.kill()
-            raise RuntimeError("relayoutd did not listen:\n" + "".join(self.lines))
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-
-def generate_stubs(out_dir):
-    from grpc_tools import protoc
-    protos = ["relayout/v1/model.proto", "relayout/v1/generation.proto"]
-    rc = protoc.main(["protoc", f"-I{ROOT}/proto", f"--python_out={out_dir}",
-                      f"--grpc_python_out={out_dir}", *protos])
-    if rc != 0:
-        raise RuntimeError(f"protoc failed with {rc}")
-    sys.path.insert(0, out_dir)
-    from relayout.v1 import generation_pb2, generation_pb2_grpc
-    return generation_pb2, generation_pb2_grpc
 
 
 async def one_stream(stub, pb2, prompt, max_new_tokens):
@@ -185,7 +142,7 @@ def main():
     levels = [int(x) for x in args.concurrency.split(",")]
 
     with tempfile.TemporaryDirectory() as stub_dir:
-        pb2, pb2_grpc = generate_stubs(stub_dir)
+        _, _, pb2, pb2_grpc = generate_stubs(os.path.join(ROOT, "proto"), stub_dir)
         server = Server(args.relayoutd, model,
                         ["--max-sessions", str(max(levels) * 2), *args.server_arg])
         try:

@@ -15,62 +15,18 @@ models are missing:
 """
 import argparse
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from relayoutd_process import Server, generate_stubs  # noqa: E402
 
 SKIP = 77
 ARGS = None
 SERVER = None  # the Server below, started once for all tests
 STUBS = None   # (model_pb2, model_pb2_grpc, generation_pb2, generation_pb2_grpc)
-
-
-class Server:
-    """relayoutd serve as a child process; its stderr is collected by a thread."""
-
-    def __init__(self, relayoutd, model):
-        self.proc = subprocess.Popen(
-            [relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
-             "--metrics-listen", "127.0.0.1:0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.port = None
-        listening = threading.Event()
-
-        def drain():
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                m = re.search(r"grpc_port=(\d+)", line)
-                if m:
-                    self.port = int(m.group(1))
-                    listening.set()
-            listening.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not listening.wait(20) or self.port is None:
-            self.proc.kill()
-            raise RuntimeError("relayoutd did not listen:\n" + "".join(self.lines))
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
-
-
-def generate_stubs(proto_dir, out_dir):
-    from grpc_tools import protoc
-    protos = ["relayout/v1/model.proto", "relayout/v1/generation.proto"]
-    rc = protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out_dir}",
-                      f"--grpc_python_out={out_dir}", *protos])
-    if rc != 0:
-        raise RuntimeError(f"protoc failed with {rc}")
-    sys.path.insert(0, out_dir)
-    from relayout.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
-    return model_pb2, model_pb2_grpc, generation_pb2, generation_pb2_grpc
 
 
 class PythonClientTest(unittest.TestCase):
@@ -227,7 +183,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as stub_dir:
         STUBS = generate_stubs(ARGS.proto_dir, stub_dir)
-        SERVER = Server(ARGS.relayoutd, model)
+        SERVER = Server(ARGS.relayoutd, model, listen_timeout=20)
         try:
             suite = unittest.defaultTestLoader.loadTestsFromTestCase(PythonClientTest)
             result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
