@@ -37,23 +37,6 @@ constexpr int32_t kGroups[] = {8, 3, 16};
 constexpr Shape kShapes[] = {{1, 32}, {7, 64}, {8, 32}, {17, 96}, {40, 576}, {4097, 64}};
 constexpr int64_t kTokens[] = {1, 3, 17};
 
-void ExpectWithinBound(const TestWeight& tw, const std::vector<float>& x, int64_t tokens,
-                       const std::vector<float>& y, const std::vector<float>& ref) {
-  const MatmulWeight& w = tw.native;
-  int failures = 0;
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t n = 0; n < w.rows; ++n) {
-      const size_t i = static_cast<size_t>(t * w.rows + n);
-      const double bound =
-          ErrorBound(w.type, &tw.values[static_cast<size_t>(n * w.cols)], &x[t * w.cols], w.cols);
-      if (!(std::fabs(static_cast<double>(y[i]) - ref[i]) <= bound) && ++failures <= 5) {
-        ADD_FAILURE() << "t=" << t << " n=" << n << " y=" << y[i] << " ref=" << ref[i]
-                      << " bound=" << bound;
-      }
-    }
-  }
-}
-
 void ExpectSameBits(const std::vector<float>& a, const std::vector<float>& b, const char* what) {
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << what;

@@ -171,6 +171,24 @@ inline double ErrorBound(WeightType type, const float* w_row, const float* x, in
 }
 
 // Runs Matmul on a NaN-poisoned y, so an element left unwritten shows.
+// Checks y against ref element by element within ErrorBound; reports at most 5.
+inline void ExpectWithinBound(const TestWeight& tw, const std::vector<float>& x, int64_t tokens,
+                              const std::vector<float>& y, const std::vector<float>& ref) {
+  const MatmulWeight& w = tw.native;
+  int failures = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t n = 0; n < w.rows; ++n) {
+      const size_t i = static_cast<size_t>(t * w.rows + n);
+      const double bound =
+          ErrorBound(w.type, &tw.values[static_cast<size_t>(n * w.cols)], &x[t * w.cols], w.cols);
+      if (!(std::fabs(static_cast<double>(y[i]) - ref[i]) <= bound) && ++failures <= 5) {
+        ADD_FAILURE() << "t=" << t << " n=" << n << " y=" << y[i] << " ref=" << ref[i]
+                      << " bound=" << bound;
+      }
+    }
+  }
+}
+
 inline std::vector<float> RunMatmul(const MatmulWeight& w, const std::vector<float>& x,
                                     int64_t tokens, ThreadPool* pool) {
   std::vector<float> y(static_cast<size_t>(tokens * w.rows), std::nanf(""));
