@@ -10,6 +10,9 @@
 //     tokens fit the budget left and their KV blocks fit the free ones. The
 //     first request that does not fit stops admission (no overtaking), so a
 //     large request is never starved by smaller ones behind it;
+//   - at most free_sequence_slots requests are admitted (the max_sessions
+//     limit counts admitted sequences; the rest wait in the queue, so a
+//     full session table delays new requests instead of refusing them);
 //   - a prompt longer than the whole budget is admitted alone, as the only
 //     prefill of a step (else it could never run);
 //   - KV blocks are counted for a request's worst case (prompt plus its
@@ -22,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -38,6 +42,8 @@ struct SchedulerInput {
   std::span<const uint64_t> decoding;       // sequences that want one token
   int64_t free_kv_blocks = 0;    // blocks neither held nor promised to admitted sequences
   int64_t max_batch_tokens = 0;  // tokens of one forward pass, >= 1
+  // Sequences that may still be admitted (max_sessions less those alive).
+  int64_t free_sequence_slots = std::numeric_limits<int64_t>::max();
 };
 
 struct Batch {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ struct Case {
   int64_t max_batch_tokens;
   std::vector<uint64_t> want_prefills;
   int64_t want_tokens;
+  int64_t free_sequence_slots = std::numeric_limits<int64_t>::max();
 };
 
 const Case kCases[] = {
@@ -48,6 +50,15 @@ const Case kCases[] = {
      {1},
      2},
     {"SchedulerAdmitsNothingWithoutFreeBlocks", {{1, 1, 1}}, {2}, 0, 64, {}, 1},
+    {"SchedulerAdmitsNoMoreThanTheFreeSequenceSlots",
+     {{1, 1, 1}, {2, 1, 1}, {3, 1, 1}},
+     {4},
+     100,
+     64,
+     {1, 2},
+     3,
+     2},
+    {"SchedulerAdmitsNothingWhenEverySessionSlotIsTaken", {{1, 1, 1}}, {2}, 100, 64, {}, 1, 0},
 };
 
 class SchedulerTest : public ::testing::TestWithParam<Case> {};
@@ -59,6 +70,7 @@ TEST_P(SchedulerTest, GivesTheExpectedBatch) {
   input.decoding = c.decoding;
   input.free_kv_blocks = c.free_kv_blocks;
   input.max_batch_tokens = c.max_batch_tokens;
+  input.free_sequence_slots = c.free_sequence_slots;
   const Batch batch = ScheduleStep(input);
   EXPECT_EQ(batch.prefills, c.want_prefills);
   EXPECT_EQ(batch.decodes, c.decoding);

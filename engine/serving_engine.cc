@@ -5,10 +5,20 @@
 
 #include "engine/batch_scheduler.h"
 #include "engine/generation.h"
+#include "engine/secure_random.h"
 #include "engine/stop_string_filter.h"
 #include "engine/streaming_decoder.h"
 
 namespace relayout {
+namespace {
+
+// The same answer for a handle that never existed and one that is gone, and
+// never the client's bytes: the reply tells a prober nothing.
+Status SessionNotFound() {
+  return Status::NotFound("session", "not found (unknown, released, finished or expired)");
+}
+
+}  // namespace
 
 // One stream or session. Every field is read and written under mu_, except
 // during a forward pass, which reads prompt ids and last_token of the
@@ -19,6 +29,7 @@ struct ServingEngine::Sequence {
 
   uint64_t id = 0;
   bool is_session = false;
+  std::string handle;  // sessions: the unguessable name clients use
   ServingRequest request;
   int64_t kv_blocks = 0;  // the worst case, promised at admission
   State state = State::kWaiting;
@@ -98,17 +109,16 @@ ServingEngine::~ServingEngine() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, s] : sequences_) {
       if (s->on_end) {
-        calls.push_back(
-            [cb = std::move(s->on_end),
-             end = StreamEnd{SequenceFinish::kCancelled, s->prompt_tokens(), s->generated}] {
-              cb(Status::Cancelled("serving engine", "shutting down"), end);
-            });
+        calls.push_back([cb = std::move(s->on_end),
+                         end = StreamEnd{SequenceFinish::kCancelled, s->prompt_tokens(),
+                                         s->generated}] { cb(Status::OK(), end); });
       }
       const Status gone = Status::Unavailable("serving engine", "shutting down");
       if (s->on_prefill) calls.push_back([cb = std::move(s->on_prefill), gone] { cb(gone); });
       if (s->on_decode) calls.push_back([cb = std::move(s->on_decode), gone] { cb(gone); });
     }
     sequences_.clear();
+    handles_.clear();
   }
   for (auto& call : calls) call();
 }
@@ -120,11 +130,8 @@ Result<std::unique_ptr<ServingEngine::Sequence>> ServingEngine::NewSequence(Serv
   const ServingRequestBounds bounds{limits, config().vocab_size, max_positions_,
                                     cache_->block_size(), cache_->total_blocks()};
   ASSIGN_OR_RETURN(const int64_t blocks, CheckServingRequest(&request, bounds));
-  const int64_t alive = static_cast<int64_t>(sequences_.size());
-  if (alive >= limits.max_sessions) {
-    return Status::ResourceExhausted(
-        "sessions", StrCat(alive, " alive, the limit max_sessions = ", limits.max_sessions));
-  }
+  // Past max_sessions a request waits (admission counts the sessions);
+  // only a full queue refuses it.
   if (static_cast<int64_t>(waiting_.size()) >= limits.max_queue) {
     return Status::ResourceExhausted(
         "queue",
@@ -170,7 +177,11 @@ Status ServingEngine::StartSession(ServingRequest request, PrefillCallback done)
   {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(std::unique_ptr<Sequence> s, NewSequence(std::move(request), true));
+    // 128 bits from the OS: a client cannot reach another's session by
+    // guessing or counting.
+    ASSIGN_OR_RETURN(s->handle, SecureRandomHex(16));
     s->on_prefill = std::move(done);
+    handles_.emplace(s->handle, s->id);
     waiting_.push_back(s->id);
     sequences_.emplace(s->id, std::move(s));
     kicked_ = true;
@@ -179,25 +190,24 @@ Status ServingEngine::StartSession(ServingRequest request, PrefillCallback done)
   return Status::OK();
 }
 
-ServingEngine::Sequence* ServingEngine::FindSession(uint64_t id) {
-  auto it = sequences_.find(id);
+ServingEngine::Sequence* ServingEngine::FindSession(std::string_view handle) {
+  auto h = handles_.find(handle);
+  if (h == handles_.end()) return nullptr;
+  auto it = sequences_.find(h->second);
   if (it == sequences_.end()) return nullptr;
   Sequence* s = it->second.get();
   if (!s->is_session || s->cancelled || s->done || !s->prefilled) return nullptr;
   return s;
 }
 
-Status ServingEngine::Decode(uint64_t session_id, int64_t num_tokens, DecodeCallback done) {
+Status ServingEngine::Decode(std::string_view session, int64_t num_tokens, DecodeCallback done) {
   if (num_tokens < 1) return Status::InvalidArgument("num_tokens", "must be at least 1");
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Sequence* s = FindSession(session_id);
-    if (s == nullptr) {
-      return Status::NotFound(StrCat("session ", session_id),
-                              "unknown, released, finished or expired");
-    }
+    Sequence* s = FindSession(session);
+    if (s == nullptr) return SessionNotFound();
     if (s->state != Sequence::State::kIdle) {
-      return Status::FailedPrecondition(StrCat("session ", session_id), "a Decode is in flight");
+      return Status::FailedPrecondition("session", "a Decode of it is in flight");
     }
     s->state = Sequence::State::kRunning;
     s->decode_left = num_tokens;
@@ -209,19 +219,29 @@ Status ServingEngine::Decode(uint64_t session_id, int64_t num_tokens, DecodeCall
   return Status::OK();
 }
 
-Status ServingEngine::Release(uint64_t session_id) {
+Status ServingEngine::Release(std::string_view session) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Sequence* s = FindSession(session_id);
-    if (s == nullptr) {
-      return Status::NotFound(StrCat("session ", session_id),
-                              "unknown, released, finished or expired");
-    }
+    Sequence* s = FindSession(session);
+    if (s == nullptr) return SessionNotFound();
     s->cancelled = true;
     reap_ = true;
   }
   wake_.notify_all();
   return Status::OK();
+}
+
+void ServingEngine::CancelAll() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, s] : sequences_) {
+      if (s->done || s->cancelled) continue;
+      if (s->is_session && s->state == Sequence::State::kIdle) continue;
+      s->cancelled = true;
+      reap_ = true;
+    }
+  }
+  wake_.notify_all();
 }
 
 void ServingEngine::ExpireIdleSessions(Clock::time_point now) {
@@ -287,10 +307,9 @@ void ServingEngine::Reap(Calls* calls) {
       continue;
     }
     if (s->on_end) {
-      calls->push_back(
-          [cb = std::move(s->on_end),
-           end = StreamEnd{SequenceFinish::kCancelled, s->prompt_tokens(), s->generated},
-           id = s->id] { cb(Status::Cancelled(StrCat("stream ", id), "cancelled"), end); });
+      calls->push_back([cb = std::move(s->on_end),
+                        end = StreamEnd{SequenceFinish::kCancelled, s->prompt_tokens(),
+                                        s->generated}] { cb(Status::OK(), end); });
     }
     if (s->on_decode) {
       SessionDecode out{std::move(s->decoded), SequenceFinish::kCancelled, s->prompt_tokens(),
@@ -298,10 +317,16 @@ void ServingEngine::Reap(Calls* calls) {
       calls->push_back(
           [cb = std::move(s->on_decode), out = std::move(out)]() mutable { cb(std::move(out)); });
     }
+    if (s->on_prefill) {
+      calls->push_back([cb = std::move(s->on_prefill)] {
+        cb(Status::Unavailable("serving engine", "cancelled before its prefill ran: draining"));
+      });
+    }
     if (s->state == Sequence::State::kWaiting) {
       waiting_.erase(std::find(waiting_.begin(), waiting_.end(), s->id));
     }
     if (s->kv != 0) cache_->Release(s->kv);
+    handles_.erase(s->handle);
     it = sequences_.erase(it);
   }
   PublishStats(calls);
@@ -322,8 +347,10 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
   // Blocks promised to admitted sequences but not yet taken are not free.
   int64_t free_blocks = cache_->free_blocks();
   std::vector<uint64_t> decoding;
+  int64_t admitted = 0;
   for (const auto& [id, s] : sequences_) {
     if (s->kv != 0) {
+      ++admitted;
       free_blocks -= std::max<int64_t>(
           0, s->kv_blocks - static_cast<int64_t>(cache_->block_table(s->kv).size()));
     }
@@ -336,7 +363,8 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
     const Sequence& s = *sequences_.at(id);
     waiting.push_back({id, s.prompt_tokens(), s.kv_blocks});
   }
-  const Batch batch = ScheduleStep({waiting, decoding, free_blocks, options_.max_batch_tokens});
+  const Batch batch = ScheduleStep({waiting, decoding, free_blocks, options_.max_batch_tokens,
+                                    options_.limits.max_sessions - admitted});
   if (batch.empty()) {
     stats_.batch_size = 0;
     stats_.batch_tokens = 0;
@@ -385,6 +413,7 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
   for (Sequence* s : members) {
     if (!s->done) continue;
     cache_->Release(s->kv);
+    handles_.erase(s->handle);
     sequences_.erase(s->id);
   }
   PublishStats(calls);
@@ -434,7 +463,7 @@ void ServingEngine::OnToken(Sequence* s, std::span<float> logits, Calls* calls) 
       calls->push_back([cb = s->on_tokens, token = std::move(token)] { cb({&token, 1}); });
     }
   } else if (s->on_prefill) {
-    SessionPrefill out{s->id, std::move(token), s->prompt_tokens(), finish};
+    SessionPrefill out{s->handle, std::move(token), s->prompt_tokens(), finish};
     calls->push_back(
         [cb = std::move(s->on_prefill), out = std::move(out)]() mutable { cb(std::move(out)); });
     s->on_prefill = nullptr;

@@ -34,9 +34,11 @@
 // are freed.
 //
 // Limits, all checked before anything is allocated (ServingLimits): prompt
-// tokens, max new tokens (ResourceExhausted), sequences alive (streams and
-// sessions: ResourceExhausted naming max_sessions), requests waiting
+// tokens, max new tokens (ResourceExhausted), requests waiting
 // (ResourceExhausted naming max_queue), idle TTL (NotFound afterwards).
+// Sequences admitted (streams and sessions) are at most max_sessions: a
+// request past it waits in the queue until one ends, is released or
+// expires (or its caller cancels it).
 //
 // Greedy requests give the tokens each would get alone: the batched Forward
 // computes each sequence's rows independently, and sampling is per sequence.
@@ -78,7 +80,9 @@
 namespace relayout {
 
 struct SessionPrefill {
-  uint64_t session_id = 0;
+  // The session's handle: 32 hex digits (128 bits) from the OS's CSPRNG,
+  // the only way to name the session in Decode and Release.
+  std::string session;
   // The first generated token; when the first sample was an
   // end-of-generation token, that id with no text (finish says so).
   ServingToken first_token;
@@ -131,6 +135,12 @@ struct ServingEngineOptions {
   std::function<void(const ServingStats&)> on_stats;
 };
 
+// Heterogeneous lookup of std::string keys by string_view.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 class ServingEngine {
  public:
   using Clock = std::chrono::steady_clock;
@@ -152,7 +162,8 @@ class ServingEngine {
                                                        std::shared_ptr<const Tokenizer> tokenizer,
                                                        ServingEngineOptions options);
 
-  // Stops the scheduler; work still pending ends: streams with Cancelled,
+  // Stops the scheduler; work still pending ends: streams with OK and
+  // finish kCancelled (a final answer, not an error),
   // session calls with Unavailable.
   ~ServingEngine();
   ServingEngine(const ServingEngine&) = delete;
@@ -165,20 +176,28 @@ class ServingEngine {
   // cache), Unavailable "serving engine: draining".
   Result<uint64_t> StartStream(ServingRequest request, TokensCallback on_tokens,
                                EndCallback on_end);
-  // Ends a stream: on_end soon gets Cancelled and its KV blocks are freed.
+  // Ends a stream: on_end soon gets OK with finish kCancelled (and the usage
+  // so far), and its KV blocks are freed.
   // Unknown or finished ids are ignored.
   void Cancel(uint64_t stream_id);
 
   // Queues a session's prefill; `done` gets the session and its first token
   // (or Internal when the forward pass fails). Refused as StartStream.
   Status StartSession(ServingRequest request, PrefillCallback done);
-  // Generates up to num_tokens (>= 1) more tokens in the session. Refused:
-  // NotFound for an unknown, released or expired session, FailedPrecondition
-  // while a Decode of it is in flight, InvalidArgument for num_tokens < 1.
-  Status Decode(uint64_t session_id, int64_t num_tokens, DecodeCallback done);
+  // Generates up to num_tokens (>= 1) more tokens in the session named by
+  // its handle. Refused: NotFound for an unknown, released or expired
+  // session (one message for all, which never repeats the handle),
+  // FailedPrecondition while a Decode of it is in flight, InvalidArgument
+  // for num_tokens < 1.
+  Status Decode(std::string_view session, int64_t num_tokens, DecodeCallback done);
+  // Ends all work in flight soon, for a drain whose grace expired: every
+  // stream as Cancel does, a session's Decode in flight with kCancelled
+  // and the tokens so far (the session itself is released), a session
+  // whose prefill waits with Unavailable. Idle sessions stay.
+  void CancelAll();
   // Frees the session and its KV cache (a Decode in flight ends with
-  // kCancelled). NotFound for an unknown, released or expired session.
-  Status Release(uint64_t session_id);
+  // kCancelled). NotFound as Decode.
+  Status Release(std::string_view session);
   // Releases the sessions idle since before now - session_idle_ttl; the
   // scheduler calls it with the current time, tests with a later one.
   void ExpireIdleSessions(Clock::time_point now);
@@ -209,7 +228,8 @@ class ServingEngine {
   void Finish(Sequence* s, SequenceFinish finish, Calls* calls);
   void FailBatch(std::span<Sequence* const> batch, const Status& status, Calls* calls);
   void PublishStats(Calls* calls);
-  Sequence* FindSession(uint64_t id);
+  // The session with this handle, if it can take a Decode or Release.
+  Sequence* FindSession(std::string_view handle);
 
   std::unique_ptr<MemoryLedger> ledger_;  // outlives the weights and the cache
   std::unique_ptr<kernels::ThreadPool> pool_;
@@ -225,9 +245,12 @@ class ServingEngine {
   std::condition_variable wake_;
   std::unordered_map<uint64_t, std::unique_ptr<Sequence>> sequences_;  // GUARDED_BY(mu_)
   std::deque<uint64_t> waiting_;                                       // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;                                               // GUARDED_BY(mu_)
-  bool draining_ = false;                                              // GUARDED_BY(mu_)
-  bool stop_ = false;                                                  // GUARDED_BY(mu_)
+  // Sessions' handles to their ids (transparent lookup by string_view).
+  std::unordered_map<std::string, uint64_t, StringHash, std::equal_to<>>
+      handles_;             // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;    // GUARDED_BY(mu_)
+  bool draining_ = false;   // GUARDED_BY(mu_)
+  bool stop_ = false;       // GUARDED_BY(mu_)
   bool reap_ = false;       // GUARDED_BY(mu_): something was cancelled or released
   bool kicked_ = false;     // GUARDED_BY(mu_): new work since the last step began
   ServingStats stats_;      // GUARDED_BY(mu_)

@@ -184,7 +184,7 @@ TEST_F(ServingEngineTest, SessionPrefillThenDecodesEqualOneStream) {
   while (finish == SequenceFinish::kNone) {
     std::promise<Result<SessionDecode>> decoded;
     ASSERT_TRUE(engine
-                    ->Decode(p->session_id, 7,
+                    ->Decode(p->session, 7,
                              [&](Result<SessionDecode> r) { decoded.set_value(std::move(r)); })
                     .ok());
     Result<SessionDecode> d = decoded.get_future().get();
@@ -200,16 +200,16 @@ TEST_F(ServingEngineTest, SessionPrefillThenDecodesEqualOneStream) {
   EXPECT_EQ(ids, stream->out->ids);
   EXPECT_EQ(text, stream->out->text);
   // Finished sessions are released.
-  EXPECT_TRUE(engine->Release(p->session_id).IsNotFound());
+  EXPECT_TRUE(engine->Release(p->session).IsNotFound());
   EXPECT_TRUE(WaitAllFree(*engine));
 }
 
-Result<uint64_t> OpenSession(ServingEngine* engine, int64_t max_new = 20) {
+Result<std::string> OpenSession(ServingEngine* engine, int64_t max_new = 20) {
   std::promise<Result<SessionPrefill>> prefilled;
   RETURN_IF_ERROR(engine->StartSession(Greedy(engine->tokenizer(), "Once upon a time", max_new),
                                        [&](Result<SessionPrefill> r) { prefilled.set_value(r); }));
   ASSIGN_OR_RETURN(SessionPrefill p, prefilled.get_future().get());
-  return p.session_id;
+  return p.session;
 }
 
 TEST_F(ServingEngineTest, IdleSessionExpiresAfterTheTtlThenIsNotFound) {
@@ -217,7 +217,7 @@ TEST_F(ServingEngineTest, IdleSessionExpiresAfterTheTtlThenIsNotFound) {
   options.limits.session_idle_ttl_seconds = 30;
   auto engine = Engine(options);
   ASSERT_NE(engine, nullptr);
-  Result<uint64_t> id = OpenSession(engine.get());
+  Result<std::string> id = OpenSession(engine.get());
   ASSERT_TRUE(id.ok()) << id.status();
   engine->ExpireIdleSessions(Clock::now() + std::chrono::seconds(10));
   EXPECT_GT(engine->stats().kv_blocks_used, 0);  // not yet
@@ -231,12 +231,12 @@ TEST_F(ServingEngineTest, IdleSessionExpiresAfterTheTtlThenIsNotFound) {
 TEST_F(ServingEngineTest, ReleaseFreesTheBlocksAndASecondReleaseIsNotFound) {
   auto engine = Engine();
   ASSERT_NE(engine, nullptr);
-  Result<uint64_t> id = OpenSession(engine.get());
+  Result<std::string> id = OpenSession(engine.get());
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(engine->stats().active_sessions, 1);
   EXPECT_TRUE(engine->Release(*id).ok());
   EXPECT_TRUE(engine->Release(*id).IsNotFound());
-  EXPECT_TRUE(engine->Release(12345).IsNotFound());
+  EXPECT_TRUE(engine->Release("0123456789abcdef0123456789abcdef").IsNotFound());
   EXPECT_TRUE(WaitAllFree(*engine));
 }
 
@@ -251,7 +251,7 @@ TEST_F(ServingEngineTest, CancelEndsTheStreamAndFreesItsBlocks) {
   first.get_future().wait();
   engine->Cancel(h->id);
   ASSERT_TRUE(h->Wait());
-  EXPECT_TRUE(h->out->status.IsCancelled()) << h->out->status;
+  EXPECT_TRUE(h->out->status.ok()) << h->out->status;
   EXPECT_EQ(h->out->end.finish, SequenceFinish::kCancelled);
   EXPECT_LT(h->out->ids.size(), 400u);
   EXPECT_TRUE(WaitAllFree(*engine));
@@ -285,6 +285,7 @@ TEST_F(ServingEngineTest, LimitsAreRefusedBeforeAllocationNamingTheLimit) {
   options.limits.max_prompt_tokens = 8;
   options.limits.max_new_tokens = 50;
   options.limits.max_sessions = 2;
+  options.limits.max_queue = 1;
   auto engine = Engine(options);
   ASSERT_NE(engine, nullptr);
   const Tokenizer& tok = engine->tokenizer();
@@ -317,16 +318,74 @@ TEST_F(ServingEngineTest, LimitsAreRefusedBeforeAllocationNamingTheLimit) {
     EXPECT_EQ(r.status().code(), c.code) << r.status();
     EXPECT_NE(r.status().message().find(c.needle), std::string::npos) << r.status();
   }
-  // Two sessions alive; the third is refused.
+  // Two sessions alive: the third request waits in the queue (it is not
+  // refused), the fourth finds the queue full.
+  Result<std::string> first = OpenSession(engine.get());
+  ASSERT_TRUE(first.ok());
   ASSERT_TRUE(OpenSession(engine.get()).ok());
-  ASSERT_TRUE(OpenSession(engine.get()).ok());
-  Result<uint64_t> third = start(Greedy(tok, "Once", 5));
-  ASSERT_FALSE(third.ok());
-  EXPECT_TRUE(third.status().IsResourceExhausted());
-  EXPECT_NE(third.status().message().find("max_sessions = 2"), std::string::npos) << third.status();
+  Result<StreamHandle> third = Start(engine.get(), Greedy(tok, "Once", 5));
+  ASSERT_TRUE(third.ok()) << third.status();
+  for (int i = 0; i < 1000 && engine->stats().queue_depth != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(engine->stats().queue_depth, 1);
+  EXPECT_EQ(engine->stats().active_sessions, 2);
+  EXPECT_FALSE(third->Wait(0));
+  Result<uint64_t> fourth = start(Greedy(tok, "Once", 5));
+  ASSERT_FALSE(fourth.ok());
+  EXPECT_TRUE(fourth.status().IsResourceExhausted());
+  EXPECT_NE(fourth.status().message().find("max_queue = 1"), std::string::npos) << fourth.status();
+  // A session released: the waiting stream is admitted and runs to its end.
+  ASSERT_TRUE(engine->Release(*first).ok());
+  ASSERT_TRUE(third->Wait());
+  EXPECT_TRUE(third->out->status.ok()) << third->out->status;
   engine->Drain();
   const Status drained = engine->StartSession(Greedy(tok, "Once", 5), [](auto) {});
   EXPECT_EQ(drained.code(), StatusCode::kUnavailable) << drained;
+}
+
+// The drain's grace expired: running streams end (OK, kCancelled, with
+// the usage so far), a prefill still waiting gets Unavailable, and an idle
+// session stays for its owner.
+TEST_F(ServingEngineTest, CancelAllEndsRunningWorkButKeepsIdleSessions) {
+  ServingEngineOptions options;
+  options.limits.max_sessions = 2;
+  auto engine = Engine(options);
+  ASSERT_NE(engine, nullptr);
+  const Tokenizer& tok = engine->tokenizer();
+  Result<std::string> idle = OpenSession(engine.get());
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  ServingRequest long_request = Greedy(tok, "Once upon a time", 400);
+  long_request.ignore_eos = true;
+  std::promise<void> first_token;
+  Result<StreamHandle> stream = Start(engine.get(), long_request, &first_token);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  first_token.get_future().wait();
+  // Both session slots are taken: this prefill waits.
+  std::promise<Result<SessionPrefill>> waiting;
+  ASSERT_TRUE(engine
+                  ->StartSession(Greedy(tok, "Tom", 5),
+                                 [&](Result<SessionPrefill> r) { waiting.set_value(r); })
+                  .ok());
+  engine->CancelAll();
+  ASSERT_TRUE(stream->Wait());
+  EXPECT_TRUE(stream->out->status.ok()) << stream->out->status;
+  EXPECT_EQ(stream->out->end.finish, SequenceFinish::kCancelled);
+  EXPECT_EQ(stream->out->end.generated_tokens, static_cast<int64_t>(stream->out->ids.size()));
+  EXPECT_LT(stream->out->ids.size(), 400u);
+  Result<SessionPrefill> refused = waiting.get_future().get();
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status();
+  bool decoded = false;
+  std::promise<void> decode_done;
+  ASSERT_TRUE(engine
+                  ->Decode(*idle, 1,
+                           [&](Result<SessionDecode> r) {
+                             decoded = r.ok();
+                             decode_done.set_value();
+                           })
+                  .ok());
+  decode_done.get_future().wait();
+  EXPECT_TRUE(decoded);
 }
 
 // A cache that holds one request's worst case at a time: while a session
@@ -342,7 +401,7 @@ TEST_F(ServingEngineTest, KvFullRequestsWaitAndOversizedOnesAreRefused) {
   auto engine = Engine(options);
   ASSERT_NE(engine, nullptr);
   const Tokenizer& tok = engine->tokenizer();
-  Result<uint64_t> session = OpenSession(engine.get(), 50);  // 54 positions: 4 blocks
+  Result<std::string> session = OpenSession(engine.get(), 50);  // 54 positions: 4 blocks
   ASSERT_TRUE(session.ok()) << session.status();
   Result<StreamHandle> waiting = Start(engine.get(), Greedy(tok, "One day", 50));
   ASSERT_TRUE(waiting.ok()) << waiting.status();

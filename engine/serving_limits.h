@@ -19,6 +19,11 @@ struct ServingLimits {
   int64_t max_queue = 256;
   // A session unused for this long is released with its KV cache.
   int64_t session_idle_ttl_seconds = 300;
+  // Text bytes of one Tokenize call; the reply holds up to one id per byte
+  // (plus BOS), so this bounds its ids and the memory the call takes.
+  int64_t max_tokenize_bytes = int64_t{1} << 20;
+  // Token ids of one Detokenize call.
+  int64_t max_detokenize_ids = 65536;
 };
 
 }  // namespace relayout

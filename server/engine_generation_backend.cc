@@ -1,14 +1,11 @@
 #include "server/engine_generation_backend.h"
 
-#include <charconv>
 #include <random>
 #include <utility>
 #include <vector>
 
 namespace relayout::server {
 namespace {
-
-constexpr std::string_view kSessionPrefix = "s-";
 
 FinishReason ToFinishReason(SequenceFinish finish) {
   switch (finish) {
@@ -50,32 +47,6 @@ ServingRequest ToServingRequest(GenerationRequest r) {
   return out;
 }
 
-std::string SessionName(uint64_t id) { return StrCat(kSessionPrefix, id); }
-
-// The engine's id of a session name; NotFound for names we never gave.
-Result<uint64_t> ParseSessionName(const std::string& name) {
-  uint64_t id = 0;
-  const char* begin = name.data() + kSessionPrefix.size();
-  const char* end = name.data() + name.size();
-  if (name.size() <= kSessionPrefix.size() ||
-      name.compare(0, kSessionPrefix.size(), kSessionPrefix) != 0 ||
-      std::from_chars(begin, end, id).ptr != end) {
-    return Status::NotFound(StrCat("session ", name), "unknown");
-  }
-  return id;
-}
-
-// Replaces the engine's numeric session name in a status by the client's.
-Status Renamed(const Status& s, const std::string& name) {
-  if (s.ok()) return s;
-  std::string message = s.message();
-  const size_t colon = message.find(": ");
-  if (message.rfind("session ", 0) == 0 && colon != std::string::npos) {
-    message = StrCat("session ", name, message.substr(colon));
-  }
-  return Status::FromCode(s.code(), message);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create(
@@ -108,7 +79,7 @@ void EngineGenerationBackend::StartSession(GenerationRequest request, StartCallb
           return;
         }
         SessionStart start;
-        start.session_id = SessionName(r->session_id);
+        start.session_id = std::move(r->session);
         start.first_token = ToGeneratedToken(std::move(r->first_token));
         start.prompt_tokens = r->prompt_tokens;
         start.finish = ToFinishReason(r->finish);
@@ -119,31 +90,24 @@ void EngineGenerationBackend::StartSession(GenerationRequest request, StartCallb
 
 void EngineGenerationBackend::Decode(const std::string& session_id, int64_t num_tokens,
                                      DecodeCallback done) {
-  Result<uint64_t> id = ParseSessionName(session_id);
-  if (!id.ok()) {
-    done(id.status());
-    return;
-  }
   auto shared_done = std::make_shared<DecodeCallback>(std::move(done));
-  const Status s =
-      engine_->Decode(*id, num_tokens, [shared_done, session_id](Result<SessionDecode> r) {
-        if (!r.ok()) {
-          (*shared_done)(Renamed(r.status(), session_id));
-          return;
-        }
-        DecodeResult out;
-        for (ServingToken& t : r->tokens) out.tokens.push_back(ToGeneratedToken(std::move(t)));
-        out.finish = ToFinishReason(r->finish);
-        out.prompt_tokens = r->prompt_tokens;
-        out.generated_tokens = r->generated_tokens;
-        (*shared_done)(std::move(out));
-      });
-  if (!s.ok()) (*shared_done)(Renamed(s, session_id));
+  const Status s = engine_->Decode(session_id, num_tokens, [shared_done](Result<SessionDecode> r) {
+    if (!r.ok()) {
+      (*shared_done)(r.status());
+      return;
+    }
+    DecodeResult out;
+    for (ServingToken& t : r->tokens) out.tokens.push_back(ToGeneratedToken(std::move(t)));
+    out.finish = ToFinishReason(r->finish);
+    out.prompt_tokens = r->prompt_tokens;
+    out.generated_tokens = r->generated_tokens;
+    (*shared_done)(std::move(out));
+  });
+  if (!s.ok()) (*shared_done)(s);
 }
 
 Status EngineGenerationBackend::Release(const std::string& session_id) {
-  ASSIGN_OR_RETURN(uint64_t id, ParseSessionName(session_id));
-  return Renamed(engine_->Release(id), session_id);
+  return engine_->Release(session_id);
 }
 
 Result<uint64_t> EngineGenerationBackend::StreamGenerate(GenerationRequest request,
@@ -164,5 +128,7 @@ Result<uint64_t> EngineGenerationBackend::StreamGenerate(GenerationRequest reque
 }
 
 void EngineGenerationBackend::Cancel(uint64_t stream_id) { engine_->Cancel(stream_id); }
+
+void EngineGenerationBackend::CancelAll() { engine_->CancelAll(); }
 
 }  // namespace relayout::server

@@ -41,6 +41,7 @@ class EngineGenerationBackend final : public GenerationBackend {
   Result<uint64_t> StreamGenerate(GenerationRequest request, TokensCallback on_tokens,
                                   DoneCallback on_done) override;
   void Cancel(uint64_t stream_id) override;
+  void CancelAll() override;
 
   ServingEngine& engine() { return *engine_; }
 

@@ -89,15 +89,17 @@ class GenerationBackend {
   virtual ~GenerationBackend() = default;
 
   // Prefills request.prompt_ids into a new session and samples its first
-  // token; `done` gets the session or ResourceExhausted (max_sessions or
-  // max_queue reached), Unavailable (shutting down), Internal.
+  // token; `done` gets the session (its id unguessable: 128 random bits)
+  // or ResourceExhausted (max_queue reached; past max_sessions it waits),
+  // Unavailable (shutting down), Internal.
   virtual void StartSession(GenerationRequest request, StartCallback done) = 0;
 
   // Generates up to num_tokens (>= 1) more tokens in a session. `done` gets
   // them, or NotFound for an unknown or expired session id.
   virtual void Decode(const std::string& session_id, int64_t num_tokens, DecodeCallback done) = 0;
 
-  // Frees a session and its KV cache. NotFound for an unknown session id.
+  // Frees a session and its KV cache. NotFound for an unknown session id
+  // (the message never repeats the id).
   virtual Status Release(const std::string& session_id) = 0;
 
   // Starts a stream: prefill then decode until a finish condition, calling
@@ -108,9 +110,16 @@ class GenerationBackend {
   virtual Result<uint64_t> StreamGenerate(GenerationRequest request, TokensCallback on_tokens,
                                           DoneCallback on_done) = 0;
 
-  // Stops a stream: on_done is then called soon with Cancelled (or OK if it
-  // had already finished). Unknown or finished ids are ignored.
+  // Stops a stream: on_done is then called soon with OK and finish
+  // kCancelled (the usage so far), or as usual if it had already finished.
+  // Unknown or finished ids are ignored.
   virtual void Cancel(uint64_t stream_id) = 0;
+
+  // The drain grace expired: every stream ends soon as if Cancel was called
+  // on it (OK, finish kCancelled, so each call still gets its final
+  // message), a Decode in flight ends with kCancelled and the tokens so far,
+  // and a waiting Prefill gets Unavailable. Sessions that are idle stay.
+  virtual void CancelAll() = 0;
 };
 
 }  // namespace relayout::server

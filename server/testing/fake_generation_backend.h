@@ -66,7 +66,7 @@ class FakeGenerationBackend final : public GenerationBackend {
         }
       }
       if (cancelled_.load()) {
-        on_done(Status::Cancelled("stream", "cancelled"), {});
+        on_done(Status::OK(), {FinishReason::kCancelled, prompt, i});
         return;
       }
       on_done(Status::OK(), {FinishReason::kLength, prompt, i});
@@ -78,6 +78,8 @@ class FakeGenerationBackend final : public GenerationBackend {
     cancel_calls.fetch_add(1);
     if (stream_id == 42) cancelled_.store(true);
   }
+
+  void CancelAll() override { cancelled_.store(true); }
 
   std::atomic<int> delay_ms{0};
   std::atomic<int> cancel_calls{0};
