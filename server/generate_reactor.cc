@@ -1,11 +1,12 @@
 #include "server/generate_reactor.h"
 
-#include <deque>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "server/generation_messages.h"
 #include "server/status_conversion.h"
+#include "server/stream_call_queue.h"
 
 namespace relayout::server {
 namespace {
@@ -14,178 +15,112 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+CallStatus ToCallStatus(const grpc::Status& s) {
+  return {static_cast<int>(s.error_code()), s.error_message()};
+}
+
+grpc::Status ToGrpc(const CallStatus& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code), s.message);
+}
+
 }  // namespace
 
-// The state shared by the reactor (gRPC's threads) and the backend's
-// callbacks (engine threads). Every decision about writing or finishing is
-// taken under mu_, and the gRPC call it leads to is made after unlocking:
-// StartWrite only with write_in_flight_ set (so nobody else finishes
-// meanwhile), Finish only once, with finished_ set.
-class GenerateReactor::Queue {
+class GenerateReactor::Shared {
  public:
-  Queue(GenerateReactor* reactor, ServerMetrics* metrics, Clock::time_point start)
+  using Queue = StreamCallQueue<v1::GenerateResponse>;
+
+  Shared(GenerateReactor* reactor, ServerMetrics* metrics, Clock::time_point start)
       : reactor_(reactor), metrics_(metrics), start_(start) {}
 
-  void SetTokenizer(std::shared_ptr<const Tokenizer> tokenizer) {
-    tokenizer_ = std::move(tokenizer);
+  // Takes the step the queue decided. The reactor is alive whenever a step
+  // is not kNothing (it is deleted only after the one kFinish).
+  void Apply(const Queue::Step& step) {
+    switch (step.kind) {
+      case Queue::Step::Kind::kNothing:
+        return;
+      case Queue::Step::Kind::kWrite:
+        reactor_->StartWrite(step.message);
+        return;
+      case Queue::Step::Kind::kFinish: {
+        std::lock_guard<std::mutex> lock(mu_);
+        final_code_ = static_cast<grpc::StatusCode>(step.status.code);
+      }
+        reactor_->Finish(ToGrpc(step.status));
+        return;
+    }
   }
 
+  Queue& queue() { return queue_; }
+
+  void SetStream(std::shared_ptr<const Tokenizer> tokenizer, int64_t prompt_tokens) {
+    tokenizer_ = std::move(tokenizer);
+    prompt_tokens_ = prompt_tokens;
+  }
   void SetStreamId(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     stream_id_ = id;
-    has_stream_id_ = true;
   }
-  bool StreamId(uint64_t* id) {
+  std::optional<uint64_t> stream_id() {
     std::lock_guard<std::mutex> lock(mu_);
-    *id = stream_id_;
-    return has_stream_id_;
+    return stream_id_;
   }
 
-  bool Ended() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ended_;
-  }
-
-  // Backend: a group of tokens.
+  // Backend: a group of tokens. Counted at once, so the token counters
+  // move while a long stream runs.
   void OnTokens(std::span<const GeneratedToken> tokens) {
-    if (tokens.empty()) return;
+    if (tokens.empty() || queue_.closed()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (ended_) return;
       const Clock::time_point now = Clock::now();
       if (generated_ == 0) {
         first_token_at_ = now;
         metrics_->OnTimeToFirstToken(Seconds(now - start_));
+        metrics_->AddPromptTokens(static_cast<uint64_t>(prompt_tokens_));
       }
       last_token_at_ = now;
       generated_ += static_cast<int64_t>(tokens.size());
-      v1::GenerateResponse* message = BackForAppend();
-      for (const GeneratedToken& t : tokens) ToProtoToken(t, *tokenizer_, message->add_tokens());
     }
-    Pump();
+    metrics_->AddGeneratedTokens(tokens.size());
+    Apply(queue_.Append([&](v1::GenerateResponse& message) {
+      for (const GeneratedToken& t : tokens) ToProtoToken(t, *tokenizer_, message.add_tokens());
+    }));
   }
 
-  // Backend: the end of the stream.
+  // Backend: the end of the stream. A stream the server cancelled ends OK
+  // with FINISH_REASON_CANCELLED, as generation.proto promises.
   void OnEnd(const Status& status, const StreamSummary& summary) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (ended_) return;
-      ended_ = true;
-      end_status_ = ToGrpcStatus(status);
-      if (status.ok()) {
-        v1::GenerateResponse* message = BackForAppend();
-        message->set_finish_reason(ToProtoFinishReason(summary.finish));
-        message->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(summary.prompt_tokens));
-        message->mutable_usage()->set_generated_tokens(
-            static_cast<uint32_t>(summary.generated_tokens));
-        prompt_tokens_ = summary.prompt_tokens;
-      }
-    }
-    Pump();
+    Apply(queue_.End(ToCallStatus(ToGrpcStatus(status)), [&](v1::GenerateResponse& message) {
+      message.set_finish_reason(ToProtoFinishReason(summary.finish));
+      message.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(summary.prompt_tokens));
+      message.mutable_usage()->set_generated_tokens(
+          static_cast<uint32_t>(summary.generated_tokens));
+    }));
   }
 
-  // gRPC: the client went away or a write failed; drop what is queued.
-  void Abort(grpc::Status status) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_.clear();
-      if (ended_) return;
-      ended_ = true;
-      end_status_ = std::move(status);
-    }
-    Pump();
-  }
-
-  void OnWriteDone(bool ok) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      write_in_flight_ = false;
-    }
-    if (!ok) {
-      Abort(grpc::Status(grpc::StatusCode::CANCELLED, "Generate: the client stopped reading"));
-      return;
-    }
-    Pump();
-  }
-
-  // See the class comment.
-  void Pump() {
-    GenerateReactor* reactor;
-    bool write = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (finished_ || write_in_flight_ || reactor_ == nullptr) return;
-      if (!pending_.empty()) {
-        writing_ = std::move(pending_.front());
-        pending_.pop_front();
-        write_in_flight_ = true;
-        write = true;
-      } else if (ended_) {
-        finished_ = true;
-      } else {
-        return;
-      }
-      reactor = reactor_;
-    }
-    if (write) {
-      reactor->StartWrite(&writing_);
-    } else {
-      reactor->final_status_ = end_status_;
-      reactor->Finish(end_status_);
-    }
-  }
-
-  // The reactor finishes without a stream (admission or validation error).
-  void FinishEarly(GenerateReactor* reactor, const grpc::Status& status) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ended_ = true;
-      finished_ = true;
-      end_status_ = status;
-    }
-    reactor->final_status_ = status;
-    reactor->Finish(status);
-  }
-
-  // OnDone: the reactor is going away; records the stream's token metrics.
-  void Detach() {
+  // OnDone: time per output token, and the final code for the counters.
+  grpc::StatusCode Done() {
     std::lock_guard<std::mutex> lock(mu_);
-    reactor_ = nullptr;
-    if (generated_ > 0) {
-      metrics_->AddGeneratedTokens(static_cast<uint64_t>(generated_));
-      if (generated_ > 1) {
-        metrics_->OnTimePerOutputToken(Seconds(last_token_at_ - first_token_at_) /
-                                       static_cast<double>(generated_ - 1));
-      }
+    if (generated_ > 1) {
+      metrics_->OnTimePerOutputToken(Seconds(last_token_at_ - first_token_at_) /
+                                     static_cast<double>(generated_ - 1));
     }
-    if (prompt_tokens_ > 0) metrics_->AddPromptTokens(static_cast<uint64_t>(prompt_tokens_));
+    return final_code_;
   }
 
  private:
-  // The queued message that new tokens join: the last one, or a new one.
-  // REQUIRES: mu_ held.
-  v1::GenerateResponse* BackForAppend() {
-    if (pending_.empty()) pending_.emplace_back();
-    return &pending_.back();
-  }
-
-  std::mutex mu_;
-  GenerateReactor* reactor_;  // GUARDED_BY(mu_); null after OnDone
+  GenerateReactor* const reactor_;
   ServerMetrics* const metrics_;
   const Clock::time_point start_;
+  Queue queue_;
   std::shared_ptr<const Tokenizer> tokenizer_;  // set before the stream starts
-  std::deque<v1::GenerateResponse> pending_;    // GUARDED_BY(mu_)
-  v1::GenerateResponse writing_;                // owned by the write in flight
-  bool write_in_flight_ = false;                // GUARDED_BY(mu_)
-  bool ended_ = false;                          // GUARDED_BY(mu_): nothing more will be queued
-  bool finished_ = false;                       // GUARDED_BY(mu_): Finish was called
-  grpc::Status end_status_;                     // GUARDED_BY(mu_)
-  bool has_stream_id_ = false;                  // GUARDED_BY(mu_)
-  uint64_t stream_id_ = 0;                      // GUARDED_BY(mu_)
-  int64_t generated_ = 0;                       // GUARDED_BY(mu_)
-  int64_t prompt_tokens_ = 0;                   // GUARDED_BY(mu_)
-  Clock::time_point first_token_at_;
-  Clock::time_point last_token_at_;
+  int64_t prompt_tokens_ = 0;                   // set before the stream starts
+
+  std::mutex mu_;
+  grpc::StatusCode final_code_ = grpc::StatusCode::OK;  // GUARDED_BY(mu_)
+  std::optional<uint64_t> stream_id_;                   // GUARDED_BY(mu_)
+  int64_t generated_ = 0;                               // GUARDED_BY(mu_)
+  Clock::time_point first_token_at_;                    // GUARDED_BY(mu_)
+  Clock::time_point last_token_at_;                     // GUARDED_BY(mu_)
 };
 
 GenerateReactor::GenerateReactor(ServerMetrics* metrics, InflightCalls* inflight,
@@ -193,48 +128,47 @@ GenerateReactor::GenerateReactor(ServerMetrics* metrics, InflightCalls* inflight
     : metrics_(metrics),
       inflight_(inflight),
       start_(start),
-      queue_(std::make_shared<Queue>(this, metrics, start)) {}
+      shared_(std::make_shared<Shared>(this, metrics, start)) {}
 
 void GenerateReactor::FinishWithStatus(const grpc::Status& status) {
-  queue_->FinishEarly(this, status);
+  shared_->Apply(shared_->queue().FinishNow(ToCallStatus(status)));
 }
 
 void GenerateReactor::Run(GenerationBackend* backend, std::shared_ptr<const Tokenizer> tokenizer,
                           GenerationRequest request) {
   backend_ = backend;
-  queue_->SetTokenizer(std::move(tokenizer));
-  std::shared_ptr<Queue> queue = queue_;
+  shared_->SetStream(std::move(tokenizer), static_cast<int64_t>(request.prompt_ids.size()));
+  std::shared_ptr<Shared> shared = shared_;
   Result<uint64_t> id = backend->StreamGenerate(
       std::move(request),
-      [queue](std::span<const GeneratedToken> tokens) { queue->OnTokens(tokens); },
-      [queue](const Status& status, const StreamSummary& summary) {
-        queue->OnEnd(status, summary);
+      [shared](std::span<const GeneratedToken> tokens) { shared->OnTokens(tokens); },
+      [shared](const Status& status, const StreamSummary& summary) {
+        shared->OnEnd(status, summary);
       });
   if (!id.ok()) {
-    queue_->OnEnd(id.status(), {});
+    shared_->OnEnd(id.status(), {});
     return;
   }
-  queue_->SetStreamId(*id);
+  shared_->SetStreamId(*id);
   // A cancel that came while the stream was starting could not name it.
-  if (queue_->Ended()) backend->Cancel(*id);
+  if (shared_->queue().closed()) backend->Cancel(*id);
 }
 
-void GenerateReactor::Pump() { queue_->Pump(); }
-
-void GenerateReactor::OnWriteDone(bool ok) { queue_->OnWriteDone(ok); }
+void GenerateReactor::OnWriteDone(bool ok) { shared_->Apply(shared_->queue().WriteDone(ok)); }
 
 void GenerateReactor::OnCancel() {
-  uint64_t id = 0;
-  if (backend_ != nullptr && queue_->StreamId(&id)) backend_->Cancel(id);
-  queue_->Abort(grpc::Status(grpc::StatusCode::CANCELLED, "Generate: cancelled"));
+  if (backend_ != nullptr) {
+    if (std::optional<uint64_t> id = shared_->stream_id()) backend_->Cancel(*id);
+  }
+  shared_->Apply(shared_->queue().Cancel(
+      ToCallStatus(grpc::Status(grpc::StatusCode::CANCELLED, "Generate: cancelled"))));
 }
 
 void GenerateReactor::OnDone() {
-  queue_->Detach();
-  metrics_->OnRequest("Generate",
-                      StatusCodeName(static_cast<StatusCode>(final_status_.error_code())),
+  const grpc::StatusCode code = shared_->Done();
+  metrics_->OnRequest("Generate", StatusCodeName(static_cast<StatusCode>(code)),
                       Seconds(Clock::now() - start_));
-  inflight_->End();
+  inflight_->End("Generate");
   delete this;
 }
 

@@ -1,18 +1,24 @@
-// GenerateReactor: one streaming Generate call.
+// GenerateReactor: one streaming Generate call, a thin adapter between
+// gRPC's write reactor and StreamCallQueue (stream_call_queue.h), which
+// decides every write and the one Finish whatever order the events come
+// in: tokens and the end from the backend's threads, write completions
+// and cancellation from gRPC's.
 //
-// The backend pushes token groups from its threads into a per-call queue;
-// the reactor keeps one write in flight and OnWriteDone takes the next
-// message from the queue (so a slow client slows only its own stream, and
-// tokens that arrive meanwhile are merged into the message waiting to be
-// written). The backend's final callback queues the last message (finish
-// reason and usage); once it is written the call finishes OK. A client
-// cancel calls GenerationBackend::Cancel.
+// The backend pushes token groups into the queue; one write is in flight
+// and tokens that arrive meanwhile join the next message (a slow client
+// slows only its own stream). The backend's end queues the final message
+// (finish reason and usage): for a stream the server cancelled (drain
+// grace expired) that is FINISH_REASON_CANCELLED and the call ends OK. A
+// client cancel or deadline calls GenerationBackend::Cancel and drops what
+// is queued.
 //
-// The queue is shared with the backend's callbacks, which may outlive the
-// reactor; after the call finished they do nothing. No lock is held across
-// callbacks or while calling into gRPC.
+// Token counters and time to first token move per token group; time per
+// output token is observed once the call is done.
 //
-// Lifetime: created by GenerationService::Generate, deletes itself in OnDone.
+// Lifetime: created by GenerationService::Generate, deletes itself in
+// OnDone. The queue is shared with the backend's callbacks, which may
+// outlive the reactor: after Finish every event is a no-op, so they never
+// touch it then.
 #pragma once
 
 #include <chrono>
@@ -32,7 +38,8 @@ namespace relayout::server {
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // metrics and inflight are not owned and must outlive the call;
-  // inflight->Begin() was called for this call, and OnDone calls End().
+  // inflight->Begin("Generate") was called for this call, and OnDone
+  // calls End.
   GenerateReactor(ServerMetrics* metrics, InflightCalls* inflight,
                   std::chrono::steady_clock::time_point start);
 
@@ -49,19 +56,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnDone() override;
 
  private:
-  class Queue;  // shared with the backend's callbacks
-
-  // Writes the next queued message, or finishes when the end is queued and
-  // nothing is left; does nothing while a write is in flight.
-  void Pump();
+  class Shared;  // the queue and counters, shared with the backend's callbacks
 
   ServerMetrics* metrics_;
   InflightCalls* inflight_;
   std::chrono::steady_clock::time_point start_;
   GenerationBackend* backend_ = nullptr;
-  std::shared_ptr<Queue> queue_;
-  v1::GenerateResponse writing_;  // the message in flight; touched only by the writer
-  grpc::Status final_status_;     // set before Finish, read in OnDone
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace relayout::server

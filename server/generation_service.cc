@@ -1,5 +1,6 @@
 #include "server/generation_service.h"
 
+#include <atomic>
 #include <memory>
 #include <utility>
 
@@ -23,6 +24,40 @@ double SecondsSince(Clock::time_point start) {
 
 }  // namespace
 
+// One unary call's end: Finish exactly once. A backend callback that is
+// dropped without being called (it owns the last reference) still ends the
+// call, with INTERNAL, so no call is ever left behind.
+class GenerationService::UnaryCall {
+ public:
+  UnaryCall(const GenerationService* service, grpc::ServerUnaryReactor* reactor, const char* rpc)
+      : service_(service), reactor_(reactor), rpc_(rpc), start_(Clock::now()) {
+    service_->deps_.inflight->Begin(rpc_);
+  }
+  ~UnaryCall() {
+    Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                        StrCat(rpc_, ": the backend dropped the call without an answer")));
+  }
+  UnaryCall(const UnaryCall&) = delete;
+  UnaryCall& operator=(const UnaryCall&) = delete;
+
+  // Counts the call and finishes it; later calls do nothing.
+  void Finish(const grpc::Status& status) {
+    if (finished_.exchange(true)) return;
+    service_->deps_.metrics->OnRequest(
+        rpc_, StatusCodeName(static_cast<StatusCode>(status.error_code())), SecondsSince(start_));
+    service_->deps_.inflight->End(rpc_);
+    reactor_->Finish(status);
+  }
+  Clock::time_point start() const { return start_; }
+
+ private:
+  const GenerationService* service_;
+  grpc::ServerUnaryReactor* reactor_;
+  const char* rpc_;
+  const Clock::time_point start_;
+  std::atomic<bool> finished_{false};
+};
+
 grpc::Status GenerationService::Admit(const grpc::CallbackServerContext& context, Work work,
                                       bool needs_model,
                                       std::shared_ptr<const Tokenizer>* tokenizer) const {
@@ -44,58 +79,48 @@ grpc::Status GenerationService::Admit(const grpc::CallbackServerContext& context
                              static_cast<int>(p.ratio() * 100), "% converted"));
 }
 
-void GenerationService::Finish(grpc::ServerUnaryReactor* reactor, const char* rpc,
-                               Clock::time_point start, const grpc::Status& status) const {
-  deps_.metrics->OnRequest(rpc, StatusCodeName(static_cast<StatusCode>(status.error_code())),
-                           SecondsSince(start));
-  deps_.inflight->End();
-  reactor->Finish(status);
-}
-
 grpc::ServerUnaryReactor* GenerationService::Prefill(grpc::CallbackServerContext* context,
                                                      const v1::PrefillRequest* request,
                                                      v1::PrefillResponse* response) {
-  const Clock::time_point start = Clock::now();
-  deps_.inflight->Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto call = std::make_shared<UnaryCall>(this, reactor, "Prefill");
   std::shared_ptr<const Tokenizer> tokenizer;
   if (grpc::Status s = Admit(*context, Work::kNew, true, &tokenizer); !s.ok()) {
-    Finish(reactor, "Prefill", start, s);
+    call->Finish(s);
     return reactor;
   }
   GenerationBackend* backend = backend_.load();
   if (backend == nullptr) {
-    Finish(reactor, "Prefill", start, NotAttached());
+    call->Finish(NotAttached());
     return reactor;
   }
   Result<GenerationRequest> converted =
       ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits);
   if (!converted.ok()) {
-    Finish(reactor, "Prefill", start, ToGrpcStatus(converted.status()));
+    call->Finish(ToGrpcStatus(converted.status()));
     return reactor;
   }
-  backend->StartSession(std::move(*converted), [this, reactor, response, tokenizer, start, context,
+  backend->StartSession(std::move(*converted), [this, call, response, tokenizer, context,
                                                 backend](Result<SessionStart> result) {
     if (!result.ok()) {
-      Finish(reactor, "Prefill", start, ToGrpcStatus(result.status()));
+      call->Finish(ToGrpcStatus(result.status()));
       return;
     }
     // A client that gave up (deadline, cancel) never learns the session's
     // name: free it now rather than at its idle TTL.
     if (result->finish == FinishReason::kNone && context->IsCancelled()) {
       (void)backend->Release(result->session_id);
-      Finish(reactor, "Prefill", start,
-             grpc::Status(grpc::StatusCode::CANCELLED, "Prefill: cancelled by the client"));
+      call->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "Prefill: cancelled by the client"));
       return;
     }
-    deps_.metrics->OnTimeToFirstToken(SecondsSince(start));
+    deps_.metrics->OnTimeToFirstToken(SecondsSince(call->start()));
     deps_.metrics->AddPromptTokens(static_cast<uint64_t>(result->prompt_tokens));
     deps_.metrics->AddGeneratedTokens(1);
     response->set_session_id(result->session_id);
     ToProtoToken(result->first_token, *tokenizer, response->mutable_token());
     response->set_prompt_tokens(static_cast<uint32_t>(result->prompt_tokens));
     response->set_finish_reason(ToProtoFinishReason(result->finish));
-    Finish(reactor, "Prefill", start, grpc::Status::OK);
+    call->Finish(grpc::Status::OK);
   });
   return reactor;
 }
@@ -103,34 +128,33 @@ grpc::ServerUnaryReactor* GenerationService::Prefill(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* GenerationService::Decode(grpc::CallbackServerContext* context,
                                                     const v1::DecodeRequest* request,
                                                     v1::DecodeResponse* response) {
-  const Clock::time_point start = Clock::now();
-  deps_.inflight->Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto call = std::make_shared<UnaryCall>(this, reactor, "Decode");
   std::shared_ptr<const Tokenizer> tokenizer;
   if (grpc::Status s = Admit(*context, Work::kExisting, true, &tokenizer); !s.ok()) {
-    Finish(reactor, "Decode", start, s);
+    call->Finish(s);
     return reactor;
   }
   GenerationBackend* backend = backend_.load();
   if (backend == nullptr) {
-    Finish(reactor, "Decode", start, NotAttached());
+    call->Finish(NotAttached());
     return reactor;
   }
   Result<int64_t> count = DecodeTokenCount(*request, deps_.limits);
   if (!count.ok()) {
-    Finish(reactor, "Decode", start, ToGrpcStatus(count.status()));
+    call->Finish(ToGrpcStatus(count.status()));
     return reactor;
   }
   backend->Decode(
       request->session_id(), *count,
-      [this, reactor, response, tokenizer, start](Result<DecodeResult> result) {
+      [this, call, response, tokenizer](Result<DecodeResult> result) {
         if (!result.ok()) {
-          Finish(reactor, "Decode", start, ToGrpcStatus(result.status()));
+          call->Finish(ToGrpcStatus(result.status()));
           return;
         }
         if (!result->tokens.empty()) {
-          const double seconds = SecondsSince(start);
-          deps_.metrics->OnTimePerOutputToken(seconds / static_cast<double>(result->tokens.size()));
+          deps_.metrics->OnTimePerOutputToken(SecondsSince(call->start()) /
+                                              static_cast<double>(result->tokens.size()));
         }
         deps_.metrics->AddGeneratedTokens(result->tokens.size());
         for (const GeneratedToken& t : result->tokens) {
@@ -140,7 +164,7 @@ grpc::ServerUnaryReactor* GenerationService::Decode(grpc::CallbackServerContext*
         response->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(result->prompt_tokens));
         response->mutable_usage()->set_generated_tokens(
             static_cast<uint32_t>(result->generated_tokens));
-        Finish(reactor, "Decode", start, grpc::Status::OK);
+        call->Finish(grpc::Status::OK);
       });
   return reactor;
 }
@@ -148,7 +172,7 @@ grpc::ServerUnaryReactor* GenerationService::Decode(grpc::CallbackServerContext*
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   const Clock::time_point start = Clock::now();
-  deps_.inflight->Begin();
+  deps_.inflight->Begin("Generate");
   auto* reactor = new GenerateReactor(deps_.metrics, deps_.inflight, start);
   std::shared_ptr<const Tokenizer> tokenizer;
   if (grpc::Status s = Admit(*context, Work::kNew, true, &tokenizer); !s.ok()) {
@@ -173,9 +197,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
 grpc::ServerUnaryReactor* GenerationService::Release(grpc::CallbackServerContext* context,
                                                      const v1::ReleaseRequest* request,
                                                      v1::ReleaseResponse* /*response*/) {
-  const Clock::time_point start = Clock::now();
-  deps_.inflight->Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall call(this, reactor, "Release");
   std::shared_ptr<const Tokenizer> tokenizer;
   grpc::Status status = Admit(*context, Work::kExisting, true, &tokenizer);
   GenerationBackend* backend = backend_.load();
@@ -184,57 +207,68 @@ grpc::ServerUnaryReactor* GenerationService::Release(grpc::CallbackServerContext
     status = ToGrpcStatus(Status::InvalidArgument("session_id", "empty"));
   }
   if (status.ok()) status = ToGrpcStatus(backend->Release(request->session_id()));
-  Finish(reactor, "Release", start, status);
+  call.Finish(status);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContext* context,
                                                       const v1::TokenizeRequest* request,
                                                       v1::TokenizeResponse* response) {
-  const Clock::time_point start = Clock::now();
-  deps_.inflight->Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall call(this, reactor, "Tokenize");
   std::shared_ptr<const Tokenizer> tokenizer;
   if (grpc::Status s = Admit(*context, Work::kNew, false, &tokenizer); !s.ok()) {
-    Finish(reactor, "Tokenize", start, s);
+    call.Finish(s);
+    return reactor;
+  }
+  // The reply holds at most one id per byte (plus BOS): bounding the text
+  // bounds the ids and the memory the call takes.
+  const int64_t bytes = static_cast<int64_t>(request->text().size());
+  if (bytes > deps_.limits.max_tokenize_bytes) {
+    call.Finish(ToGrpcStatus(Status::ResourceExhausted(
+        "text", StrCat(bytes, " bytes, above the limit of ", deps_.limits.max_tokenize_bytes,
+                       " (--max-tokenize-bytes)"))));
     return reactor;
   }
   EncodeOptions options;
   options.add_bos = !request->has_add_bos() || request->add_bos();
   options.parse_special = request->parse_special();
-  // The text's size is bounded by --max-message-bytes; the tokenizer's work
-  // is linear in it.
   grpc::Status status;
   if (Result<std::vector<int32_t>> ids = tokenizer->Encode(request->text(), options); !ids.ok()) {
     status = ToGrpcStatus(Status::InvalidArgument("text", ids.status().message()));
   } else {
+    response->mutable_token_ids()->Reserve(static_cast<int>(ids->size()));
     for (int32_t id : *ids) {
       response->add_token_ids(id);
       response->add_pieces(ToValidUtf8(tokenizer->piece(id)));
     }
   }
-  Finish(reactor, "Tokenize", start, status);
+  call.Finish(status);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* GenerationService::Detokenize(grpc::CallbackServerContext* context,
                                                         const v1::DetokenizeRequest* request,
                                                         v1::DetokenizeResponse* response) {
-  const Clock::time_point start = Clock::now();
-  deps_.inflight->Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall call(this, reactor, "Detokenize");
   std::shared_ptr<const Tokenizer> tokenizer;
   if (grpc::Status s = Admit(*context, Work::kNew, false, &tokenizer); !s.ok()) {
-    Finish(reactor, "Detokenize", start, s);
+    call.Finish(s);
     return reactor;
   }
   const auto& ids = request->token_ids();
+  if (ids.size() > deps_.limits.max_detokenize_ids) {
+    call.Finish(ToGrpcStatus(Status::ResourceExhausted(
+        "token_ids", StrCat(ids.size(), " ids, above the limit of ",
+                            deps_.limits.max_detokenize_ids, " (--max-detokenize-ids)"))));
+    return reactor;
+  }
   for (int i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= tokenizer->vocab_size()) {
-      Finish(reactor, "Detokenize", start,
-             ToGrpcStatus(Status::InvalidArgument(
-                 StrCat("token_ids[", i, "]"),
-                 StrCat(ids[i], " is outside the vocabulary [0, ", tokenizer->vocab_size(), ")"))));
+      call.Finish(ToGrpcStatus(Status::InvalidArgument(
+          StrCat("token_ids[", i, "]"),
+          StrCat(ids[i], " is outside the vocabulary [0, ", tokenizer->vocab_size(), ")"))));
       return reactor;
     }
   }
@@ -245,7 +279,7 @@ grpc::ServerUnaryReactor* GenerationService::Detokenize(grpc::CallbackServerCont
   for (int32_t id : ids) text += decoder.Next(id);
   text += decoder.Flush();
   response->set_text(std::move(text));
-  Finish(reactor, "Detokenize", start, grpc::Status::OK);
+  call.Finish(grpc::Status::OK);
   return reactor;
 }
 

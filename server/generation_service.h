@@ -10,8 +10,12 @@
 // run as soon as the tokenizer is loaded), then UNIMPLEMENTED "generation
 // backend not attached" until AttachBackend.
 //
-// Each finished call is counted in relayout_requests_total and
-// relayout_request_duration_seconds, and held in InflightCalls while it runs.
+// Each call ends exactly once (UnaryCall for the unary methods, the
+// GenerateReactor's state machine for Generate), is counted in
+// relayout_requests_total and relayout_request_duration_seconds, and held
+// in InflightCalls while it runs. Tokenize and Detokenize are bounded by
+// ServingLimits::max_tokenize_bytes and max_detokenize_ids
+// (RESOURCE_EXHAUSTED).
 //
 // Thread safety: methods run concurrently on gRPC's threads; the service
 // holds no per-call state.
@@ -74,9 +78,7 @@ class GenerationService final : public v1::Generation::CallbackService {
   // DRAINING for existing work); else the tokenizer suffices.
   grpc::Status Admit(const grpc::CallbackServerContext& context, Work work, bool needs_model,
                      std::shared_ptr<const Tokenizer>* tokenizer) const;
-  // Counts the call and finishes it; `start` is when it arrived.
-  void Finish(grpc::ServerUnaryReactor* reactor, const char* rpc,
-              std::chrono::steady_clock::time_point start, const grpc::Status& status) const;
+  class UnaryCall;  // one unary call's end, exactly once
 
   GenerationServiceDeps deps_;
   std::atomic<GenerationBackend*> backend_{nullptr};

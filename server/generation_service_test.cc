@@ -122,6 +122,32 @@ TEST_F(GenerationServiceTest, CancellingAStreamCancelsItInTheBackend) {
   EXPECT_GE(backend_.cancel_calls.load(), 1);
 }
 
+// The drain's grace expired: the server cancels the stream, and the client
+// still gets a final message with FINISH_REASON_CANCELLED and the usage.
+TEST_F(GenerationServiceTest, AServerSideCancelEndsTheStreamWithItsFinalMessage) {
+  Start();
+  Serve();
+  backend_.delay_ms = 5;
+  service_->AttachBackend(&backend_);
+  grpc::ClientContext ctx;
+  auto reader = stub_->Generate(&ctx, GenerateText("Once", 1000));
+  v1::GenerateResponse message;
+  ASSERT_TRUE(reader->Read(&message));
+  int tokens = message.tokens_size();
+  backend_.CancelAll();
+  v1::GenerateResponse last;
+  while (reader->Read(&message)) {
+    tokens += message.tokens_size();
+    last = message;
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(last.finish_reason(), v1::FINISH_REASON_CANCELLED);
+  EXPECT_EQ(last.usage().generated_tokens(), static_cast<uint32_t>(tokens));
+  EXPECT_LT(tokens, 1000);
+  EXPECT_TRUE(inflight_.WaitUntilIdle(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  EXPECT_EQ(inflight_.Describe(), "");
+}
+
 TEST_F(GenerationServiceTest, WithoutBackendGenerationIsUnimplemented) {
   Start();
   Serve();

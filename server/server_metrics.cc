@@ -105,6 +105,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                          .Help("Fraction of the KV cache's blocks in use")
                          .Register(r)
                          .Add({});
+  inflight_family_ = &BuildGauge()
+                          .Name("relayout_inflight_calls")
+                          .Help("gRPC calls started and not yet finished, by method")
+                          .Register(r);
+  for (const char* rpc : kGenerationRpcs) inflight_family_->Add({{"rpc", rpc}}).Set(0);
   resident_memory_ = &BuildGauge()
                           .Name("relayout_process_resident_memory_bytes")
                           .Help("Resident memory of the process (VmRSS), read at scrape time")
@@ -212,6 +217,9 @@ void ServerMetrics::SetBatchSize(double sequences) { batch_size_->Set(sequences)
 void ServerMetrics::SetQueueDepth(double requests) { queue_depth_->Set(requests); }
 void ServerMetrics::SetActiveSessions(double sessions) { active_sessions_->Set(sessions); }
 void ServerMetrics::SetKvCacheUsage(double ratio) { kv_cache_usage_->Set(ratio); }
+void ServerMetrics::SetInflightCalls(std::string_view rpc, int64_t calls) {
+  inflight_family_->Add({{"rpc", std::string(rpc)}}).Set(static_cast<double>(calls));
+}
 
 std::string ServerMetrics::Serialize() {
   if (Result<uint64_t> rss = ReadResidentBytes(); rss.ok()) {

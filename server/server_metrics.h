@@ -15,7 +15,9 @@
 //     relayout_request_duration_seconds{rpc}, relayout_time_to_first_token_seconds,
 //     relayout_time_per_output_token_seconds, relayout_prompt_tokens_total,
 //     relayout_generated_tokens_total, relayout_batch_size, relayout_queue_depth,
-//     relayout_active_sessions, relayout_kv_cache_usage_ratio;
+//     relayout_active_sessions, relayout_kv_cache_usage_ratio,
+//     relayout_inflight_calls{rpc} (a call left behind shows as a count that
+//     never returns to 0);
 //   process: relayout_process_resident_memory_bytes (read from /proc at each
 //     scrape), relayout_lifecycle_state{state} (1 for the current state).
 //
@@ -43,6 +45,11 @@ class Family;
 }  // namespace prometheus
 
 namespace relayout::server {
+
+// The relayout.v1.Generation methods, whose per-method series exist from
+// the start.
+inline constexpr const char* kGenerationRpcs[] = {"Prefill", "Decode",   "Generate",
+                                                  "Release", "Tokenize", "Detokenize"};
 
 // What is known about the conversion before it starts.
 struct ConversionPlanSummary {
@@ -83,6 +90,9 @@ class ServerMetrics {
   void SetQueueDepth(double requests);
   void SetActiveSessions(double sessions);
   void SetKvCacheUsage(double ratio);
+  // relayout_inflight_calls{rpc}: calls of `rpc` running (InflightCalls'
+  // listener). The Generation RPCs start at 0 so the series always exist.
+  void SetInflightCalls(std::string_view rpc, int64_t calls);
 
   // The Prometheus text exposition (format 0.0.4) of every metric, with the
   // process's resident memory read now.
@@ -106,6 +116,7 @@ class ServerMetrics {
   prometheus::Gauge* queue_depth_;
   prometheus::Gauge* active_sessions_;
   prometheus::Gauge* kv_cache_usage_;
+  prometheus::Family<prometheus::Gauge>* inflight_family_;
   prometheus::Gauge* resident_memory_;
   std::unique_ptr<Conversion> conversion_;  // set once, under conversion_mu_
   mutable std::mutex conversion_mu_;
