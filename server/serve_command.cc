@@ -42,6 +42,10 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   flags.AddInt("max-queue", &options.limits.max_queue, "requests waiting for admission");
   flags.AddInt("session-idle-ttl", &options.limits.session_idle_ttl_seconds,
                "seconds before an unused session is released");
+  flags.AddInt("max-tokenize-bytes", &options.limits.max_tokenize_bytes,
+               "text bytes of one Tokenize call (RESOURCE_EXHAUSTED above)");
+  flags.AddInt("max-detokenize-ids", &options.limits.max_detokenize_ids,
+               "token ids of one Detokenize call (RESOURCE_EXHAUSTED above)");
   flags.AddString("kv-cache-bytes", &kv_cache,
                   "KV-cache pool of the serving engine: 1GiB, 256MiB, ... (pages are touched as "
                   "used)");
@@ -83,6 +87,8 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
         {"--max-sessions", options.limits.max_sessions},
         {"--max-queue", options.limits.max_queue},
         {"--session-idle-ttl", options.limits.session_idle_ttl_seconds},
+        {"--max-tokenize-bytes", options.limits.max_tokenize_bytes},
+        {"--max-detokenize-ids", options.limits.max_detokenize_ids},
         {"--max-batch-tokens", max_batch_tokens}}) {
     if (Status s = PositiveFlag(flag, value); !s.ok()) return cli::ReportError(err, s);
   }

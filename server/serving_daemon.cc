@@ -2,8 +2,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -23,6 +27,7 @@
 #include "server/conversion_progress.h"
 #include "server/default_model.h"
 #include "server/generation_service.h"
+#include "server/grpc_log.h"
 #include "server/inflight_calls.h"
 #include "server/metrics_http_server.h"
 #include "server/model_description.h"
@@ -70,6 +75,53 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServeOpti
   return grpc::SslServerCredentials(ssl);
 }
 
+// After the drain grace: how long streams may take to write their final
+// message, then how long gRPC waits before cancelling what is left.
+constexpr auto kFinalMessagesWait = std::chrono::seconds(1);
+constexpr auto kShutdownDeadline = std::chrono::seconds(1);
+// Past grace + this, a shutdown that has not finished is stuck.
+constexpr auto kStuckAfterGrace = std::chrono::seconds(6);
+
+// Ends a stuck shutdown: if Disarm is not called by the deadline, logs the
+// calls that still hold the server and exits the process with code 3. A
+// daemon that cannot stop must say why and go, so that its supervisor
+// restarts it, rather than hang until SIGKILL.
+class ShutdownWatchdog {
+ public:
+  ShutdownWatchdog(Clock::time_point deadline, const InflightCalls* inflight)
+      : thread_([this, deadline, inflight] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (cv_.wait_until(lock, deadline, [this] { return disarmed_; })) return;
+          LogError("shutdown stuck", {{"inflight_calls", inflight->count()},
+                                      {"calls", inflight->Describe()},
+                                      {"exit_code", kStuckExitCode}});
+          std::fflush(nullptr);
+          std::_Exit(kStuckExitCode);
+        }) {}
+  ~ShutdownWatchdog() {
+    Disarm();
+    thread_.join();
+  }
+  ShutdownWatchdog(const ShutdownWatchdog&) = delete;
+  ShutdownWatchdog& operator=(const ShutdownWatchdog&) = delete;
+
+  void Disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      disarmed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  static constexpr int kStuckExitCode = 3;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool disarmed_ = false;  // GUARDED_BY(mu_)
+  std::thread thread_;     // last: starts once the rest is built
+};
+
 }  // namespace
 
 struct ServingDaemon::Impl {
@@ -88,7 +140,8 @@ struct ServingDaemon::Impl {
   ServerState state;
   ServerMetrics metrics;
   BearerTokenAuth auth;
-  InflightCalls inflight;
+  InflightCalls inflight{
+      [this](std::string_view rpc, int64_t calls) { metrics.SetInflightCalls(rpc, calls); }};
   std::unique_ptr<GenerationService> generation;
   std::unique_ptr<ModelService> model;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -118,6 +171,7 @@ Status ServingDaemon::Impl::SetUp() {
     return Status::InvalidArgument("--max-message-bytes", "must be in 1..1GiB");
   }
 
+  RouteGrpcLogs();
   state.AddStateListener(
       [this](LifecycleState from, LifecycleState to) { OnStateChange(from, to); });
   metrics.SetLifecycleState(LifecycleState::kLoading);
@@ -142,11 +196,21 @@ Status ServingDaemon::Impl::SetUp() {
   int port = 0;
   builder.AddListeningPort(options.listen, credentials, &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  // gRPC shares a port with any other process that also asks for
+  // SO_REUSEPORT, so a second relayoutd would take half the connections:
+  // a busy port must be an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(generation.get());
   builder.RegisterService(model.get());
-  grpc_server = builder.BuildAndStart();
-  if (grpc_server == nullptr || port == 0) {
-    return Status::Unavailable("--listen", StrCat("cannot listen on ", options.listen));
+  {
+    GrpcLogCapture capture;  // a failed bind is reported once, below
+    grpc_server = builder.BuildAndStart();
+    if (grpc_server == nullptr || port == 0) {
+      const std::string reason = capture.OsError();
+      return Status::Unavailable(
+          "--listen", StrCat("cannot listen on ", options.listen, ": ",
+                             reason.empty() ? "not an address of this host, or in use" : reason));
+    }
   }
   health = grpc_server->GetHealthCheckService();
   for (const char* name : kHealthServices) health->SetServingStatus(name, false);
@@ -257,24 +321,38 @@ void ServingDaemon::Impl::LoadAndConvert() {
 int ServingDaemon::Impl::DrainAndStop(bool signalled) {
   const auto grace = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options.drain_grace_seconds));
+  const Clock::time_point drain_start = Clock::now();
+  // Nothing below may hang: past this point the process logs what still
+  // holds it and exits non-zero (ShutdownWatchdog).
+  ShutdownWatchdog watchdog(drain_start + grace + kStuckAfterGrace, &inflight);
   if (signalled) {
     cancel.store(true);
     state.SetState(LifecycleState::kDraining);
     LogInfo("draining",
             {{"inflight_calls", inflight.count()}, {"grace_seconds", options.drain_grace_seconds}});
-    const bool idle = inflight.WaitUntilIdle(Clock::now() + grace);
-    if (!idle) LogWarning("drain grace expired", {{"cancelled_calls", inflight.count()}});
+    if (!inflight.WaitUntilIdle(drain_start + grace)) {
+      // Every stream still running gets its final message (finish reason
+      // CANCELLED with the usage) rather than a bare transport error.
+      LogWarning("drain grace expired",
+                 {{"cancelled_calls", inflight.count()}, {"calls", inflight.Describe()}});
+      if (backend != nullptr) backend->CancelAll();
+      inflight.WaitUntilIdle(Clock::now() + kFinalMessagesWait);
+    }
   }
   if (health != nullptr) health->Shutdown();
-  // Calls still running are cancelled after one more second.
-  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // Calls still running (a client that stopped reading its final message)
+  // are cancelled by gRPC after this deadline.
+  grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownDeadline);
   grpc_server->Wait();
   if (loader.joinable()) loader.join();
   backend.reset();
   kept_model.reset();
   metrics_server.reset();
+  watchdog.Disarm();
   const int code = startup_exit_code.load();
-  LogInfo("stopped", {{"exit_code", code}});
+  LogInfo("stopped",
+          {{"exit_code", code},
+           {"drain_seconds", std::chrono::duration<double>(Clock::now() - drain_start).count()}});
   return code;
 }
 

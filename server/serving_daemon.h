@@ -9,7 +9,12 @@
 //   SERVING     health SERVING ("" and both services), /readyz 200
 //   DRAINING    health NOT_SERVING; the Generation service refuses new
 //               work; in-flight calls get drain_grace_seconds to finish;
-//               then the gRPC server stops and Run returns 0
+//               past it every stream still running is cancelled and gets
+//               its final message (FINISH_REASON_CANCELLED and the usage)
+//               within a second, gRPC cancels what still remains a second
+//               later, and Run returns 0. A shutdown still stuck 6 s after
+//               the grace logs the calls that hold it ("shutdown stuck")
+//               and exits the process with code 3 instead of hanging.
 //
 // A start-up failure (bad checkpoint, budget, tokenizer) is logged, shown
 // in GetModelInfo.error, and Run returns 1 (so a supervisor restarts or
@@ -65,7 +70,8 @@ class ServingDaemon {
   void SetBackendFactory(BackendFactory factory);
 
   // Runs until a signal and the drain. Errors before serving anything (a
-  // flag's value, a TLS or token file, a port that cannot be bound) are
+  // flag's value, a TLS or token file, a port that cannot be bound or that
+  // another process serves: SO_REUSEPORT is off) are
   // returned as Status; otherwise the exit code: 0 after a drain, 1 when
   // start-up failed.
   Result<int> Run();
