@@ -12,6 +12,11 @@ namespace {
 
 constexpr uint64_t kMaxConfigBytes = 16u << 20;
 
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 // True if the file starts with the GGUF magic.
 Result<bool> HasGgufMagic(Env* env, const std::string& path) {
   ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, env->OpenForRead(path));
@@ -103,7 +108,9 @@ Result<Checkpoint> OpenCheckpoint(Env* env, const std::string& path) {
     return OpenSafetensors(env, path, path, /*sharded=*/true);
   }
   ASSIGN_OR_RETURN(bool is_gguf, HasGgufMagic(env, path));
-  if (is_gguf) return OpenGguf(env, path, path);
+  // A file named .gguf is read as GGUF even when its magic is missing (an
+  // empty or truncated download), so the error speaks in GGUF's terms.
+  if (is_gguf || EndsWith(path, ".gguf")) return OpenGguf(env, path, path);
   return OpenSafetensors(env, path, path, /*sharded=*/false);
 }
 

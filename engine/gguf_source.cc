@@ -424,7 +424,7 @@ class GgufParser {
         return Status::DataLoss(
             path_,
             StrCat("tensor \"", Printable(t.name), "\": ", t.byte_size, " bytes at data offset ",
-                   t.file_offset, " pass end of file (", data_bytes, " bytes of data)"));
+                   t.file_offset, " past end of file (", data_bytes, " bytes of data)"));
       }
       t.file_offset += out_->data_offset_;
     }

@@ -128,12 +128,12 @@ std::vector<BadCase> BadCases() {
       {"TruncatedInData",
        cut(l.data_offset + 10),
        kDataLoss,
-       {"tensor \"token_embd.weight\": 128 bytes at data offset 0 pass end of file (10 bytes of "
+       {"tensor \"token_embd.weight\": 128 bytes at data offset 0 past end of file (10 bytes of "
         "data)"}},
       {"TruncatedInLastTensor",
        cut(base.size() - 1),
        kDataLoss,
-       {"tensor \"output_norm.weight\": 16 bytes at data offset 192 pass end of file"}},
+       {"tensor \"output_norm.weight\": 16 bytes at data offset 192 past end of file"}},
       // Header fields.
       {"BadMagic",
        Serialized([](GgufTestFile& f) { f.magic = "GGML"; }),
@@ -281,7 +281,7 @@ std::vector<BadCase> BadCases() {
       {"OffsetPastEnd",
        patch(l.tensor_offset_offsets[2], 1 << 20, 8),
        kDataLoss,
-       {"tensor \"output_norm.weight\": 16 bytes at data offset 1048576 pass end of file"}},
+       {"tensor \"output_norm.weight\": 16 bytes at data offset 1048576 past end of file"}},
       {"OffsetNearUint64Max",
        patch(l.tensor_offset_offsets[2], UINT64_MAX - 31, 8),
        kDataLoss,

@@ -167,7 +167,7 @@ class HeaderParser {
     }
     if (end > data_size_) {
       return Status::DataLoss(
-          subject, StrCat(range, " pass the end of the data section (", data_size_, " bytes)"));
+          subject, StrCat(range, " past the end of the data section (", data_size_, " bytes)"));
     }
     info.file_offset = data_start_ + begin;  // no overflow: end <= data_size_
     return info;

@@ -170,11 +170,11 @@ TEST(SafetensorsSourceTest, MalformedFilesAreRejectedWithOneLineNamingFileAndTen
        p + "header length " + N + " passes the end of the file (" + std::to_string(8 + n / 2) +
            " bytes)"},
       {"after the header", valid.substr(0, 8 + n), kDataLoss,
-       p + "tensor \"a\": data_offsets [0, 16] pass the end of the data section (0 bytes)"},
+       p + "tensor \"a\": data_offsets [0, 16] past the end of the data section (0 bytes)"},
       {"inside the data", valid.substr(0, 8 + n + 20), kDataLoss,
-       p + "tensor \"b\": data_offsets [16, 22] pass the end of the data section (20 bytes)"},
+       p + "tensor \"b\": data_offsets [16, 22] past the end of the data section (20 bytes)"},
       {"last byte missing", valid.substr(0, valid.size() - 1), kDataLoss,
-       p + "tensor \"c\": data_offsets [22, 30] pass the end of the data section (29 bytes)"},
+       p + "tensor \"c\": data_offsets [22, 30] past the end of the data section (29 bytes)"},
       // The length prefix.
       {"header length 2^63", SafetensorsLengthPrefix(1ull << 63) + valid.substr(8), kDataLoss,
        p + "header length 9223372036854775808 passes the end of the file (" +
@@ -213,12 +213,12 @@ TEST(SafetensorsSourceTest, MalformedFilesAreRejectedWithOneLineNamingFileAndTen
        kDataLoss, p + "tensor \"b\": data_offsets [4, 8] overlap tensor \"a\" at [4, 8]"},
       {"offsets past the data section",
        OneTensor(R"({"dtype": "F32", "shape": [8], "data_offsets": [0, 32]})"), kDataLoss,
-       p + "tensor \"t\": data_offsets [0, 32] pass the end of the data section (16 bytes)"},
+       p + "tensor \"t\": data_offsets [0, 32] past the end of the data section (16 bytes)"},
       {"offsets near 2^64",
        OneTensor(R"({"dtype": "U8", "shape": [1], "data_offsets": [18446744073709551614,)"
                  R"( 18446744073709551615]})"),
        kDataLoss,
-       p + "tensor \"t\": data_offsets [18446744073709551614, 18446744073709551615] pass the end "
+       p + "tensor \"t\": data_offsets [18446744073709551614, 18446744073709551615] past the end "
            "of the data section (16 bytes)"},
       {"begin after end", OneTensor(R"({"dtype": "F32", "shape": [4], "data_offsets": [16, 0]})"),
        kDataLoss, p + "tensor \"t\": data_offsets [16, 0] begin after end"},

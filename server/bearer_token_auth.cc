@@ -1,5 +1,6 @@
 #include "server/bearer_token_auth.h"
 
+#include <cctype>
 #include <memory>
 #include <span>
 
@@ -43,9 +44,20 @@ grpc::Status BearerTokenAuth::CheckHeader(std::string_view authorization_value,
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "authorization: missing \"authorization: Bearer <token>\" metadata");
   }
-  constexpr std::string_view kScheme = "Bearer ";
-  if (authorization_value.substr(0, kScheme.size()) != kScheme ||
-      !ConstantTimeEquals(authorization_value.substr(kScheme.size()), token_)) {
+  // The scheme is case-insensitive (RFC 7235, 2.1) and may be followed by
+  // more than one space; the token is compared exactly.
+  constexpr std::string_view kScheme = "bearer";
+  std::string_view value = authorization_value;
+  bool scheme_ok = value.size() > kScheme.size();
+  for (size_t i = 0; scheme_ok && i < kScheme.size(); ++i) {
+    scheme_ok = std::tolower(static_cast<unsigned char>(value[i])) == kScheme[i];
+  }
+  scheme_ok = scheme_ok && value[kScheme.size()] == ' ';
+  if (scheme_ok) {
+    value.remove_prefix(kScheme.size());
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  }
+  if (!scheme_ok || !ConstantTimeEquals(value, token_)) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization: invalid bearer token");
   }
   return grpc::Status::OK;

@@ -45,7 +45,8 @@ class BearerTokenAuth {
 
   bool enabled() const { return !token_.empty(); }
 
-  // OK when disabled or when `authorization_value` is "Bearer <token>";
+  // OK when disabled or when `authorization_value` is "Bearer <token>" (the
+  // scheme in any case, RFC 7235);
   // UNAUTHENTICATED otherwise (the message never echoes the token).
   grpc::Status CheckHeader(std::string_view authorization_value, bool present) const;
 

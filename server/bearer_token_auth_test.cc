@@ -23,6 +23,9 @@ TEST(BearerTokenAuthTest, DisabledAcceptsEverything) {
 TEST(BearerTokenAuthTest, RightTokenPasses) {
   BearerTokenAuth auth("s3cret");
   EXPECT_TRUE(auth.CheckHeader("Bearer s3cret", true).ok());
+  // The scheme is case-insensitive (RFC 7235); the token is not.
+  EXPECT_TRUE(auth.CheckHeader("bearer s3cret", true).ok());
+  EXPECT_TRUE(auth.CheckHeader("BEARER  s3cret", true).ok());
 }
 
 TEST(BearerTokenAuthTest, MissingHeaderIsUnauthenticated) {
@@ -33,8 +36,8 @@ TEST(BearerTokenAuthTest, MissingHeaderIsUnauthenticated) {
 
 TEST(BearerTokenAuthTest, WrongTokenOrSchemeIsUnauthenticatedWithoutEchoingIt) {
   BearerTokenAuth auth("s3cret");
-  for (const char* value :
-       {"Bearer s3cre", "Bearer s3cret2", "bearer s3cret", "s3cret", "Basic s3cret", "Bearer "}) {
+  for (const char* value : {"Bearer s3cre", "Bearer s3cret2", "Bearer S3CRET", "s3cret",
+                            "Basic s3cret", "Bearer ", "Bearers3cret", "Bearer\ts3cret"}) {
     const grpc::Status s = auth.CheckHeader(value, true);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << value;
     EXPECT_EQ(s.error_message().find("s3cret"), std::string::npos) << s.error_message();

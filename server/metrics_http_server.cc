@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <optional>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -37,8 +38,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  private:
   void OnRead(beast::error_code ec) {
     if (ec) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      // A client that spoke malformed HTTP gets told why before the
+      // connection closes; one that went away or idled out does not.
+      const std::optional<http::status> answer = ParseErrorStatus(ec);
+      if (!answer) {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        return;
+      }
+      response_ = {};
+      response_.version(11);
+      response_.keep_alive(false);
+      response_.result(*answer);
+      response_.set(http::field::content_type, "text/plain; charset=utf-8");
+      const auto reason = http::obsolete_reason(*answer);
+      response_.body() =
+          StrCat(std::string(reason.data(), reason.size()), ": ", ec.message(), "\n");
+      Write();
       return;
     }
     const http::request<http::string_body>& request = parser_->get();
@@ -59,6 +75,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       response_.set(http::field::content_type, r.content_type);
       if (request.method() != http::verb::head) response_.body() = std::move(r.body);
     }
+    Write();
+  }
+
+  // The status a request that failed to parse gets; none when the
+  // connection simply ended (closed, reset, timed out).
+  static std::optional<http::status> ParseErrorStatus(beast::error_code ec) {
+    if (ec == http::error::header_limit) return http::status::request_header_fields_too_large;
+    if (ec == http::error::body_limit) return http::status::payload_too_large;
+    if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return http::status::bad_request;
+    }
+    return std::nullopt;
+  }
+
+  void Write() {
     response_.prepare_payload();
     http::async_write(stream_, response_,
                       [self = shared_from_this()](beast::error_code write_ec, size_t) {
