@@ -23,3 +23,16 @@ function(relayout_sanitize target)
   target_compile_options(${target} PRIVATE ${RELAYOUT_SAN_FLAGS})
   target_link_options(${target} PUBLIC -fsanitize=address,undefined)
 endfunction()
+
+# ThreadSanitizer twin: the kernels and the engine a third time, for the
+# concurrency tests (label "tsan": the serving engine, the thread pool, the
+# executor's waves, the streaming call's state machine). Off by default
+# under GCC builds without the server (the GPU machine's configuration).
+option(RELAYOUT_TSAN_TWIN "Also build the engine and its concurrency tests with ThreadSanitizer" ON)
+set(RELAYOUT_TSAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+
+# relayout_tsan(target): compile and link target with ThreadSanitizer.
+function(relayout_tsan target)
+  target_compile_options(${target} PRIVATE ${RELAYOUT_TSAN_FLAGS})
+  target_link_options(${target} PUBLIC -fsanitize=thread)
+endfunction()

@@ -1,9 +1,15 @@
-# relayout_library(NAME <lib> DIRS <dirs...> LIBS <deps...> SAN_LIBS <deps...>)
+# Per-test CTest timeouts, in seconds: a hang fails fast with the test's name.
+set(RELAYOUT_UNIT_TEST_TIMEOUT 120 CACHE STRING "CTest timeout of one unit test")
+set(RELAYOUT_INTEGRATION_TEST_TIMEOUT 600 CACHE STRING "CTest timeout of one integration test")
+
+# relayout_library(NAME <lib> DIRS <dirs...> LIBS <deps...> SAN_LIBS <deps...>
+#                  [TSAN_LIBS <deps...>])
 #   A static library from <dir>/*.cc of each dir (tests excluded), plus <lib>_san, its
 #   sanitized twin linked against the twins of its deps, when the twin build is
-#   on. Sources are globbed so adding a file to a layer needs no CMake edit.
+#   on, and <lib>_tsan (ThreadSanitizer) when TSAN_LIBS is given and the tsan twin
+#   is on. Sources are globbed so adding a file to a layer needs no CMake edit.
 function(relayout_library)
-  cmake_parse_arguments(ARG "" "NAME" "DIRS;LIBS;SAN_LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "TSAN" "NAME" "DIRS;LIBS;SAN_LIBS;TSAN_LIBS" ${ARGN})
   set(sources)
   foreach(dir IN LISTS ARG_DIRS)
     file(GLOB dir_sources CONFIGURE_DEPENDS "${dir}/*.cc")
@@ -19,13 +25,26 @@ function(relayout_library)
     target_link_libraries(${ARG_NAME}_san PUBLIC ${ARG_SAN_LIBS})
     relayout_sanitize(${ARG_NAME}_san)
   endif()
+  if(RELAYOUT_TSAN_TWIN AND ARG_TSAN)
+    add_library(${ARG_NAME}_tsan STATIC ${sources})
+    target_include_directories(${ARG_NAME}_tsan PUBLIC ${PROJECT_SOURCE_DIR})
+    target_link_libraries(${ARG_NAME}_tsan PUBLIC ${ARG_TSAN_LIBS})
+    relayout_tsan(${ARG_NAME}_tsan)
+  endif()
 endfunction()
 
-# relayout_test_suite(NAME <exe> DIRS <dirs...> LIBS <deps...> SAN_LIBS <deps...>)
+# relayout_test_suite(NAME <exe> DIRS <dirs...> LIBS <deps...> SAN_LIBS <deps...>
+#                     [LABELS <labels...>] [TIMEOUT <seconds>])
 #   A GoogleTest executable from <dir>/*_test.cc of each dir, each test registered with
-#   CTest; with the twin build, <exe>_san too, labelled "sanitize".
+#   CTest; with the twin build, <exe>_san too, labelled "sanitize". Every test gets a
+#   timeout (default RELAYOUT_UNIT_TEST_TIMEOUT; 3x for the sanitized twin), so a hang
+#   is a fast failure with the test's name.
 function(relayout_test_suite)
-  cmake_parse_arguments(ARG "" "NAME" "DIRS;LIBS;SAN_LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "DIRS;LIBS;SAN_LIBS;LABELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT ${RELAYOUT_UNIT_TEST_TIMEOUT})
+  endif()
+  math(EXPR san_timeout "${ARG_TIMEOUT} * 3")
   set(sources)
   foreach(dir IN LISTS ARG_DIRS)
     file(GLOB dir_sources CONFIGURE_DEPENDS "${dir}/*_test.cc")
@@ -39,7 +58,8 @@ function(relayout_test_suite)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_definitions(${ARG_NAME} PRIVATE RELAYOUT_SHARED_DIR="${RELAYOUT_SHARED_DIR}"
                              RELAYOUT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-  gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS "unit;${ARG_LABELS}")
+  gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+                       PROPERTIES LABELS "unit;${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
   if(RELAYOUT_SANITIZE_TWIN AND ARG_SAN_LIBS)
     add_executable(${ARG_NAME}_san ${sources})
     target_link_libraries(${ARG_NAME}_san PRIVATE ${ARG_SAN_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
@@ -47,7 +67,8 @@ function(relayout_test_suite)
                                  RELAYOUT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
     relayout_sanitize(${ARG_NAME}_san)
     gtest_discover_tests(${ARG_NAME}_san DISCOVERY_MODE PRE_TEST TEST_PREFIX "san."
-                         PROPERTIES LABELS "sanitize;${ARG_LABELS}"
+                         DISCOVERY_TIMEOUT 60
+                         PROPERTIES LABELS "sanitize;${ARG_LABELS}" TIMEOUT ${san_timeout}
                          ENVIRONMENT "UBSAN_OPTIONS=print_stacktrace=1;ASAN_OPTIONS=detect_leaks=1")
   endif()
 endfunction()

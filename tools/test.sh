@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's, through .ci/run): makes the checkout
 # ready (tools/setup.sh), fetches the default model, checks formatting and the
-# Python tools, then runs every CTest test in build/ (labels unit, sanitize,
-# integration, fuzz, deploy). Exits non-zero on any failure. Extra arguments go to
+# Python tools, checks that every CTest test has a timeout, then runs every
+# CTest test in build/ (labels unit, sanitize,
+# integration, fuzz, deploy, tsan). Exits non-zero on any failure. Extra arguments go to
 # ctest, e.g. `tools/test.sh -L unit` or `tools/test.sh -R Gguf`.
 
 set -euo pipefail
@@ -16,6 +17,9 @@ tools/check_format.sh
 
 echo "test: tools/gen_checkpoint_test.py" >&2
 .venv/bin/python tools/gen_checkpoint_test.py
+
+echo "test: every CTest test has a timeout" >&2
+ctest --test-dir build --show-only=json-v1 | .venv/bin/python tools/check_test_timeouts.py
 
 echo "test: ctest in build/" >&2
 exec ctest --test-dir build --output-on-failure --no-tests=error -j"$(nproc)" "$@"
