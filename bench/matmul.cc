@@ -19,14 +19,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/layout_policy.h"
-#include "kernels/cpu/bf16_kpair.h"
-#include "kernels/cpu/cpu_features.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/matmul_testing.h"
-#include "kernels/cpu/quant_row_group.h"
+#include "engine/conversion/layout_policy.h"
+#include "kernels/cpu/layout/bf16_kpair.h"
+#include "kernels/cpu/layout/quant_row_group.h"
+#include "kernels/cpu/layout/row_group_interleave.h"
+#include "kernels/cpu/matmul/matmul.h"
+#include "kernels/cpu/matmul/matmul_testing.h"
 #include "kernels/cpu/reference/dequant.h"
-#include "kernels/cpu/row_group_interleave.h"
+#include "kernels/cpu/runtime/cpu_features.h"
 
 namespace relayout {
 namespace {

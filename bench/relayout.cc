@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/budget.h"
-#include "engine/host_buffer.h"
-#include "engine/model_loader.h"
-#include "engine/relayout_executor.h"
-#include "engine/transform.h"
+#include "engine/conversion/budget.h"
+#include "engine/conversion/model_loader.h"
+#include "engine/conversion/relayout_executor.h"
+#include "engine/conversion/transform.h"
+#include "engine/memory/host_buffer.h"
 
 namespace relayout {
 namespace {

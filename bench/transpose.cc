@@ -13,7 +13,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/transpose.h"
+#include "kernels/cpu/layout/transpose.h"
 
 namespace {
 

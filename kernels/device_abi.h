@@ -1,9 +1,11 @@
 // The C ABI between the engine and a device plugin (the CUDA backend).
 //
 // A plugin is a shared library exporting rl_plugin_api_version() and
-// rl_plugin_score(). The loader dlopens it with RTLD_LOCAL, refuses it (and
-// says why) when the version differs or the score is 0, and otherwise keeps
-// the process on it. No entry aborts: every failure is a return code.
+// rl_plugin_score(). Version 1 is only that handshake: no loader in the
+// engine calls it yet, and the engine runs on the CPU kernels alone. The
+// loader it is meant for dlopens the plugin with RTLD_LOCAL and refuses it
+// (saying why) when the version differs or the score is 0. No entry may
+// abort: every failure is a return code.
 #pragma once
 
 #include <stdint.h>

@@ -7,7 +7,7 @@
 
 #include "server/cli/command.h"
 #if RELAYOUT_WITH_SERVER
-#include "server/serve_command.h"
+#include "server/daemon/serve_command.h"
 #endif
 
 namespace {

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "engine/checkpoint.h"
-#include "engine/rope_order.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/tensor/rope_order.h"
 #include "kernels/cpu/reference/dequant.h"
 
 namespace relayout {

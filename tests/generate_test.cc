@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/json.h"
+#include "engine/text/json.h"
 #include "tests/subprocess.h"
 
 namespace relayout {

@@ -16,8 +16,8 @@
 #include <memory>
 #include <string>
 
-#include "engine/hf_tokenizer_json.h"
-#include "engine/tokenizer_vectors_test_util.h"
+#include "engine/tokenizer/hf_tokenizer_json.h"
+#include "engine/tokenizer/tokenizer_vectors_test_util.h"
 #include "tests/subprocess.h"
 
 namespace relayout {

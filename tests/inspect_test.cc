@@ -7,7 +7,7 @@
 #include <fstream>
 #include <functional>
 
-#include "engine/json.h"
+#include "engine/text/json.h"
 #include "tests/subprocess.h"
 
 namespace relayout {

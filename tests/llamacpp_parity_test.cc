@@ -10,9 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "engine/generation.h"
-#include "engine/json.h"
-#include "engine/model_test_util.h"
+#include "engine/model/generation.h"
+#include "engine/model/model_test_util.h"
+#include "engine/text/json.h"
 
 namespace relayout {
 namespace {

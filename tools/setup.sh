@@ -29,7 +29,7 @@ packages=(
   ca-certificates cmake ninja-build ccache clang libclang-rt-14-dev clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libboost-dev prometheus-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libboost-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   python3-venv
   prometheus openssl
 )

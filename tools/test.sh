@@ -17,6 +17,14 @@ tools/check_format.sh
 
 echo "test: tools/gen_checkpoint_test.py" >&2
 .venv/bin/python tools/gen_checkpoint_test.py
+echo "test: tools/check_layering_test.py" >&2
+.venv/bin/python tools/check_layering_test.py
+
+# Under CI a test that skips for lack of its data fails instead
+# (tests/testing/require_test_data.cc): the set-up is part of what is tested.
+if [[ "${CI:-}" == "true" ]]; then
+  export RELAYOUT_REQUIRE_TEST_DATA=1
+fi
 
 echo "test: every CTest test has a timeout" >&2
 ctest --test-dir build --show-only=json-v1 | .venv/bin/python tools/check_test_timeouts.py

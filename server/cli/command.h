@@ -10,7 +10,7 @@
 #include <span>
 #include <string_view>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 namespace relayout::cli {
 

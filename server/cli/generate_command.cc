@@ -12,13 +12,13 @@
 #include <random>
 #include <thread>
 
-#include "engine/checkpoint_tokenizer.h"
-#include "engine/generation.h"
-#include "engine/json_writer.h"
-#include "engine/kv_cache.h"
-#include "engine/llama_model.h"
-#include "engine/process_memory.h"
-#include "engine/relayout_executor.h"
+#include "engine/conversion/relayout_executor.h"
+#include "engine/memory/process_memory.h"
+#include "engine/model/generation.h"
+#include "engine/model/kv_cache.h"
+#include "engine/model/llama_model.h"
+#include "engine/text/json_writer.h"
+#include "engine/tokenizer/checkpoint_tokenizer.h"
 #include "server/cli/command.h"
 #include "server/cli/load_flags.h"
 

@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <map>
 
-#include "engine/budget.h"
-#include "engine/checkpoint.h"
-#include "engine/json_writer.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/conversion/budget.h"
+#include "engine/text/json_writer.h"
 #include "server/cli/command.h"
 #include "server/cli/flags.h"
 

@@ -1,6 +1,6 @@
 #include "server/cli/load_flags.h"
 
-#include "engine/budget.h"
+#include "engine/conversion/budget.h"
 
 namespace relayout::cli {
 

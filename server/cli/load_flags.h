@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "engine/model_loader.h"
+#include "engine/conversion/model_loader.h"
 #include "server/cli/flags.h"
 
 namespace relayout::cli {

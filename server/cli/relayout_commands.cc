@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <fstream>
 
-#include "engine/budget.h"
-#include "engine/json_writer.h"
-#include "engine/relayout_executor.h"
-#include "kernels/cpu/cpu_features.h"
+#include "engine/conversion/budget.h"
+#include "engine/conversion/relayout_executor.h"
+#include "engine/text/json_writer.h"
+#include "kernels/cpu/runtime/cpu_features.h"
 #include "server/cli/command.h"
 #include "server/cli/load_flags.h"
 #include "server/cli/relayout_report_format.h"

@@ -3,9 +3,9 @@
 #include <cstdio>
 #include <sstream>
 
-#include "engine/budget.h"
-#include "engine/json_writer.h"
-#include "kernels/cpu/cpu_features.h"
+#include "engine/conversion/budget.h"
+#include "engine/text/json_writer.h"
+#include "kernels/cpu/runtime/cpu_features.h"
 
 namespace relayout::cli {
 namespace {

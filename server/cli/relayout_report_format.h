@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "engine/model_loader.h"
-#include "engine/relayout_executor.h"
+#include "engine/conversion/model_loader.h"
+#include "engine/conversion/relayout_executor.h"
 
 namespace relayout::cli {
 

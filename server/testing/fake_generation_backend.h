@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "server/generation_backend.h"
+#include "server/rpc/generation_backend.h"
 
 namespace relayout::server {
 
@@ -21,7 +21,7 @@ class FakeGenerationBackend final : public GenerationBackend {
     for (std::thread& t : threads_) t.join();
   }
 
-  void StartSession(GenerationRequest request, StartCallback done) override {
+  uint64_t StartSession(GenerationRequest request, StartCallback done) override {
     last_request_ = request;
     Spawn([done = std::move(done), n = request.prompt_ids.size(), lp = request.logprobs] {
       SessionStart s;
@@ -30,6 +30,7 @@ class FakeGenerationBackend final : public GenerationBackend {
       s.prompt_tokens = static_cast<int64_t>(n);
       done(s);
     });
+    return 7;
   }
 
   void Decode(const std::string& session_id, int64_t n, DecodeCallback done) override {
@@ -40,7 +41,7 @@ class FakeGenerationBackend final : public GenerationBackend {
       }
       DecodeResult r;
       for (int64_t i = 0; i < n; ++i) r.tokens.push_back({407, " upon", false, 0, {}});
-      r.finish = FinishReason::kLength;
+      r.finish = FinishReason::kMaxTokens;
       r.prompt_tokens = 5;
       r.generated_tokens = 1 + n;
       done(r);
@@ -69,7 +70,7 @@ class FakeGenerationBackend final : public GenerationBackend {
         on_done(Status::OK(), {FinishReason::kCancelled, prompt, i});
         return;
       }
-      on_done(Status::OK(), {FinishReason::kLength, prompt, i});
+      on_done(Status::OK(), {FinishReason::kMaxTokens, prompt, i});
     });
     return uint64_t{42};
   }

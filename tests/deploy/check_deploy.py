@@ -563,7 +563,7 @@ def check_metrics(args):
     # one would be ignored silently), or the default model's cache.
     known = set(re.findall(r"\[env (RELAYOUTD_\w+)\]",
                            run([args.relayoutd, "serve", "--help"]).stdout))
-    known.add("RELAYOUTD_CACHE_DIR")  # server/default_model.h
+    known.add("RELAYOUTD_CACHE_DIR")  # server/daemon/default_model.h
     for overlay in ("cpu", "gpu"):
         unknown = sorted(k for k in overlay_flags(overlay)
                          if k.startswith("RELAYOUTD_") and k not in known)

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/env.h"
-#include "engine/gguf_source.h"
+#include "engine/base/env.h"
+#include "engine/checkpoint/gguf_source.h"
 
 namespace {
 // Tensor bytes read per input, so a header declaring huge (valid) tensors in

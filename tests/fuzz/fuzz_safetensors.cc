@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/env.h"
-#include "engine/safetensors_source.h"
+#include "engine/base/env.h"
+#include "engine/checkpoint/safetensors_source.h"
 
 namespace {
 

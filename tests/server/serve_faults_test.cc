@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 #include "relayout/v1/generation.grpc.pb.h"
 #include "tests/server/serve_test_util.h"
 

@@ -249,11 +249,13 @@ struct BadCall {
 };
 
 grpc::Status PrefillWith(v1::Generation::Stub* stub,
-                         const std::function<void(v1::PrefillRequest*)>& edit) {
+                         const std::function<void(v1::PrefillRequest*)>& edit,
+                         int timeout_ms = 60000) {
   v1::PrefillRequest r;
   r.mutable_prompt()->set_text("Once upon a time");
   edit(&r);
   grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::PrefillResponse response;
   return stub->Prefill(&ctx, r, &response);
 }
@@ -349,7 +351,8 @@ TEST_F(ServeGenerationTest, MalformedRequestsAndLimitsGetTheirStatus) {
     v1::DetokenizeResponse response;
     EXPECT_EQ(stub_->Detokenize(&ctx, r, &response).error_code(), Code::INVALID_ARGUMENT);
   }
-  // --max-sessions 2: two live sessions, then the third is refused.
+  // --max-sessions 2: two live sessions; a third request waits in the
+  // queue, here until its deadline, and leaves the queue with its caller.
   std::vector<std::string> sessions;
   for (int i = 0; i < 2; ++i) {
     v1::PrefillRequest r;
@@ -360,11 +363,21 @@ TEST_F(ServeGenerationTest, MalformedRequestsAndLimitsGetTheirStatus) {
     ASSERT_TRUE(stub_->Prefill(&ctx, r, &response).ok());
     sessions.push_back(response.session_id());
   }
-  const grpc::Status third = PrefillWith(stub_.get(), [](v1::PrefillRequest*) {});
-  EXPECT_EQ(third.error_code(), Code::RESOURCE_EXHAUSTED);
-  EXPECT_NE(third.error_message().find("max_sessions"), std::string::npos) << third.error_message();
-  const grpc::Status stream = GenerateWith(stub_.get(), [](v1::GenerateRequest*) {});
-  EXPECT_EQ(stream.error_code(), Code::RESOURCE_EXHAUSTED);
+  const grpc::Status third = PrefillWith(
+      stub_.get(), [](v1::PrefillRequest*) {}, 300);
+  EXPECT_EQ(third.error_code(), Code::DEADLINE_EXCEEDED) << third.error_message();
+  grpc::ClientContext stream_ctx;
+  stream_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  auto reader = stub_->Generate(&stream_ctx, GreedyRequest("Once upon a time", 4));
+  EXPECT_EQ(ReadStream(reader.get()).status.error_code(), Code::DEADLINE_EXCEEDED);
+  // Both callers left: nothing waits any more.
+  for (int i = 0; i < 200 && MetricValue(HttpGet(server_->metrics_port(), "/metrics").body,
+                                         "relayout_queue_depth") != 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(MetricValue(HttpGet(server_->metrics_port(), "/metrics").body, "relayout_queue_depth"),
+            0);
   for (const std::string& id : sessions) EXPECT_TRUE(release(id).ok());
   ExpectStillServingAndAllFree();
 }

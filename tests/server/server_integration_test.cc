@@ -15,7 +15,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
-#include "engine/json.h"
+#include "engine/text/json.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "relayout/v1/generation.grpc.pb.h"

@@ -24,6 +24,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from relayoutd_process import Server, generate_stubs  # noqa: E402
 
 SKIP = 77
+
+
+def skip():
+    """Exit code of a skip: 77, or 1 under RELAYOUT_REQUIRE_TEST_DATA=1 (CI)."""
+    return 1 if os.environ.get("RELAYOUT_REQUIRE_TEST_DATA") == "1" else SKIP
 ARGS = None
 SERVER = None  # the Server below, started once for all tests
 STUBS = None   # (model_pb2, model_pb2_grpc, generation_pb2, generation_pb2_grpc)
@@ -175,11 +180,11 @@ def main():
         import grpc_tools  # noqa: F401
     except ImportError as e:
         print(f"SKIPPED: {e} (tools/setup.sh installs grpcio into .venv)")
-        return SKIP
+        return skip()
     model = os.path.join(ARGS.shared_dir, "models/stories260K/model.safetensors")
     if not os.path.exists(model):
         print(f"SKIPPED: {model} missing")
-        return SKIP
+        return skip()
 
     with tempfile.TemporaryDirectory() as stub_dir:
         STUBS = generate_stubs(ARGS.proto_dir, stub_dir)

@@ -14,9 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cpu/bf16_kpair.h"
-#include "kernels/cpu/quant_row_group.h"
-#include "kernels/cpu/row_group_interleave.h"
+#include "kernels/cpu/layout/bf16_kpair.h"
+#include "kernels/cpu/layout/quant_row_group.h"
+#include "kernels/cpu/layout/row_group_interleave.h"
 
 namespace relayout::kernels::reference {
 

@@ -1,0 +1,76 @@
+// ModelConfig: the hyper-parameters of a Llama-family decoder, read from a
+// Hugging Face config.json or from GGUF `llama.*` metadata, and validated.
+//
+// Both readers fill the same struct; a field neither container states gets
+// the Llama default written beside it. Validation checks the relations the
+// forward pass relies on (heads divide, GQA groups are whole, RoPE dims even)
+// and returns InvalidArgument naming the source and the field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/base/status.h"
+
+namespace relayout {
+
+class JsonValue;
+class GgufMetadata;
+struct TensorInfo;
+
+enum class RopeScalingType { kNone, kLinear, kLlama3 };
+std::string_view RopeScalingName(RopeScalingType type);
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::kNone;
+  double factor = 1.0;  // linear: positions divided by factor; llama3: long-wavelength divisor
+  // llama3 only (HF rope_scaling fields of the same names).
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+  // GGUF stores llama3 scaling as a rope_freqs.weight tensor of per-pair
+  // divisors instead of the parameters above.
+  bool from_freq_factors_tensor = false;
+};
+
+struct ModelConfig {
+  std::string architecture = "llama";
+  int64_t hidden_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;  // == num_heads without GQA
+  int64_t head_dim = 0;      // default hidden_size / num_heads
+  int64_t ffn_size = 0;      // intermediate_size
+  int64_t vocab_size = 0;
+  double rms_eps = 1e-5;
+  double rope_theta = 10000.0;
+  int64_t rope_dim = 0;  // dims rotated per head; default head_dim
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  int64_t context_length = 2048;
+  int64_t bos_token_id = -1;  // -1: none
+  std::vector<int64_t> eos_token_ids;
+
+  int64_t q_dim() const { return num_heads * head_dim; }
+  int64_t kv_dim() const { return num_kv_heads * head_dim; }
+
+  // OK, or InvalidArgument "<source>: <field> ..." for the first violated rule.
+  Status Validate(std::string_view source) const;
+};
+
+// From a parsed config.json. `source` names the file in error messages.
+// Unsupported model types or RoPE scalings are Unimplemented naming the key.
+Result<ModelConfig> ModelConfigFromHfJson(const JsonValue& json, std::string_view source);
+
+// From GGUF metadata (general.architecture must be "llama"). Tied embeddings,
+// biases, llama3 frequency factors and a missing vocab size are inferred from
+// the tensor list, as the format leaves them implicit.
+Result<ModelConfig> ModelConfigFromGguf(const GgufMetadata& metadata,
+                                        const std::vector<TensorInfo>& tensors,
+                                        std::string_view source);
+
+}  // namespace relayout

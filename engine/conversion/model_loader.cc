@@ -1,0 +1,45 @@
+#include "engine/conversion/model_loader.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "engine/conversion/budget.h"
+#include "engine/memory/process_memory.h"
+#include "kernels/cpu/runtime/cpu_features.h"
+
+namespace relayout {
+
+Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
+  if (options.device != "cpu" && options.device != "auto") {
+    return Status::InvalidArgument(
+        "device", StrCat("\"", options.device, "\" is not available in this build (cpu, auto)"));
+  }
+  if (options.workers < 0) {
+    return Status::InvalidArgument("workers", StrCat(options.workers, " must be >= 0"));
+  }
+  PreparedLoad load;
+  ASSIGN_OR_RETURN(load.checkpoint, OpenCheckpoint(env, options.model_path));
+  DeviceCaps caps;
+  caps.cpu = kernels::DetectCpuFeatures();
+  ASSIGN_OR_RETURN(LayoutPolicy policy, LayoutPolicy::Create(caps, options.layout));
+  load.policy = policy;
+
+  ConversionOptions conversion;
+  conversion.device = "cpu";
+  const uint64_t weights = WeightBytes(load.checkpoint);
+  Result<uint64_t> budget = ParseBudget(options.budget, weights);
+  if (!budget.ok()) return budget.status();
+  conversion.budget_bytes = *budget;
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  conversion.workers =
+      static_cast<uint32_t>(options.workers > 0 ? options.workers : std::min(hw, 8u));
+  if (options.memory_limit > 0) {
+    conversion.device_capacity = options.memory_limit;
+  } else if (Result<uint64_t> available = ReadAvailableMemoryBytes(); available.ok()) {
+    conversion.device_capacity = *available;
+  }
+  ASSIGN_OR_RETURN(load.plan, PlanConversion(load.checkpoint, *load.policy, conversion));
+  return load;
+}
+
+}  // namespace relayout

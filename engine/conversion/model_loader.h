@@ -1,0 +1,47 @@
+// Start-up, steps one to four of the design's data flow: open the checkpoint
+// (headers and model spec), pick layouts for the device, parse the budget and
+// plan the conversion. Shared by `plan`, `convert`, `generate` and `serve`,
+// so each runs exactly the same decisions. Nothing is allocated for weights.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/base/env.h"
+#include "engine/base/status.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/conversion/conversion_plan.h"
+#include "engine/conversion/layout_policy.h"
+
+namespace relayout {
+
+struct LoadOptions {
+  std::string model_path;
+  // "cpu" or "auto" (the CPU until a device backend is loaded).
+  std::string device = "auto";
+  // "auto" (preferred layouts for this CPU), "native" (keep the common
+  // layout) or a layout name (docs/LAYOUTS.md).
+  std::string layout = "auto";
+  // Conversion scratch above the weights: bytes ("64MiB", "1GiB", "1048576")
+  // or a percentage of the weight bytes ("5%").
+  std::string budget = "64MiB";
+  // Conversions that may run at once; 0: the hardware threads, at most 8.
+  int64_t workers = 0;
+  // Bytes the device may use for weights + budget; 0: what the OS says is
+  // available (cgroup limit included).
+  uint64_t memory_limit = 0;
+};
+
+struct PreparedLoad {
+  Checkpoint checkpoint;
+  std::optional<LayoutPolicy> policy;
+  ConversionPlan plan;
+};
+
+// Errors are one line naming what is wrong: the checkpoint's, the budget's
+// ("budget: ..."), the planner's (tensor and minimal budget), or the device's.
+Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options);
+
+}  // namespace relayout

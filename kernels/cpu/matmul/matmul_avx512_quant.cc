@@ -1,0 +1,287 @@
+// AVX-512 VNNI kernels for quantized weights (Q8_0, Q4_0, Q4_1) against
+// activations quantized to Q8 (the algorithm of matmul_internal.h, bit for
+// bit).
+//
+// Built with -mavx512f -mavx512bw -mavx512vl -mavx512vnni (and the AVX2
+// flags); called only after the dispatcher has seen those features. Internal
+// linkage throughout (matmul_internal.h says why).
+//
+// A tile is 8 rows. vpdpbusd multiplies unsigned weights by signed
+// activations: Q4 nibbles are unsigned already, Q8_0 weights are biased by
+// +128 (xor 0x80) and 128 * sum(q) is subtracted afterwards, Q4_0's -8 the
+// same way. One zmm holds 4 rows x 16 bytes (Q4: a row's low or high
+// nibbles) or 2 rows x 32 bytes (Q8_0). Per token, the per-row dword partials
+// are folded with unpacks into 8 row sums, and two tokens share one zmm, so
+// the float step acc = fma(isum, dw * d, acc) covers 8 rows x 2 tokens per
+// instruction. In q-rowgroup-g8 a group block is read with one 16-byte scale
+// load and two (Q4) or four (Q8_0) 64-byte payload loads; GGUF rows need 8
+// scalar scale loads and 8 loads of 16 or 32 bytes.
+#include "kernels/cpu/matmul/matmul_internal.h"
+#include "kernels/cpu/matmul/matmul_quant_rows.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace relayout::kernels::matmul_internal {
+namespace {
+
+using Q = QuantKind;
+
+// Tokens per register tile (two per accumulator).
+constexpr int kTokenTile = 4;
+
+__m128i LoadU128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+__m256i LoadU256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+__m512i LoadU512(const void* p) { return _mm512_loadu_si512(p); }
+int16_t LoadI16(const uint8_t* p) {
+  int16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+struct GroupLoader {
+  const uint8_t* base;
+  int64_t stride;
+
+  void Prefetch(int64_t) const {}
+  int fields;
+
+  __m512 Scales(int64_t b) const {
+    return _mm512_zextps256_ps512(_mm256_cvtph_ps(LoadU128(base + b * stride)));
+  }
+  __m512 Mins(int64_t b) const {
+    return _mm512_zextps256_ps512(_mm256_cvtph_ps(LoadU128(base + b * stride + 16)));
+  }
+  // Q4: rows 4h .. 4h + 3, one per 128-bit lane.
+  __m512i Q4Quad(int64_t b, int h) const {
+    return LoadU512(base + b * stride + 16 * fields + 64 * h);
+  }
+  // Q8_0: rows 2j (low 256 bits) and 2j + 1.
+  __m512i Q8Duo(int64_t b, int j) const { return LoadU512(base + b * stride + 16 + 64 * j); }
+};
+
+struct TileLoader {
+  const QuantTile* t;
+
+  void Prefetch(int64_t b) const {
+    if (t->prefetch_bytes == 0) return;
+    const uintptr_t from = t->prefetch_from + static_cast<uintptr_t>(b * t->prefetch_bytes);
+    for (int64_t i = 0; i < t->prefetch_bytes; i += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(from + static_cast<uintptr_t>(i)), _MM_HINT_T0);
+    }
+  }
+
+  static __m512 Gather(const uint8_t* const* p, int64_t off) {
+    return _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm_setr_epi16(
+        LoadI16(p[0] + off), LoadI16(p[1] + off), LoadI16(p[2] + off), LoadI16(p[3] + off),
+        LoadI16(p[4] + off), LoadI16(p[5] + off), LoadI16(p[6] + off), LoadI16(p[7] + off))));
+  }
+  __m512 Scales(int64_t b) const { return Gather(t->scale, b * t->block_stride); }
+  __m512 Mins(int64_t b) const { return Gather(t->min, b * t->block_stride); }
+  __m512i Q4Quad(int64_t b, int h) const {
+    const int64_t off = b * t->block_stride;
+    const uint8_t* const* p = t->payload + 4 * h;
+    __m512i v = _mm512_castsi128_si512(LoadU128(p[0] + off));
+    v = _mm512_inserti32x4(v, LoadU128(p[1] + off), 1);
+    v = _mm512_inserti32x4(v, LoadU128(p[2] + off), 2);
+    return _mm512_inserti32x4(v, LoadU128(p[3] + off), 3);
+  }
+  __m512i Q8Duo(int64_t b, int j) const {
+    const int64_t off = b * t->block_stride;
+    return _mm512_inserti64x4(_mm512_castsi256_si512(LoadU256(t->payload[2 * j] + off)),
+                              LoadU256(t->payload[2 * j + 1] + off), 1);
+  }
+};
+
+// Per-token partial sums of rows 0-3 (a) and 4-7 (b), 4 dwords per row in
+// each 128-bit lane -> lane i: [row i, row i+4, row i, row i+4] halves.
+__m512i FoldRows(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+
+template <Q kQ, int TT, class Loader>
+void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int rows) {
+  constexpr int kPairs = (TT + 1) / 2;
+  const int64_t k = a.w.cols;
+  const int64_t blocks = k / kQBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  // Lane 4i + j of a token pair's result holds row i + 4 * (j & 1) of token
+  // j >> 1 (FoldRows, then the pair combine below).
+  const __m512i lane_row = _mm512_setr_epi32(0, 4, 0, 4, 1, 5, 1, 5, 2, 6, 2, 6, 3, 7, 3, 7);
+  const __mmask16 second = 0xcccc;
+  const int8_t* q[TT];
+  const float* d[TT];
+  const int32_t* sum[TT];
+  const float* s[TT];
+  for (int t = 0; t < TT; ++t) {
+    q[t] = a.xq.q + (t0 + t) * k;
+    d[t] = a.xq.d + (t0 + t) * blocks;
+    sum[t] = a.xq.sum + (t0 + t) * blocks;
+    s[t] = a.xq.s + (t0 + t) * blocks;
+  }
+  __m512 acc[kPairs];
+  __m512 accm[kPairs];
+  for (int p = 0; p < kPairs; ++p) {
+    acc[p] = _mm512_setzero_ps();
+    accm[p] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    ld.Prefetch(b);
+    const __m512 dw = _mm512_permutexvar_ps(lane_row, ld.Scales(b));
+    __m512 mw = _mm512_setzero_ps();
+    if constexpr (kQ == Q::k4_1) mw = _mm512_permutexvar_ps(lane_row, ld.Mins(b));
+    __m512i folded[TT];
+    if constexpr (kQ == Q::k8_0) {
+      __m512i w[4];
+      for (int j = 0; j < 4; ++j) w[j] = _mm512_xor_si512(ld.Q8Duo(b, j), bias);
+      for (int t = 0; t < TT; ++t) {
+        const __m512i x = _mm512_broadcast_i64x4(LoadU256(q[t] + b * kQBlock));
+        __m512i e[4];
+        for (int j = 0; j < 4; ++j) e[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[j], x);
+        // Lanes (row 2j: 0, 1; row 2j + 1: 2, 3) -> one lane per row.
+        const __m512i lo = _mm512_add_epi32(_mm512_shuffle_i64x2(e[0], e[1], 0x88),
+                                            _mm512_shuffle_i64x2(e[0], e[1], 0xdd));
+        const __m512i hi = _mm512_add_epi32(_mm512_shuffle_i64x2(e[2], e[3], 0x88),
+                                            _mm512_shuffle_i64x2(e[2], e[3], 0xdd));
+        folded[t] = FoldRows(lo, hi);
+      }
+    } else {
+      __m512i lo[2], hi[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i v = ld.Q4Quad(b, h);
+        lo[h] = _mm512_and_si512(v, m4);
+        hi[h] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      }
+      for (int t = 0; t < TT; ++t) {
+        const __m512i xl = _mm512_broadcast_i32x4(LoadU128(q[t] + b * kQBlock));
+        const __m512i xh = _mm512_broadcast_i32x4(LoadU128(q[t] + b * kQBlock + 16));
+        const __m512i r03 =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], xl), hi[0], xh);
+        const __m512i r47 =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[1], xl), hi[1], xh);
+        folded[t] = FoldRows(r03, r47);
+      }
+    }
+    for (int p = 0; p < kPairs; ++p) {
+      const int t = 2 * p;
+      const int u = t + 1 < TT ? t + 1 : t;
+      __m512i isum = _mm512_add_epi32(_mm512_unpacklo_epi64(folded[t], folded[u]),
+                                      _mm512_unpackhi_epi64(folded[t], folded[u]));
+      if constexpr (kQ != Q::k4_1) {
+        const __m512i sums = _mm512_mask_blend_epi32(second, _mm512_set1_epi32(sum[t][b]),
+                                                     _mm512_set1_epi32(sum[u][b]));
+        isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(sums, kQ == Q::k8_0 ? 7 : 3));
+      }
+      const __m512 dx =
+          _mm512_mask_blend_ps(second, _mm512_set1_ps(d[t][b]), _mm512_set1_ps(d[u][b]));
+      acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, dx), acc[p]);
+      if constexpr (kQ == Q::k4_1) {
+        const __m512 sx =
+            _mm512_mask_blend_ps(second, _mm512_set1_ps(s[t][b]), _mm512_set1_ps(s[u][b]));
+        accm[p] = _mm512_fmadd_ps(mw, sx, accm[p]);
+      }
+    }
+  }
+  for (int p = 0; p < kPairs; ++p) {
+    __m512 v = acc[p];
+    if constexpr (kQ == Q::k4_1) v = _mm512_add_ps(v, accm[p]);
+    alignas(64) float out[16];
+    _mm512_store_ps(out, v);
+    for (int j = 0; j < 4; ++j) {
+      const int t = 2 * p + (j >> 1);
+      if (t >= TT) continue;
+      float* y = a.y + (t0 + t) * a.w.rows + row;
+      const int r0 = 4 * (j & 1);
+      for (int i = 0; i < 4; ++i) {
+        if (r0 + i < rows) y[r0 + i] = out[4 * i + j];
+      }
+    }
+  }
+}
+
+template <Q kQ, class Loader>
+void Tokens(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t t1, int64_t row, int rows) {
+  int64_t t = t0;
+  for (; t + kTokenTile <= t1; t += kTokenTile) Micro<kQ, kTokenTile>(ld, a, t, row, rows);
+  switch (t1 - t) {
+    case 3:
+      return Micro<kQ, 3>(ld, a, t, row, rows);
+    case 2:
+      return Micro<kQ, 2>(ld, a, t, row, rows);
+    case 1:
+      return Micro<kQ, 1>(ld, a, t, row, rows);
+    default:
+      return;
+  }
+}
+
+struct Kernel {
+  using GroupLoader = ::relayout::kernels::matmul_internal::GroupLoader;
+  using TileLoader = ::relayout::kernels::matmul_internal::TileLoader;
+  template <Q kQ, class Loader>
+  static void Tokens(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t t1, int64_t row,
+                     int rows) {
+    matmul_internal::Tokens<kQ>(ld, a, t0, t1, row, rows);
+  }
+};
+
+void QuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  WalkQuantRowsByType<Kernel>(a, row_begin, row_end);
+}
+
+void Quantize(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, float* s) {
+  const __m512i lo_limit = _mm512_set1_epi32(-128);
+  const __m512i hi_limit = _mm512_set1_epi32(127);
+  for (int64_t b = 0; b < k / kQBlock; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * kQBlock);
+    const __m512 v1 = _mm512_loadu_ps(x + b * kQBlock + 16);
+    const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    float scale = 0.0f;
+    int32_t total = 0;
+    if (m >= 0x1p-100f) {
+      scale = m / 127.0f;
+      const __m512 inv = _mm512_set1_ps(1.0f / scale);
+      constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+      // NaN converts to INT_MIN and clamps to -128, as in the scalar code.
+      const __m512i r0 = _mm512_max_epi32(
+          _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, inv), kRound)),
+                           hi_limit),
+          lo_limit);
+      const __m512i r1 = _mm512_max_epi32(
+          _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, inv), kRound)),
+                           hi_limit),
+          lo_limit);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQBlock), _mm512_cvtepi32_epi8(r0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQBlock + 16), _mm512_cvtepi32_epi8(r1));
+      total = _mm512_reduce_add_epi32(_mm512_add_epi32(r0, r1));
+    } else {
+      std::memset(q + b * kQBlock, 0, kQBlock);
+    }
+    d[b] = scale;
+    sum[b] = total;
+    s[b] = scale * static_cast<float>(total);
+  }
+}
+
+}  // namespace
+
+const IsaKernels& Avx512Kernels() {
+  static constexpr IsaKernels kTable{Quantize, QuantRows, Avx512FloatRows, nullptr, nullptr};
+  return kTable;
+}
+
+}  // namespace relayout::kernels::matmul_internal
+
+#else  // not x86-64
+
+namespace relayout::kernels::matmul_internal {
+const IsaKernels& Avx512Kernels() {
+  static constexpr IsaKernels kNone{};
+  return kNone;
+}
+}  // namespace relayout::kernels::matmul_internal
+
+#endif

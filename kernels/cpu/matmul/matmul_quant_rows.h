@@ -1,0 +1,58 @@
+// The walk of the quantized matmul over rows and tokens, shared by the AVX2
+// and AVX-512 files (each includes it once, inside its own ISA flags): row
+// panels sized for L2 (a.row_panel), token blocks sized for L1
+// (a.token_block); whole 8-row groups of the q-rowgroup layout go through the
+// ISA's GroupLoader, every other row (GGUF blocks, tail rows) through its
+// TileLoader. The ISA file supplies, in a Kernel type:
+//   GroupLoader{base, stride, fields}, TileLoader{const QuantTile*},
+//   template <QuantKind> static void Tokens(loader, args, t0, t1, row, rows).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/matmul/matmul_internal.h"
+
+namespace relayout::kernels::matmul_internal {
+namespace {
+
+enum class QuantKind { k8_0, k4_0, k4_1 };
+
+template <class Kernel, QuantKind kQ>
+void WalkQuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  const int fields = kQ == QuantKind::k4_1 ? 2 : 1;
+  const int64_t block_bytes = kQ == QuantKind::k8_0 ? 34 : kQ == QuantKind::k4_0 ? 18 : 20;
+  for (int64_t p0 = row_begin; p0 < row_end; p0 += a.row_panel) {
+    const int64_t p1 = p0 + a.row_panel < row_end ? p0 + a.row_panel : row_end;
+    for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
+      const int64_t t1 = t0 + a.token_block < a.tokens ? t0 + a.token_block : a.tokens;
+      for (int64_t row = p0; row < p1;) {
+        if (IsQuantGroup8(a.w, row)) {
+          const typename Kernel::GroupLoader ld{QuantGroupBase(a.w, row), 8 * block_bytes, fields};
+          Kernel::template Tokens<kQ>(ld, a, t0, t1, row, 8);
+          row += 8;
+        } else {
+          QuantTile tile;
+          const int n = MakeQuantTile(a.w, row, p1, 8, &tile);
+          Kernel::template Tokens<kQ>(typename Kernel::TileLoader{&tile}, a, t0, t1, row, n);
+          row += n;
+        }
+      }
+    }
+  }
+}
+
+// QuantRows for one ISA's Kernel, by the weight's type.
+template <class Kernel>
+void WalkQuantRowsByType(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  switch (a.w.type) {
+    case WeightType::kQ8_0:
+      return WalkQuantRows<Kernel, QuantKind::k8_0>(a, row_begin, row_end);
+    case WeightType::kQ4_0:
+      return WalkQuantRows<Kernel, QuantKind::k4_0>(a, row_begin, row_end);
+    default:
+      return WalkQuantRows<Kernel, QuantKind::k4_1>(a, row_begin, row_end);
+  }
+}
+
+}  // namespace
+}  // namespace relayout::kernels::matmul_internal

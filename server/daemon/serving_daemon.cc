@@ -1,0 +1,391 @@
+#include "server/daemon/serving_daemon.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "engine/conversion/budget.h"
+#include "engine/tokenizer/checkpoint_tokenizer.h"
+#include "server/daemon/default_model.h"
+#include "server/observe/conversion_progress.h"
+#include "server/observe/grpc_log.h"
+#include "server/observe/metrics_http_server.h"
+#include "server/observe/model_description.h"
+#include "server/observe/server_metrics.h"
+#include "server/observe/server_state.h"
+#include "server/observe/structured_log.h"
+#include "server/rpc/bearer_token_auth.h"
+#include "server/rpc/generation_service.h"
+#include "server/rpc/inflight_calls.h"
+#include "server/rpc/model_service.h"
+
+namespace relayout::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The names grpc.health.v1 answers for: the whole server and each service.
+const char* const kHealthServices[] = {"", "relayout.v1.Generation", "relayout.v1.Model"};
+
+// A PEM file, whole. NotFound or InvalidArgument naming the flag.
+Result<std::string> ReadPemFile(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound(flag, StrCat(path, ": cannot open"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    return Status::InvalidArgument(flag, StrCat(path, ": not a PEM file"));
+  }
+  return text.str();
+}
+
+Result<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServeOptions& o) {
+  if (o.tls_cert.empty() && o.tls_key.empty() && o.tls_client_ca.empty()) {
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert.empty() || o.tls_key.empty()) {
+    return Status::InvalidArgument("--tls-cert/--tls-key", "TLS needs both");
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadPemFile(o.tls_cert, "--tls-cert"));
+  ASSIGN_OR_RETURN(pair.private_key, ReadPemFile(o.tls_key, "--tls-key"));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!o.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(o.tls_client_ca, "--tls-client-ca"));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+// After the drain grace: how long streams may take to write their final
+// message, then how long gRPC waits before cancelling what is left.
+constexpr auto kFinalMessagesWait = std::chrono::seconds(1);
+constexpr auto kShutdownDeadline = std::chrono::seconds(1);
+// Past grace + this, a shutdown that has not finished is stuck.
+constexpr auto kStuckAfterGrace = std::chrono::seconds(6);
+
+// Ends a stuck shutdown: if Disarm is not called by the deadline, logs the
+// calls that still hold the server and exits the process with code 3. A
+// daemon that cannot stop must say why and go, so that its supervisor
+// restarts it, rather than hang until SIGKILL.
+class ShutdownWatchdog {
+ public:
+  ShutdownWatchdog(Clock::time_point deadline, const InflightCalls* inflight)
+      : thread_([this, deadline, inflight] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (cv_.wait_until(lock, deadline, [this] { return disarmed_; })) return;
+          LogError("shutdown stuck", {{"inflight_calls", inflight->count()},
+                                      {"calls", inflight->Describe()},
+                                      {"exit_code", kStuckExitCode}});
+          std::fflush(nullptr);
+          std::_Exit(kStuckExitCode);
+        }) {}
+  ~ShutdownWatchdog() {
+    Disarm();
+    thread_.join();
+  }
+  ShutdownWatchdog(const ShutdownWatchdog&) = delete;
+  ShutdownWatchdog& operator=(const ShutdownWatchdog&) = delete;
+
+  void Disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      disarmed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  static constexpr int kStuckExitCode = 3;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool disarmed_ = false;  // GUARDED_BY(mu_)
+  std::thread thread_;     // last: starts once the rest is built
+};
+
+}  // namespace
+
+struct ServingDaemon::Impl {
+  explicit Impl(ServeOptions o) : options(std::move(o)) {}
+
+  Status SetUp();
+  void LoadAndConvert();
+  Status LoadAndConvertSteps();
+  HttpResponse HandleHttp(std::string_view path);
+  void OnStateChange(LifecycleState from, LifecycleState to);
+  int DrainAndStop(bool signalled);
+
+  ServeOptions options;
+  BackendFactory factory;
+
+  ServerState state;
+  ServerMetrics metrics;
+  BearerTokenAuth auth;
+  InflightCalls inflight{
+      [this](std::string_view rpc, int64_t calls) { metrics.SetInflightCalls(rpc, calls); }};
+  std::unique_ptr<GenerationService> generation;
+  std::unique_ptr<ModelService> model;
+  std::unique_ptr<grpc::Server> grpc_server;
+  grpc::HealthCheckServiceInterface* health = nullptr;
+  std::unique_ptr<MetricsHttpServer> metrics_server;
+
+  boost::asio::io_context io{1};
+  std::thread loader;
+  std::atomic<bool> cancel{false};
+  std::atomic<int> startup_exit_code{0};
+
+  // Written by the start-up thread before SERVING, released after the
+  // gRPC server stopped.
+  std::unique_ptr<GenerationBackend> backend;
+  std::optional<LoadedModel> kept_model;
+};
+
+Status ServingDaemon::Impl::SetUp() {
+  if (!options.auth_token_file.empty()) {
+    Result<BearerTokenAuth> loaded =
+        BearerTokenAuth::FromFile(Env::Default(), options.auth_token_file);
+    if (!loaded.ok()) return loaded.status().WithPrefix("--auth-token-file");
+    auth = std::move(*loaded);
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, MakeCredentials(options));
+  if (options.max_message_bytes <= 0 || options.max_message_bytes > (1ll << 30)) {
+    return Status::InvalidArgument("--max-message-bytes", "must be in 1..1GiB");
+  }
+
+  RouteGrpcLogs();
+  state.AddStateListener(
+      [this](LifecycleState from, LifecycleState to) { OnStateChange(from, to); });
+  metrics.SetLifecycleState(LifecycleState::kLoading);
+
+  ASSIGN_OR_RETURN(metrics_server,
+                   MetricsHttpServer::Start(options.metrics_listen, [this](std::string_view path) {
+                     return HandleHttp(path);
+                   }));
+
+  GenerationServiceDeps deps;
+  deps.state = &state;
+  deps.metrics = &metrics;
+  deps.auth = &auth;
+  deps.inflight = &inflight;
+  deps.limits = options.limits;
+  generation = std::make_unique<GenerationService>(deps);
+  model = std::make_unique<ModelService>(&state, &metrics, &auth);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, credentials, &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  // gRPC shares a port with any other process that also asks for
+  // SO_REUSEPORT, so a second relayoutd would take half the connections:
+  // a busy port must be an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(generation.get());
+  builder.RegisterService(model.get());
+  {
+    GrpcLogCapture capture;  // a failed bind is reported once, below
+    grpc_server = builder.BuildAndStart();
+    if (grpc_server == nullptr || port == 0) {
+      const std::string reason = capture.OsError();
+      return Status::Unavailable(
+          "--listen", StrCat("cannot listen on ", options.listen, ": ",
+                             reason.empty() ? "not an address of this host, or in use" : reason));
+    }
+  }
+  health = grpc_server->GetHealthCheckService();
+  for (const char* name : kHealthServices) health->SetServingStatus(name, false);
+
+  std::string host;
+  uint16_t ignored = 0;
+  RETURN_IF_ERROR(SplitHostPort(options.listen, "--listen", &host, &ignored));
+  LogInfo("listening", {{"grpc", StrCat(host, ":", port)},
+                        {"grpc_port", port},
+                        {"metrics_port", static_cast<int>(metrics_server->port())},
+                        {"tls", !options.tls_cert.empty()},
+                        {"mtls", !options.tls_client_ca.empty()},
+                        {"auth_token", auth.enabled()}});
+  return Status::OK();
+}
+
+void ServingDaemon::Impl::OnStateChange(LifecycleState from, LifecycleState to) {
+  metrics.SetLifecycleState(to);
+  if (health != nullptr) {
+    for (const char* name : kHealthServices) {
+      health->SetServingStatus(name, to == LifecycleState::kServing);
+    }
+  }
+  LogInfo("lifecycle", {{"state", LifecycleStateName(to)}, {"previous", LifecycleStateName(from)}});
+}
+
+HttpResponse ServingDaemon::Impl::HandleHttp(std::string_view path) {
+  if (path == "/metrics") {
+    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Serialize()};
+  }
+  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (path == "/readyz") {
+    const LifecycleState s = state.state();
+    return {s == LifecycleState::kServing ? 200 : 503, "text/plain; charset=utf-8",
+            StrCat(LifecycleStateName(s), "\n")};
+  }
+  return {404, "text/plain; charset=utf-8", "not found: /metrics, /healthz, /readyz\n"};
+}
+
+Status ServingDaemon::Impl::LoadAndConvertSteps() {
+  LoadOptions load_options = options.load;
+  if (load_options.model_path.empty()) {
+    ASSIGN_OR_RETURN(load_options.model_path, EnsureDefaultModel([](const std::string& line) {
+                       LogInfo("default model", {{"detail", line}});
+                     }));
+  }
+  state.SetModelPath(load_options.model_path);
+  LogInfo("loading", {{"model", load_options.model_path},
+                      {"device", load_options.device},
+                      {"layout", load_options.layout},
+                      {"budget", load_options.budget}});
+  ASSIGN_OR_RETURN(PreparedLoad load, PrepareLoad(Env::Default(), load_options));
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                   LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
+  std::shared_ptr<const Tokenizer> shared_tokenizer = std::move(tokenizer);
+  ModelDescription description = DescribeModel(load);
+  const uint64_t bytes_total = description.bytes_total;
+  metrics.OnConversionPlanned({load.plan.device, load.plan.plan.weight_bytes,
+                               load.plan.plan.budget_bytes, load.plan.plan.predicted_peak_bytes});
+  state.SetDescription(std::move(description));
+  state.SetTokenizer(shared_tokenizer);
+  if (!state.SetState(LifecycleState::kConverting))
+    return Status::Cancelled("start-up", "draining");
+
+  // The weights' buffers are registered in the ledger: it lives as long as
+  // they do (in LoadedModel).
+  auto ledger = std::make_unique<MemoryLedger>(load.plan.device_capacity);
+  ConversionProgress progress(&state, &metrics, bytes_total);
+  RelayoutReport report;
+  ASSIGN_OR_RETURN(LoadedWeights weights,
+                   ExecuteConversion(*load.checkpoint.source, load.plan, ledger.get(), &progress,
+                                     &cancel, &report));
+  metrics.SetReport(report);
+  LogInfo("conversion done", {{"device", report.device},
+                              {"weights_bytes", report.weights_bytes},
+                              {"budget_bytes", report.budget_bytes},
+                              {"predicted_peak_bytes", report.predicted_peak_bytes},
+                              {"measured_peak_bytes", report.measured_peak_bytes},
+                              {"scratch_peak_bytes", report.scratch_peak_bytes},
+                              {"os_peak_rss_bytes", report.os_peak_rss_bytes},
+                              {"bound", report.bound_held() ? "held" : "broken"},
+                              {"seconds", report.seconds},
+                              {"tensors", static_cast<uint64_t>(report.tensors.size())}});
+  state.SetReport(std::move(report));
+
+  LoadedModel loaded{std::move(load), std::move(ledger), std::move(weights), shared_tokenizer,
+                     options.limits};
+  if (factory) {
+    ASSIGN_OR_RETURN(backend, factory(std::move(loaded), &metrics));
+    generation->AttachBackend(backend.get());
+  } else {
+    kept_model.emplace(std::move(loaded));
+  }
+  state.SetState(LifecycleState::kServing);
+  return Status::OK();
+}
+
+void ServingDaemon::Impl::LoadAndConvert() {
+  const Status status = LoadAndConvertSteps();
+  if (status.ok() || cancel.load()) return;
+  LogError("start-up failed",
+           {{"error", status.message()}, {"code", StatusCodeName(status.code())}});
+  state.SetError(status.message());
+  startup_exit_code.store(1);
+  boost::asio::post(io, [this] { io.stop(); });
+}
+
+int ServingDaemon::Impl::DrainAndStop(bool signalled) {
+  const auto grace = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(options.drain_grace_seconds));
+  const Clock::time_point drain_start = Clock::now();
+  // Nothing below may hang: past this point the process logs what still
+  // holds it and exits non-zero (ShutdownWatchdog).
+  ShutdownWatchdog watchdog(drain_start + grace + kStuckAfterGrace, &inflight);
+  if (signalled) {
+    cancel.store(true);
+    state.SetState(LifecycleState::kDraining);
+    LogInfo("draining",
+            {{"inflight_calls", inflight.count()}, {"grace_seconds", options.drain_grace_seconds}});
+    if (!inflight.WaitUntilIdle(drain_start + grace)) {
+      // Every stream still running gets its final message (finish reason
+      // CANCELLED with the usage) rather than a bare transport error.
+      LogWarning("drain grace expired",
+                 {{"cancelled_calls", inflight.count()}, {"calls", inflight.Describe()}});
+      if (backend != nullptr) backend->CancelAll();
+      inflight.WaitUntilIdle(Clock::now() + kFinalMessagesWait);
+    }
+  }
+  if (health != nullptr) health->Shutdown();
+  // Calls still running (a client that stopped reading its final message)
+  // are cancelled by gRPC after this deadline.
+  grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownDeadline);
+  grpc_server->Wait();
+  if (loader.joinable()) loader.join();
+  backend.reset();
+  kept_model.reset();
+  metrics_server.reset();
+  watchdog.Disarm();
+  const int code = startup_exit_code.load();
+  LogInfo("stopped",
+          {{"exit_code", code},
+           {"drain_seconds", std::chrono::duration<double>(Clock::now() - drain_start).count()}});
+  return code;
+}
+
+ServingDaemon::ServingDaemon(ServeOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+ServingDaemon::~ServingDaemon() {
+  if (impl_->loader.joinable()) {
+    impl_->cancel.store(true);
+    impl_->loader.join();
+  }
+}
+
+void ServingDaemon::SetBackendFactory(BackendFactory factory) {
+  impl_->factory = std::move(factory);
+}
+
+Result<int> ServingDaemon::Run() {
+  Impl& d = *impl_;
+  // The signals are handled by the io_context from here on; asio blocks
+  // nothing, so install the set before any thread starts.
+  boost::asio::signal_set signals(d.io, SIGTERM, SIGINT);
+  bool signalled = false;
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    signalled = true;
+    LogInfo("signal", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    d.io.stop();
+  });
+  RETURN_IF_ERROR(d.SetUp());
+  d.loader = std::thread([&d] { d.LoadAndConvert(); });
+  d.io.run();
+  return d.DrainAndStop(signalled);
+}
+
+}  // namespace relayout::server

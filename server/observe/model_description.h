@@ -1,0 +1,36 @@
+// ModelDescription: what GetModelInfo tells about the served model once the
+// checkpoint is open and its conversion planned: format, config, device and
+// the layout chosen per class of tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint/model_config.h"
+#include "engine/conversion/model_loader.h"
+
+namespace relayout::server {
+
+// Tensors sharing a role, a dtype and a target layout.
+struct TensorClassSummary {
+  std::string role;
+  std::string dtype;
+  std::string layout;  // "native" when kept as stored
+  uint32_t tensor_count = 0;
+  uint64_t bytes = 0;  // in the target layout
+};
+
+struct ModelDescription {
+  std::string format;  // CheckpointFormatName
+  ModelConfig config;
+  std::string device;
+  std::string layout_mode;
+  std::vector<TensorClassSummary> tensor_classes;  // in role, dtype, layout order
+  uint32_t tensors_total = 0;
+  uint64_t bytes_total = 0;  // weights in their target layouts
+};
+
+ModelDescription DescribeModel(const PreparedLoad& load);
+
+}  // namespace relayout::server

@@ -1,0 +1,125 @@
+// ServerMetrics: the Prometheus metrics of relayoutd, in one registry.
+//
+// The rest of the server reports through the methods below; nothing else
+// touches prometheus-cpp. Names follow DESIGN.md "Observability" (base
+// units, `relayout_` prefix):
+//
+//   conversion, labelled {device}: relayout_weights_bytes,
+//     relayout_conversion_budget_bytes, relayout_conversion_predicted_peak_bytes,
+//     relayout_conversion_peak_bytes (the ledger's peak, live, then the
+//     report's measured_peak_bytes), relayout_conversion_scratch_peak_bytes,
+//     relayout_conversion_seconds, relayout_conversion_progress_ratio;
+//   labelled {strategy}: relayout_tensors_converted_total and the histograms
+//     relayout_tensor_conversion_seconds, relayout_tensor_scratch_bytes;
+//   serving: relayout_requests_total{rpc,code},
+//     relayout_request_duration_seconds{rpc}, relayout_time_to_first_token_seconds,
+//     relayout_time_per_output_token_seconds, relayout_prompt_tokens_total,
+//     relayout_generated_tokens_total, relayout_batch_size, relayout_queue_depth,
+//     relayout_active_sessions, relayout_kv_cache_usage_ratio,
+//     relayout_inflight_calls{rpc} (a call left behind shows as a count that
+//     never returns to 0);
+//   process: relayout_process_resident_memory_bytes (read from /proc at each
+//     scrape), relayout_lifecycle_state{state} (1 for the current state).
+//
+// The conversion metrics appear once OnConversionPlanned names the device.
+//
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "engine/conversion/relayout_executor.h"
+#include "server/observe/lifecycle_state.h"
+
+namespace prometheus {
+class Registry;
+class Gauge;
+class Counter;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace relayout::server {
+
+// The relayout.v1.Generation methods, whose per-method series exist from
+// the start.
+inline constexpr const char* kGenerationRpcs[] = {"Prefill", "Decode",   "Generate",
+                                                  "Release", "Tokenize", "Detokenize"};
+
+// What is known about the conversion before it starts.
+struct ConversionPlanSummary {
+  std::string device;
+  uint64_t weights_bytes = 0;
+  uint64_t budget_bytes = 0;
+  uint64_t predicted_peak_bytes = 0;
+};
+
+class ServerMetrics {
+ public:
+  ServerMetrics();
+  ~ServerMetrics();
+  ServerMetrics(const ServerMetrics&) = delete;
+  ServerMetrics& operator=(const ServerMetrics&) = delete;
+
+  // Lifecycle: relayout_lifecycle_state{state} is 1 for `state`, 0 for the rest.
+  void SetLifecycleState(LifecycleState state);
+
+  // Conversion. OnConversionPlanned first (it creates the device-labelled
+  // gauges and one series per strategy); the others before it are ignored.
+  void OnConversionPlanned(const ConversionPlanSummary& plan);
+  // One tensor done: its strategy's counter and histograms, the progress
+  // ratio and the ledger's live peaks.
+  void OnTensorConverted(const TensorConversionReport& tensor, double progress_ratio,
+                         uint64_t ledger_peak_bytes, uint64_t scratch_peak_bytes);
+  // The final report: peaks and seconds as measured, progress 1.
+  void SetReport(const RelayoutReport& report);
+
+  // Serving. rpc is the method name ("Generate"), code the gRPC status code
+  // name ("OK", "INVALID_ARGUMENT").
+  void OnRequest(std::string_view rpc, std::string_view code, double seconds);
+  void OnTimeToFirstToken(double seconds);
+  void OnTimePerOutputToken(double seconds);
+  void AddPromptTokens(uint64_t tokens);
+  void AddGeneratedTokens(uint64_t tokens);
+  void SetBatchSize(double sequences);
+  void SetQueueDepth(double requests);
+  void SetActiveSessions(double sessions);
+  void SetKvCacheUsage(double ratio);
+  // relayout_inflight_calls{rpc}: calls of `rpc` running (InflightCalls'
+  // listener). The Generation RPCs start at 0 so the series always exist.
+  void SetInflightCalls(std::string_view rpc, int64_t calls);
+
+  // The Prometheus text exposition (format 0.0.4) of every metric, with the
+  // process's resident memory read now.
+  std::string Serialize();
+
+  // The registry, for tests and for adding metrics the lead's engine exports.
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  struct Conversion;  // the device-labelled series, created when planned
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>* lifecycle_family_;
+  prometheus::Family<prometheus::Counter>* requests_family_;
+  prometheus::Family<prometheus::Histogram>* request_duration_family_;
+  prometheus::Histogram* ttft_;
+  prometheus::Histogram* tpot_;
+  prometheus::Counter* prompt_tokens_;
+  prometheus::Counter* generated_tokens_;
+  prometheus::Gauge* batch_size_;
+  prometheus::Gauge* queue_depth_;
+  prometheus::Gauge* active_sessions_;
+  prometheus::Gauge* kv_cache_usage_;
+  prometheus::Family<prometheus::Gauge>* inflight_family_;
+  prometheus::Gauge* resident_memory_;
+  std::unique_ptr<Conversion> conversion_;  // set once, under conversion_mu_
+  mutable std::mutex conversion_mu_;
+};
+
+}  // namespace relayout::server

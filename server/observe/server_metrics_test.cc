@@ -1,0 +1,85 @@
+#include "server/observe/server_metrics.h"
+
+#include <gtest/gtest.h>
+
+namespace relayout::server {
+namespace {
+
+bool Has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+TEST(ServerMetricsTest, LifecycleGaugeIsOneForTheCurrentStateOnly) {
+  ServerMetrics m;
+  std::string text = m.Serialize();
+  EXPECT_TRUE(Has(text, "relayout_lifecycle_state{state=\"loading\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "relayout_lifecycle_state{state=\"serving\"} 0"));
+  m.SetLifecycleState(LifecycleState::kServing);
+  text = m.Serialize();
+  EXPECT_TRUE(Has(text, "relayout_lifecycle_state{state=\"loading\"} 0"));
+  EXPECT_TRUE(Has(text, "relayout_lifecycle_state{state=\"serving\"} 1"));
+}
+
+TEST(ServerMetricsTest, ConversionMetricsAppearOncePlannedLabelledByDevice) {
+  ServerMetrics m;
+  EXPECT_FALSE(Has(m.Serialize(), "relayout_weights_bytes"));
+  m.OnConversionPlanned({"cpu", 1000, 64, 1032});
+  TensorConversionReport t;
+  t.strategy = Strategy::kBlockedInPlace;
+  t.seconds = 0.002;
+  t.scratch_bytes = 32;
+  t.bytes = 500;
+  m.OnTensorConverted(t, 0.5, 532, 32);
+  std::string text = m.Serialize();
+  EXPECT_TRUE(Has(text, "relayout_weights_bytes{device=\"cpu\"} 1000")) << text;
+  EXPECT_TRUE(Has(text, "relayout_conversion_budget_bytes{device=\"cpu\"} 64"));
+  EXPECT_TRUE(Has(text, "relayout_conversion_predicted_peak_bytes{device=\"cpu\"} 1032"));
+  EXPECT_TRUE(Has(text, "relayout_conversion_peak_bytes{device=\"cpu\"} 532"));
+  EXPECT_TRUE(Has(text, "relayout_conversion_progress_ratio{device=\"cpu\"} 0.5"));
+  EXPECT_TRUE(Has(text, "relayout_tensors_converted_total{strategy=\"blocked_in_place\"} 1"));
+  EXPECT_TRUE(Has(text, "relayout_tensors_converted_total{strategy=\"none\"} 0"));
+  EXPECT_TRUE(
+      Has(text, "relayout_tensor_conversion_seconds_count{strategy=\"blocked_in_place\"} 1"));
+  EXPECT_TRUE(Has(text, "relayout_tensor_scratch_bytes_sum{strategy=\"blocked_in_place\"} 32"));
+
+  RelayoutReport report;
+  report.weights_bytes = 1000;
+  report.budget_bytes = 64;
+  report.predicted_peak_bytes = 1032;
+  report.measured_peak_bytes = 1020;
+  report.scratch_peak_bytes = 20;
+  report.seconds = 1.5;
+  m.SetReport(report);
+  text = m.Serialize();
+  EXPECT_TRUE(Has(text, "relayout_conversion_peak_bytes{device=\"cpu\"} 1020"));
+  EXPECT_TRUE(Has(text, "relayout_conversion_scratch_peak_bytes{device=\"cpu\"} 20"));
+  EXPECT_TRUE(Has(text, "relayout_conversion_seconds{device=\"cpu\"} 1.5"));
+  EXPECT_TRUE(Has(text, "relayout_conversion_progress_ratio{device=\"cpu\"} 1"));
+}
+
+TEST(ServerMetricsTest, RequestsAreCountedByRpcAndCode) {
+  ServerMetrics m;
+  m.OnRequest("Tokenize", "OK", 0.001);
+  m.OnRequest("Tokenize", "OK", 0.002);
+  m.OnRequest("Generate", "UNAVAILABLE", 0.0);
+  const std::string text = m.Serialize();
+  EXPECT_TRUE(Has(text, "relayout_requests_total{code=\"OK\",rpc=\"Tokenize\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "relayout_requests_total{code=\"UNAVAILABLE\",rpc=\"Generate\"} 1"));
+  EXPECT_TRUE(Has(text, "relayout_request_duration_seconds_count{rpc=\"Tokenize\"} 2"));
+}
+
+TEST(ServerMetricsTest, ServingMetricsExistFromTheStart) {
+  ServerMetrics m;
+  const std::string text = m.Serialize();
+  for (const char* name :
+       {"relayout_time_to_first_token_seconds_bucket",
+        "relayout_time_per_output_token_seconds_count", "relayout_prompt_tokens_total 0",
+        "relayout_generated_tokens_total 0", "relayout_batch_size 0", "relayout_queue_depth 0",
+        "relayout_active_sessions 0", "relayout_kv_cache_usage_ratio 0",
+        "relayout_process_resident_memory_bytes "}) {
+    EXPECT_TRUE(Has(text, name)) << name;
+  }
+}
+
+}  // namespace
+}  // namespace relayout::server

@@ -1,0 +1,175 @@
+#include "server/rpc/generate_reactor.h"
+
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "server/rpc/generation_messages.h"
+#include "server/rpc/status_conversion.h"
+#include "server/rpc/stream_call_queue.h"
+
+namespace relayout::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+CallStatus ToCallStatus(const grpc::Status& s) {
+  return {static_cast<int>(s.error_code()), s.error_message()};
+}
+
+grpc::Status ToGrpc(const CallStatus& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code), s.message);
+}
+
+}  // namespace
+
+class GenerateReactor::Shared {
+ public:
+  using Queue = StreamCallQueue<v1::GenerateResponse>;
+
+  Shared(GenerateReactor* reactor, ServerMetrics* metrics, Clock::time_point start)
+      : reactor_(reactor), metrics_(metrics), start_(start) {}
+
+  // Takes the step the queue decided. The reactor is alive whenever a step
+  // is not kNothing (it is deleted only after the one kFinish).
+  void Apply(const Queue::Step& step) {
+    switch (step.kind) {
+      case Queue::Step::Kind::kNothing:
+        return;
+      case Queue::Step::Kind::kWrite:
+        reactor_->StartWrite(step.message);
+        return;
+      case Queue::Step::Kind::kFinish: {
+        std::lock_guard<std::mutex> lock(mu_);
+        final_code_ = static_cast<grpc::StatusCode>(step.status.code);
+      }
+        reactor_->Finish(ToGrpc(step.status));
+        return;
+    }
+  }
+
+  Queue& queue() { return queue_; }
+
+  void SetStream(std::shared_ptr<const Tokenizer> tokenizer, int64_t prompt_tokens) {
+    tokenizer_ = std::move(tokenizer);
+    prompt_tokens_ = prompt_tokens;
+  }
+  void SetStreamId(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stream_id_ = id;
+  }
+  std::optional<uint64_t> stream_id() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stream_id_;
+  }
+
+  // Backend: a group of tokens. Counted at once, so the token counters
+  // move while a long stream runs.
+  void OnTokens(std::span<const GeneratedToken> tokens) {
+    if (tokens.empty() || queue_.closed()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const Clock::time_point now = Clock::now();
+      if (generated_ == 0) {
+        first_token_at_ = now;
+        metrics_->OnTimeToFirstToken(Seconds(now - start_));
+        metrics_->AddPromptTokens(static_cast<uint64_t>(prompt_tokens_));
+      }
+      last_token_at_ = now;
+      generated_ += static_cast<int64_t>(tokens.size());
+    }
+    metrics_->AddGeneratedTokens(tokens.size());
+    Apply(queue_.Append([&](v1::GenerateResponse& message) {
+      for (const GeneratedToken& t : tokens) ToProtoToken(t, *tokenizer_, message.add_tokens());
+    }));
+  }
+
+  // Backend: the end of the stream. A stream the server cancelled ends OK
+  // with FINISH_REASON_CANCELLED, as generation.proto promises.
+  void OnEnd(const Status& status, const StreamSummary& summary) {
+    Apply(queue_.End(ToCallStatus(ToGrpcStatus(status)), [&](v1::GenerateResponse& message) {
+      message.set_finish_reason(ToProtoFinishReason(summary.finish));
+      message.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(summary.prompt_tokens));
+      message.mutable_usage()->set_generated_tokens(
+          static_cast<uint32_t>(summary.generated_tokens));
+    }));
+  }
+
+  // OnDone: time per output token, and the final code for the counters.
+  grpc::StatusCode Done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (generated_ > 1) {
+      metrics_->OnTimePerOutputToken(Seconds(last_token_at_ - first_token_at_) /
+                                     static_cast<double>(generated_ - 1));
+    }
+    return final_code_;
+  }
+
+ private:
+  GenerateReactor* const reactor_;
+  ServerMetrics* const metrics_;
+  const Clock::time_point start_;
+  Queue queue_;
+  std::shared_ptr<const Tokenizer> tokenizer_;  // set before the stream starts
+  int64_t prompt_tokens_ = 0;                   // set before the stream starts
+
+  std::mutex mu_;
+  grpc::StatusCode final_code_ = grpc::StatusCode::OK;  // GUARDED_BY(mu_)
+  std::optional<uint64_t> stream_id_;                   // GUARDED_BY(mu_)
+  int64_t generated_ = 0;                               // GUARDED_BY(mu_)
+  Clock::time_point first_token_at_;                    // GUARDED_BY(mu_)
+  Clock::time_point last_token_at_;                     // GUARDED_BY(mu_)
+};
+
+GenerateReactor::GenerateReactor(ServerMetrics* metrics, InflightCalls* inflight,
+                                 Clock::time_point start)
+    : metrics_(metrics),
+      inflight_(inflight),
+      start_(start),
+      shared_(std::make_shared<Shared>(this, metrics, start)) {}
+
+void GenerateReactor::FinishWithStatus(const grpc::Status& status) {
+  shared_->Apply(shared_->queue().FinishNow(ToCallStatus(status)));
+}
+
+void GenerateReactor::Run(GenerationBackend* backend, std::shared_ptr<const Tokenizer> tokenizer,
+                          GenerationRequest request) {
+  backend_ = backend;
+  shared_->SetStream(std::move(tokenizer), static_cast<int64_t>(request.prompt_ids.size()));
+  std::shared_ptr<Shared> shared = shared_;
+  Result<uint64_t> id = backend->StreamGenerate(
+      std::move(request),
+      [shared](std::span<const GeneratedToken> tokens) { shared->OnTokens(tokens); },
+      [shared](const Status& status, const StreamSummary& summary) {
+        shared->OnEnd(status, summary);
+      });
+  if (!id.ok()) {
+    shared_->OnEnd(id.status(), {});
+    return;
+  }
+  shared_->SetStreamId(*id);
+  // A cancel that came while the stream was starting could not name it.
+  if (shared_->queue().closed()) backend->Cancel(*id);
+}
+
+void GenerateReactor::OnWriteDone(bool ok) { shared_->Apply(shared_->queue().WriteDone(ok)); }
+
+void GenerateReactor::OnCancel() {
+  if (backend_ != nullptr) {
+    if (std::optional<uint64_t> id = shared_->stream_id()) backend_->Cancel(*id);
+  }
+  shared_->Apply(shared_->queue().Cancel(
+      ToCallStatus(grpc::Status(grpc::StatusCode::CANCELLED, "Generate: cancelled"))));
+}
+
+void GenerateReactor::OnDone() {
+  const grpc::StatusCode code = shared_->Done();
+  metrics_->OnRequest("Generate", StatusCodeName(static_cast<StatusCode>(code)),
+                      Seconds(Clock::now() - start_));
+  inflight_->End("Generate");
+  delete this;
+}
+
+}  // namespace relayout::server

@@ -1,0 +1,172 @@
+#include "server/rpc/generation_messages.h"
+
+#include "engine/text/unicode.h"
+
+namespace relayout::server {
+
+Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
+                                            const ServingLimits& limits) {
+  std::vector<int32_t> ids;
+  switch (prompt.kind_case()) {
+    case v1::Prompt::kText: {
+      if (prompt.text().empty()) return Status::InvalidArgument("prompt", "text is empty");
+      // Bound the tokenizer's work: text longer than 64 bytes per admitted
+      // token cannot fit the limit with any real vocabulary.
+      const uint64_t max_bytes = static_cast<uint64_t>(limits.max_prompt_tokens) * 64 + 1024;
+      if (prompt.text().size() > max_bytes) {
+        return Status::ResourceExhausted(
+            "prompt", StrCat(prompt.text().size(), " bytes of text, far above the limit of ",
+                             limits.max_prompt_tokens, " tokens (--max-prompt-tokens)"));
+      }
+      EncodeOptions options;
+      options.add_bos = !prompt.has_add_bos() || prompt.add_bos();
+      options.parse_special = prompt.parse_special();
+      Result<std::vector<int32_t>> encoded = tokenizer.Encode(prompt.text(), options);
+      if (!encoded.ok()) {
+        return Status::InvalidArgument("prompt", encoded.status().message());
+      }
+      ids = std::move(*encoded);
+      break;
+    }
+    case v1::Prompt::kTokenIds: {
+      const auto& given = prompt.token_ids().ids();
+      for (int i = 0; i < given.size(); ++i) {
+        if (given[i] < 0 || given[i] >= tokenizer.vocab_size()) {
+          return Status::InvalidArgument(
+              StrCat("prompt.token_ids[", i, "]"),
+              StrCat(given[i], " is outside the vocabulary [0, ", tokenizer.vocab_size(), ")"));
+        }
+      }
+      ids.assign(given.begin(), given.end());
+      break;
+    }
+    case v1::Prompt::KIND_NOT_SET:
+      break;
+  }
+  if (ids.empty()) return Status::InvalidArgument("prompt", "empty: give text or token_ids");
+  if (static_cast<int64_t>(ids.size()) > limits.max_prompt_tokens) {
+    return Status::ResourceExhausted(
+        "prompt", StrCat(ids.size(), " tokens, above the limit of ", limits.max_prompt_tokens,
+                         " (--max-prompt-tokens)"));
+  }
+  return ids;
+}
+
+Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,
+                                              const v1::SamplingParams& sampling,
+                                              const Tokenizer& tokenizer,
+                                              const ServingLimits& limits) {
+  GenerationRequest request;
+  ASSIGN_OR_RETURN(request.prompt_ids, PromptTokenIds(prompt, tokenizer, limits));
+  SamplingParams& p = request.sampling;
+  if (sampling.has_temperature()) p.temperature = sampling.temperature();
+  p.top_k = sampling.top_k();
+  if (sampling.has_top_p()) p.top_p = sampling.top_p();
+  p.min_p = sampling.min_p();
+  if (sampling.has_repetition_penalty()) p.repetition_penalty = sampling.repetition_penalty();
+  p.frequency_penalty = sampling.frequency_penalty();
+  p.presence_penalty = sampling.presence_penalty();
+  request.seed_given = sampling.has_seed();
+  if (sampling.has_seed()) p.seed = sampling.seed();
+  p.top_logprobs = sampling.top_logprobs();
+  RETURN_IF_ERROR(p.Validate());
+  request.logprobs = sampling.logprobs() || sampling.top_logprobs() > 0;
+
+  if (sampling.stop_size() > kMaxStopStrings) {
+    return Status::InvalidArgument(
+        "sampling.stop", StrCat(sampling.stop_size(), " strings, at most ", kMaxStopStrings));
+  }
+  for (int i = 0; i < sampling.stop_size(); ++i) {
+    const std::string& s = sampling.stop(i);
+    if (s.empty() || s.size() > kMaxStopStringBytes) {
+      return Status::InvalidArgument(StrCat("sampling.stop[", i, "]"),
+                                     StrCat(s.size(), " bytes, must be 1..", kMaxStopStringBytes));
+    }
+    request.stop_strings.push_back(s);
+  }
+  if (sampling.stop_token_ids_size() > kMaxStopTokenIds) {
+    return Status::InvalidArgument(
+        "sampling.stop_token_ids",
+        StrCat(sampling.stop_token_ids_size(), " ids, at most ", kMaxStopTokenIds));
+  }
+  for (int i = 0; i < sampling.stop_token_ids_size(); ++i) {
+    const int32_t id = sampling.stop_token_ids(i);
+    if (id < 0 || id >= tokenizer.vocab_size()) {
+      return Status::InvalidArgument(
+          StrCat("sampling.stop_token_ids[", i, "]"),
+          StrCat(id, " is outside the vocabulary [0, ", tokenizer.vocab_size(), ")"));
+    }
+    request.stop_token_ids.push_back(id);
+  }
+  const int64_t asked = sampling.max_new_tokens();
+  if (asked > limits.max_new_tokens) {
+    return Status::ResourceExhausted(
+        "sampling.max_new_tokens",
+        StrCat(asked, " is above the limit of ", limits.max_new_tokens, " (--max-new-tokens)"));
+  }
+  request.max_new_tokens = asked == 0 ? limits.max_new_tokens : asked;
+  request.ignore_eos = sampling.ignore_eos();
+  return request;
+}
+
+Result<int64_t> DecodeTokenCount(const v1::DecodeRequest& request, const ServingLimits& limits) {
+  if (request.session_id().empty()) return Status::InvalidArgument("session_id", "empty");
+  const int64_t n = request.num_tokens() == 0 ? 1 : request.num_tokens();
+  if (n > limits.max_new_tokens) {
+    return Status::ResourceExhausted(
+        "num_tokens",
+        StrCat(n, " is above the limit of ", limits.max_new_tokens, " (--max-new-tokens)"));
+  }
+  return n;
+}
+
+std::string ToValidUtf8(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    const Utf8Char c = DecodeUtf8(bytes, pos);
+    if (c.code_point == kInvalidCodePoint) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      pos += 1;
+    } else {
+      out.append(bytes.substr(pos, c.length));
+      pos += c.length;
+    }
+  }
+  return out;
+}
+
+v1::FinishReason ToProtoFinishReason(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone:
+      return v1::FINISH_REASON_UNSPECIFIED;
+    case FinishReason::kMaxTokens:
+    case FinishReason::kContextFull:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kEndOfGeneration:
+      return v1::FINISH_REASON_END_OF_GENERATION;
+    case FinishReason::kStopString:
+      return v1::FINISH_REASON_STOP_STRING;
+    case FinishReason::kStopToken:
+      return v1::FINISH_REASON_STOP_TOKEN;
+    case FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+void ToProtoToken(const GeneratedToken& token, const Tokenizer& tokenizer, v1::Token* out) {
+  out->set_id(token.id);
+  out->set_text(ToValidUtf8(token.text));
+  if (!token.has_logprob) return;
+  out->set_logprob(token.logprob);
+  for (const TokenLogprob& alt : token.top) {
+    v1::TokenLogprob* p = out->add_top_logprobs();
+    p->set_id(alt.id);
+    p->set_text(ToValidUtf8(tokenizer.DecodePiece(alt.id)));
+    p->set_logprob(alt.logprob);
+  }
+}
+
+}  // namespace relayout::server

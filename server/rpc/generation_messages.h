@@ -1,0 +1,61 @@
+// The Generation service's messages to and from engine types: requests are
+// validated and converted at the API edge (so the backend only sees
+// requests within the model's vocabulary and the ServingLimits), and
+// results are converted back, with every string made valid UTF-8 (protobuf
+// refuses anything else in a string field).
+//
+// Errors, as the service returns them:
+//   InvalidArgument   "prompt: ...", "sampling: <field> is <value>, <rule>",
+//                     "prompt.token_ids[i]: ...", "sampling.stop[i]: ...",
+//                     "session_id: empty"
+//   ResourceExhausted "prompt: N tokens, above the limit of M (--max-prompt-tokens)",
+//                     "sampling.max_new_tokens: ..."
+//
+// Thread safety: free functions on their arguments.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "engine/base/status.h"
+#include "engine/serving/serving_limits.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "relayout/v1/generation.pb.h"
+#include "server/rpc/generation_backend.h"
+
+namespace relayout::server {
+
+// Stop conditions a request may name, so a request cannot make every
+// generated token scan an unbounded list.
+inline constexpr int kMaxStopStrings = 16;
+inline constexpr size_t kMaxStopStringBytes = 256;
+inline constexpr int kMaxStopTokenIds = 64;
+
+// The prompt's token ids: text tokenized (BOS per add_bos), or the ids as
+// given after a range check. InvalidArgument for an empty prompt or an id
+// outside the vocabulary; ResourceExhausted above limits.max_prompt_tokens.
+Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
+                                            const ServingLimits& limits);
+
+// The engine's request for a Prefill or Generate call.
+Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,
+                                              const v1::SamplingParams& sampling,
+                                              const Tokenizer& tokenizer,
+                                              const ServingLimits& limits);
+
+// Tokens to generate for a Decode call: num_tokens (0 means 1).
+// InvalidArgument for an empty session id; ResourceExhausted above
+// limits.max_new_tokens.
+Result<int64_t> DecodeTokenCount(const v1::DecodeRequest& request, const ServingLimits& limits);
+
+// Valid UTF-8: each byte that does not belong to a valid sequence becomes
+// U+FFFD.
+std::string ToValidUtf8(std::string_view bytes);
+
+v1::FinishReason ToProtoFinishReason(FinishReason reason);
+
+// Fills `out` from a generated token; alternatives get their pieces' text.
+void ToProtoToken(const GeneratedToken& token, const Tokenizer& tokenizer, v1::Token* out);
+
+}  // namespace relayout::server
