@@ -4,20 +4,33 @@
 #include <thread>
 
 #include "engine/conversion/budget.h"
+#include "engine/device/device_loader.h"
 #include "engine/memory/process_memory.h"
 #include "kernels/cpu/runtime/cpu_features.h"
 
 namespace relayout {
 
 Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
-  if (options.device != "cpu" && options.device != "auto") {
-    return Status::InvalidArgument(
-        "device", StrCat("\"", options.device, "\" is not available in this build (cpu, auto)"));
-  }
   if (options.workers < 0) {
     return Status::InvalidArgument("workers", StrCat(options.workers, " must be >= 0"));
   }
   PreparedLoad load;
+  DeviceRequest request;
+  request.spec = options.device;
+  ASSIGN_OR_RETURN(OpenedDevice opened, OpenDevice(request));
+  if (opened.device->spec() != "cpu") {
+    const std::string found =
+        StrCat(opened.device->spec(), " (", opened.device->info().name, ", ", opened.why, ")");
+    if (options.device != "auto") {
+      return Status::Unimplemented(
+          "--device", StrCat(found,
+                             " opened, but conversion and generation run on the CPU in "
+                             "this version"));
+    }
+    load.device_choice = StrCat(found, " found; the forward pass runs on the CPU in this version");
+  } else {
+    load.device_choice = opened.why;
+  }
   ASSIGN_OR_RETURN(load.checkpoint, OpenCheckpoint(env, options.model_path));
   DeviceCaps caps;
   caps.cpu = kernels::DetectCpuFeatures();

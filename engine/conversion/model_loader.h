@@ -19,7 +19,10 @@ namespace relayout {
 
 struct LoadOptions {
   std::string model_path;
-  // "cpu" or "auto" (the CPU until a device backend is loaded).
+  // --device: auto, cpu, cuda[:N] or hostref[:N] (device_loader.h). The
+  // conversion and the forward pass run on the CPU in this version: "auto"
+  // notes a GPU plugin it finds and stays on the CPU; an explicit plugin
+  // device is opened (so its plugin is checked) and then refused.
   std::string device = "auto";
   // "auto" (preferred layouts for this CPU), "native" (keep the common
   // layout) or a layout name (docs/LAYOUTS.md).
@@ -38,6 +41,8 @@ struct PreparedLoad {
   Checkpoint checkpoint;
   std::optional<LayoutPolicy> policy;
   ConversionPlan plan;
+  // Why the device is the one it is ("asked for", "no GPU plugin: ...").
+  std::string device_choice;
 };
 
 // Errors are one line naming what is wrong: the checkpoint's, the budget's

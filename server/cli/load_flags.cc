@@ -7,7 +7,8 @@ namespace relayout::cli {
 void LoadFlags::Register(FlagSet* flags) {
   flags->AddString("model", &options.model_path,
                    "checkpoint: a safetensors file, a checkpoint directory or a GGUF file");
-  flags->AddString("device", &options.device, "cpu or auto");
+  flags->AddString("device", &options.device,
+                   "auto (a GPU plugin if one loads, else the CPU), cpu, cuda[:N] or hostref[:N]");
   flags->AddString("layout", &options.layout,
                    "auto (preferred for this CPU), native, or a layout name");
   flags->AddString(

@@ -30,6 +30,7 @@ void PrintPlanText(const PreparedLoad& load, std::ostream& out) {
   out << "device        " << load.plan.device << " ("
       << kernels::CpuFeaturesToString(load.policy->caps().cpu) << "), layout "
       << load.plan.layout_mode << ", workers " << p.workers << "\n";
+  out << "device choice " << load.device_choice << "\n";
   out << "weights       " << FormatBytes(p.weight_bytes) << " (" << p.weight_bytes << " bytes)\n";
   out << "budget        " << FormatBytes(p.budget_bytes) << " (" << p.budget_bytes << " bytes)\n";
   out << "predicted     peak " << FormatBytes(p.predicted_peak_bytes) << " ("

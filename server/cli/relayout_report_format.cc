@@ -39,6 +39,7 @@ std::string PlanJson(const PreparedLoad& load) {
   w.Key("model").String(load.checkpoint.path);
   w.Key("format").String(CheckpointFormatName(load.checkpoint.source->format()));
   w.Key("device").String(load.plan.device);
+  w.Key("device_choice").String(load.device_choice);
   w.Key("cpu_features").String(kernels::CpuFeaturesToString(load.policy->caps().cpu));
   w.Key("layout_mode").String(load.plan.layout_mode);
   w.Key("workers").Uint(p.workers);

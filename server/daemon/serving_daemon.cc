@@ -263,6 +263,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
                       {"layout", load_options.layout},
                       {"budget", load_options.budget}});
   ASSIGN_OR_RETURN(PreparedLoad load, PrepareLoad(Env::Default(), load_options));
+  LogInfo("device", {{"device", load.plan.device}, {"choice", load.device_choice}});
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
                    LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
   std::shared_ptr<const Tokenizer> shared_tokenizer = std::move(tokenizer);

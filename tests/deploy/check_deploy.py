@@ -48,7 +48,7 @@ KUBERNETES_VERSIONS = ["1.28.0", "1.37.0"]
 CRD_KINDS = {"PodMonitor", "PrometheusRule"}
 DOCKERFILES = sorted(glob.glob(os.path.join(DEPLOY, "docker", "Dockerfile.*")))
 # What the final stage of an image may copy from the build stage.
-RUNTIME_ARTIFACTS = re.compile(r"^/src/build/(server/relayoutd|kernels/cuda/librelayout_cuda\.so)$")
+RUNTIME_ARTIFACTS = re.compile(r"^/src/build/(server/relayoutd|lib/relayoutd/librelayout_cuda\.so)$")
 BUILD_TOOLS = re.compile(
     r"^(gcc(-\d+)?|g\+\+(-\d+)?|cpp(-\d+)?|clang(-\d+)?|clang-format(-\d+)?|llvm.*|cmake|"
     r"ninja-build|make|build-essential|ccache|pkg-config|pkgconf|autoconf|automake|libtool|"
