@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -145,7 +146,11 @@ TEST(ServeFaultsTest, StormOfCancelsDeadlinesAndSlowReadersLeavesNothingAndSigte
   const auto signalled = Clock::now();
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(3000), 0) << server->Log();
-  EXPECT_LT(Clock::now() - signalled, std::chrono::seconds(3));
+  const std::chrono::duration<double> exit_after = Clock::now() - signalled;
+  EXPECT_LT(exit_after.count(), 3.0);
+  RecordProperty("sigterm_to_exit_seconds", std::to_string(exit_after.count()));
+  std::printf("storm: 3 rounds of 100 streams; SIGTERM to exit %.3f s (grace 2 s)\n",
+              exit_after.count());
   EXPECT_EQ(server->Log().find("shutdown stuck"), std::string::npos) << server->Log();
 }
 
@@ -205,7 +210,10 @@ TEST(ServeFaultsTest, DrainGraceExpiryGivesEveryStreamItsFinalMessageAndExitsZer
     EXPECT_LT(tokens, 500);
   }
   EXPECT_EQ(server->Wait(6000), 0) << server->Log();
-  EXPECT_LT(Clock::now() - signalled, std::chrono::seconds(1 + 3));
+  const std::chrono::duration<double> exit_after = Clock::now() - signalled;
+  EXPECT_LT(exit_after.count(), 1.0 + 3.0);
+  std::printf("drain: grace 1 s expired with 3 streams; SIGTERM to exit %.3f s\n",
+              exit_after.count());
   const std::string log = server->Log();
   EXPECT_NE(log.find("drain grace expired"), std::string::npos) << log;
   EXPECT_NE(log.find("stopped exit_code=0"), std::string::npos) << log;
