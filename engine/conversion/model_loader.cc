@@ -21,13 +21,19 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
   if (opened.device->spec() != "cpu") {
     const std::string found =
         StrCat(opened.device->spec(), " (", opened.device->info().name, ", ", opened.why, ")");
-    if (options.device != "auto") {
+    if (options.device != "auto" && !options.allow_plugin_device) {
       return Status::Unimplemented(
           "--device", StrCat(found,
                              " opened, but conversion and generation run on the CPU in "
                              "this version"));
     }
-    load.device_choice = StrCat(found, " found; the forward pass runs on the CPU in this version");
+    if (options.device == "auto") {
+      load.device_choice =
+          StrCat(found, " found; the forward pass runs on the CPU in this version");
+    } else {
+      load.device_choice = StrCat("asked for: ", found);
+      load.device = std::move(opened.device);
+    }
   } else {
     load.device_choice = opened.why;
   }
@@ -38,7 +44,7 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
   load.policy = policy;
 
   ConversionOptions conversion;
-  conversion.device = "cpu";
+  conversion.device = load.device != nullptr ? load.device->spec() : "cpu";
   const uint64_t weights = WeightBytes(load.checkpoint);
   Result<uint64_t> budget = ParseBudget(options.budget, weights);
   if (!budget.ok()) return budget.status();
@@ -46,7 +52,10 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   conversion.workers =
       static_cast<uint32_t>(options.workers > 0 ? options.workers : std::min(hw, 8u));
-  if (options.memory_limit > 0) {
+  if (load.device != nullptr) {
+    // Staged through host: the device holds the weights and no scratch.
+    conversion.device_capacity = load.device->info().total_bytes;
+  } else if (options.memory_limit > 0) {
     conversion.device_capacity = options.memory_limit;
   } else if (Result<uint64_t> available = ReadAvailableMemoryBytes(); available.ok()) {
     conversion.device_capacity = *available;

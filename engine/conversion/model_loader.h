@@ -14,6 +14,7 @@
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/conversion/conversion_plan.h"
 #include "engine/conversion/layout_policy.h"
+#include "engine/device/device.h"
 
 namespace relayout {
 
@@ -24,6 +25,9 @@ struct LoadOptions {
   // notes a GPU plugin it finds and stays on the CPU; an explicit plugin
   // device is opened (so its plugin is checked) and then refused.
   std::string device = "auto";
+  // Keep an explicit plugin device instead of refusing it: for `convert`,
+  // whose conversion runs onto a device (device_conversion.h).
+  bool allow_plugin_device = false;
   // "auto" (preferred layouts for this CPU), "native" (keep the common
   // layout) or a layout name (docs/LAYOUTS.md).
   std::string layout = "auto";
@@ -43,6 +47,8 @@ struct PreparedLoad {
   ConversionPlan plan;
   // Why the device is the one it is ("asked for", "no GPU plugin: ...").
   std::string device_choice;
+  // The plugin device, when allow_plugin_device kept one; null: the CPU.
+  std::unique_ptr<Device> device;
 };
 
 // Errors are one line naming what is wrong: the checkpoint's, the budget's

@@ -16,10 +16,11 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Loads one tensor into its final buffer and converts it there.
-Status ConvertOne(const WeightSource& source_reader, const TensorConversion& t,
-                  const PlanStep& step, MemoryLedger* ledger, LoadedTensor* out,
-                  TensorConversionReport* report) {
+}  // namespace
+
+Status ConvertTensorOnHost(const WeightSource& source_reader, const TensorConversion& t,
+                           const PlanStep& step, MemoryLedger* ledger, MemoryCategory category,
+                           LoadedTensor* out, TensorConversionReport* report) {
   const auto start = Clock::now();
   HostBuffer buffer;
   if (step.strategy == Strategy::kAllocateThenFree) {
@@ -29,13 +30,11 @@ Status ConvertOne(const WeightSource& source_reader, const TensorConversion& t,
                      HostBuffer::Allocate(ledger, MemoryCategory::kScratch, t.spec.from_bytes));
     RETURN_IF_ERROR(source_reader.ReadTensor(t.source_index, source.span()));
     report->read_seconds = SecondsSince(start);
-    ASSIGN_OR_RETURN(buffer,
-                     HostBuffer::Allocate(ledger, MemoryCategory::kWeights, t.spec.to_bytes));
+    ASSIGN_OR_RETURN(buffer, HostBuffer::Allocate(ledger, category, t.spec.to_bytes));
     RETURN_IF_ERROR(
         ApplySizeChangingTransform(t.spec, source.span(), buffer.span(), Direction::kForward));
   } else {
-    ASSIGN_OR_RETURN(buffer,
-                     HostBuffer::Allocate(ledger, MemoryCategory::kWeights, t.spec.to_bytes));
+    ASSIGN_OR_RETURN(buffer, HostBuffer::Allocate(ledger, category, t.spec.to_bytes));
     RETURN_IF_ERROR(source_reader.ReadTensor(t.source_index, buffer.span()));
     report->read_seconds = SecondsSince(start);
     if (step.strategy != Strategy::kNone) {
@@ -63,8 +62,6 @@ Status ConvertOne(const WeightSource& source_reader, const TensorConversion& t,
   out->buffer = std::move(buffer);
   return Status::OK();
 }
-
-}  // namespace
 
 const LoadedTensor* LoadedWeights::Find(TensorRole role, int layer) const {
   for (const LoadedTensor& t : tensors) {
@@ -100,7 +97,8 @@ Result<LoadedWeights> ExecuteConversion(const WeightSource& source, const Conver
     const auto run = [&](size_t s) {
       const PlanStep& step = steps[s];
       const size_t ti = static_cast<size_t>(step.tensor_index);
-      Status status = ConvertOne(source, plan.tensors[ti], step, ledger, &loaded[ti], &reports[s]);
+      Status status = ConvertTensorOnHost(source, plan.tensors[ti], step, ledger,
+                                          MemoryCategory::kWeights, &loaded[ti], &reports[s]);
       std::lock_guard lock(mu);
       if (!status.ok()) {
         if (first_error.ok()) first_error = status;

@@ -63,6 +63,7 @@ struct RelayoutReport {
   uint64_t predicted_peak_bytes = 0;
   uint64_t measured_peak_bytes = 0;  // the ledger's peak during conversion
   uint64_t scratch_peak_bytes = 0;   // the ledger's peak of scratch alone
+  uint64_t staging_peak_bytes = 0;   // host staging on the way to a device (0 on the CPU)
   uint64_t os_peak_rss_bytes = 0;    // VmHWM after conversion (0 if unreadable)
   uint64_t baseline_rss_bytes = 0;   // VmRSS before loading (0 if unreadable)
   double seconds = 0;
@@ -88,6 +89,14 @@ class ConversionObserver {
 // ResourceExhausted, the source's read errors (naming file and tensor),
 // Internal if the measured peak broke the planned bound.
 // `report` (may be null) is filled on success.
+// One tensor of a plan, read into a host buffer of `category` (kWeights
+// when it stays there, kStaging on its way to a device) and converted in
+// place with the step's strategy, its scratch drawn as kScratch and
+// released before returning. Fills *out and *report.
+Status ConvertTensorOnHost(const WeightSource& source, const TensorConversion& t,
+                           const PlanStep& step, MemoryLedger* ledger, MemoryCategory category,
+                           LoadedTensor* out, TensorConversionReport* report);
+
 Result<LoadedWeights> ExecuteConversion(const WeightSource& source, const ConversionPlan& plan,
                                         MemoryLedger* ledger, ConversionObserver* observer,
                                         const std::atomic<bool>* cancel, RelayoutReport* report);

@@ -23,6 +23,8 @@ std::string_view MemoryCategoryName(MemoryCategory category) {
       return "activations";
     case MemoryCategory::kWorkspace:
       return "workspace";
+    case MemoryCategory::kStaging:
+      return "staging";
   }
   return "unknown";
 }

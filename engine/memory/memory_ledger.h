@@ -27,11 +27,13 @@ enum class MemoryCategory : uint8_t {
   kKvCache,
   kActivations,
   kWorkspace,  // kernel workspaces
+  kStaging,    // host buffers a tensor passes through on its way to a device
 };
 
-inline constexpr int kNumMemoryCategories = 5;
+inline constexpr int kNumMemoryCategories = 6;
 
-// "weights", "scratch", "kv_cache", "activations", "workspace"; "unknown"
+// "weights", "scratch", "kv_cache", "activations", "workspace", "staging";
+// "unknown"
 // outside the enum. Stable: used as a metrics label.
 std::string_view MemoryCategoryName(MemoryCategory category);
 

@@ -20,6 +20,7 @@ TEST(MemoryLedgerTest, CategoryNamesAreStableLabels) {
   EXPECT_EQ(MemoryCategoryName(MemoryCategory::kKvCache), "kv_cache");
   EXPECT_EQ(MemoryCategoryName(MemoryCategory::kActivations), "activations");
   EXPECT_EQ(MemoryCategoryName(MemoryCategory::kWorkspace), "workspace");
+  EXPECT_EQ(MemoryCategoryName(MemoryCategory::kStaging), "staging");
 }
 
 TEST(MemoryLedgerTest, ReserveAndReleaseTrackCurrentAndPeak) {

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "engine/conversion/budget.h"
+#include "engine/conversion/device_conversion.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/text/json_writer.h"
 #include "kernels/cpu/runtime/cpu_features.h"
@@ -114,6 +115,7 @@ int RunConvert(std::span<char* const> args, std::ostream& out, std::ostream& err
     return 0;
   }
   if (Status s = load_flags.Finish(); !s.ok()) return ReportError(err, s.WithPrefix("convert"));
+  load_flags.options.allow_plugin_device = true;  // the conversion runs onto any device
   Result<PreparedLoad> load = PrepareLoad(Env::Default(), load_flags.options);
   if (!load.ok()) return ReportError(err, load.status());
 
@@ -123,14 +125,24 @@ int RunConvert(std::span<char* const> args, std::ostream& out, std::ostream& err
   sigemptyset(&action.sa_mask);
   struct sigaction previous {};
   sigaction(SIGINT, &action, &previous);
-  MemoryLedger ledger(load->plan.device_capacity);
   ProgressPrinter progress(err);
   RelayoutReport report;
-  Result<LoadedWeights> weights =
-      ExecuteConversion(*load->checkpoint.source, load->plan, &ledger, quiet ? nullptr : &progress,
-                        &g_interrupted, &report);
+  Status converted;
+  if (load->device != nullptr) {
+    // Onto the plugin device, staged through host memory.
+    MemoryLedger host_ledger;
+    converted = ExecuteConversionOnDevice(*load->checkpoint.source, load->plan, load->device.get(),
+                                          &host_ledger, quiet ? nullptr : &progress, &g_interrupted,
+                                          &report)
+                    .status();
+  } else {
+    MemoryLedger ledger(load->plan.device_capacity);
+    converted = ExecuteConversion(*load->checkpoint.source, load->plan, &ledger,
+                                  quiet ? nullptr : &progress, &g_interrupted, &report)
+                    .status();
+  }
   sigaction(SIGINT, &previous, nullptr);
-  if (!weights.ok()) return ReportError(err, weights.status());
+  if (!converted.ok()) return ReportError(err, converted);
   out << ReportText(report);
   if (!report_json.empty()) {
     std::ofstream file(report_json, std::ios::trunc);

@@ -83,6 +83,8 @@ std::string ReportText(const RelayoutReport& r) {
   out << "measured_peak_bytes  " << bytes(r.measured_peak_bytes) << "  bound weights + budget "
       << (r.bound_held() ? "held" : "BROKEN") << "\n";
   out << "scratch_peak_bytes   " << bytes(r.scratch_peak_bytes) << "\n";
+  if (r.staging_peak_bytes > 0)
+    out << "staging_peak_bytes   " << bytes(r.staging_peak_bytes) << "\n";
   out << "os_peak_rss_bytes    " << bytes(r.os_peak_rss_bytes) << "\n";
   out << "baseline_rss_bytes   " << bytes(r.baseline_rss_bytes) << "\n";
   char line[256];

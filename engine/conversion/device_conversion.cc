@@ -1,0 +1,105 @@
+#include "engine/conversion/device_conversion.h"
+
+#include <chrono>
+#include <utility>
+
+namespace relayout {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// One tensor: its final buffer on the device first (so a device that is
+// full refuses before anything is read), then read and convert in staging,
+// then upload. The staging buffer and host scratch are gone on return.
+Status ConvertOntoDevice(const WeightSource& source, const TensorConversion& t,
+                         const PlanStep& step, Device* device, MemoryLedger* host_ledger,
+                         DeviceTensor* out, TensorConversionReport* report) {
+  const std::string what = StrCat("tensor ", t.name);
+  ASSIGN_OR_RETURN(DeviceBuffer buffer,
+                   device->Allocate(t.spec.to_bytes, MemoryCategory::kWeights, what));
+  LoadedTensor staged;
+  RETURN_IF_ERROR(
+      ConvertTensorOnHost(source, t, step, host_ledger, MemoryCategory::kStaging, &staged, report));
+  const auto upload_start = Clock::now();
+  if (Status s = device->Upload(buffer, 0, staged.buffer.span()); !s.ok()) {
+    return s.WithPrefix(what);
+  }
+  report->seconds += SecondsSince(upload_start);
+  out->name = std::move(staged.name);
+  out->ref = staged.ref;
+  out->dtype = staged.dtype;
+  out->shape = std::move(staged.shape);
+  out->layout = staged.layout;
+  out->buffer = std::move(buffer);
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
+                                                const ConversionPlan& plan, Device* device,
+                                                MemoryLedger* host_ledger,
+                                                ConversionObserver* observer,
+                                                const std::atomic<bool>* cancel,
+                                                RelayoutReport* report) {
+  if (device == nullptr || host_ledger == nullptr) {
+    return Status::InvalidArgument("relayout", "no device or no host ledger");
+  }
+  const auto start = Clock::now();
+  MemoryLedger& ledger = device->ledger();
+  const uint64_t base_bytes = ledger.total_current();
+  ledger.ResetPeaks();
+  host_ledger->ResetPeaks();
+  const uint64_t base_scratch = host_ledger->current(MemoryCategory::kScratch);
+  const uint64_t base_staging = host_ledger->current(MemoryCategory::kStaging);
+  const std::vector<PlanStep>& steps = plan.plan.steps;
+  // Buffers already on the device are freed with `converted` on an error.
+  std::vector<DeviceTensor> converted(plan.tensors.size());
+  std::vector<TensorConversionReport> reports(steps.size());
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (cancel != nullptr && cancel->load()) return Status::Cancelled("relayout", "interrupted");
+    const size_t ti = static_cast<size_t>(steps[s].tensor_index);
+    RETURN_IF_ERROR(ConvertOntoDevice(source, plan.tensors[ti], steps[s], device, host_ledger,
+                                      &converted[ti], &reports[s]));
+    if (observer != nullptr)
+      observer->OnTensorConverted(reports[s], s + 1, steps.size(), ledger.Snapshot());
+  }
+  // The weights as the device holds them: each buffer's AllocSize
+  // (alignment, and the host-reference plugin's guard bytes).
+  uint64_t device_weights = 0;
+  for (const DeviceTensor& t : converted) device_weights += device->AllocSize(t.buffer.size());
+  const uint64_t measured = ledger.total_peak() - base_bytes;
+  if (measured > device_weights + plan.plan.budget_bytes) {
+    return Status::Internal(
+        "relayout", StrCat("device peak ", measured, " bytes broke the bound of ", device_weights,
+                           " + ", plan.plan.budget_bytes));
+  }
+  if (report != nullptr) {
+    const MemoryLedgerSnapshot host = host_ledger->Snapshot();
+    const auto peak_above = [&](MemoryCategory c, uint64_t base) {
+      const uint64_t peak = host.peak_bytes[static_cast<size_t>(c)];
+      return peak > base ? peak - base : 0;
+    };
+    report->device = device->spec();
+    report->workers = 1;
+    report->weights_bytes = device_weights;
+    report->budget_bytes = plan.plan.budget_bytes;
+    report->predicted_peak_bytes = plan.plan.predicted_peak_bytes;
+    report->measured_peak_bytes = measured;
+    report->scratch_peak_bytes = peak_above(MemoryCategory::kScratch, base_scratch);
+    report->staging_peak_bytes = peak_above(MemoryCategory::kStaging, base_staging);
+    report->seconds = SecondsSince(start);
+    report->bytes_per_second =
+        report->seconds > 0 ? static_cast<double>(plan.plan.weight_bytes) / report->seconds : 0;
+    report->tensors = std::move(reports);
+  }
+  DeviceWeights weights;
+  weights.tensors = std::move(converted);
+  return weights;
+}
+
+}  // namespace relayout

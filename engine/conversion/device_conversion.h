@@ -1,0 +1,61 @@
+// ExecuteConversionOnDevice: a ConversionPlan run onto a Device, "staged
+// through host": for each tensor in plan order, allocate its final buffer on
+// the device, read the tensor from the checkpoint into a host staging
+// buffer, convert it there with the planned strategy (its scratch on the
+// host), and upload it into the final buffer. Device scratch is 0, so the
+// device's peak is its weights, within weights + budget whatever the
+// device can transform itself; staging holds one tensor at a time (the
+// largest tensor bounds it, both sizes for a widening) and is counted in
+// the host ledger as kStaging, the host scratch as kScratch.
+//
+// The bytes on the device equal what ExecuteConversion leaves in host
+// memory for the same plan (tested). On any error (the device's memory,
+// a read, an upload, a cancel) every buffer made so far is freed before
+// the error returns: nothing leaks, on the device or the host.
+//
+// Thread safety: as ExecuteConversion; tensors are converted one at a time
+// (the staging ring's overlap of reads and uploads is a later step).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint/weight_source.h"
+#include "engine/conversion/conversion_plan.h"
+#include "engine/conversion/relayout_executor.h"
+#include "engine/device/device.h"
+#include "engine/memory/memory_ledger.h"
+
+namespace relayout {
+
+// One converted tensor on a device.
+struct DeviceTensor {
+  std::string name;  // internal name ("blk.3.attn_q")
+  TensorRef ref;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  Layout layout;
+  DeviceBuffer buffer;
+};
+
+struct DeviceWeights {
+  std::vector<DeviceTensor> tensors;  // in file order
+};
+
+// REQUIRES: device and host_ledger outlive the call (and device the
+// result). The report, when given, has the device's spec, the weights as
+// the device holds them (each buffer's AllocSize) as weights_bytes, the
+// device ledger's peak as measured_peak_bytes, the host scratch peak as
+// scratch_peak_bytes and the staging peak as staging_peak_bytes.
+// Errors: the device's (ResourceExhausted naming the tensor, ...), the
+// source's, Cancelled when *cancel turns true between tensors.
+Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
+                                                const ConversionPlan& plan, Device* device,
+                                                MemoryLedger* host_ledger,
+                                                ConversionObserver* observer,
+                                                const std::atomic<bool>* cancel,
+                                                RelayoutReport* report);
+
+}  // namespace relayout

@@ -1,0 +1,149 @@
+// The conversion onto a device, through the host-reference plugin: the
+// bytes equal the CPU conversion's, the device holds the weights and no
+// scratch, staging is bounded by one tensor, and a failure at any
+// allocation or upload is a clean error with nothing left behind.
+#include "engine/conversion/device_conversion.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/conversion/model_loader.h"
+#include "engine/device/device_loader.h"
+
+namespace relayout {
+namespace {
+
+const std::string kModel =
+    std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/model.safetensors";
+
+std::unique_ptr<Device> OpenHostref() {
+  DeviceRequest request;
+  request.spec = "hostref";
+  request.plugin_dirs = {RELAYOUT_PLUGIN_BUILD_DIR};
+  Result<OpenedDevice> opened = OpenDevice(request);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  return opened.ok() ? std::move(opened->device) : nullptr;
+}
+
+class DeviceConversionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kModel)) GTEST_SKIP() << kModel << " missing";
+    LoadOptions options;
+    options.model_path = kModel;
+    options.device = "cpu";
+    options.layout = "rowgroup-g8k8";  // so that every matrix is transformed
+    options.budget = "1MiB";
+    Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
+    ASSERT_TRUE(load.ok()) << load.status();
+    load_.emplace(std::move(*load));
+  }
+  const ConversionPlan& plan() const { return load_->plan; }
+  const WeightSource& source() const { return *load_->checkpoint.source; }
+
+  std::optional<PreparedLoad> load_;
+};
+
+TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
+  MemoryLedger cpu_ledger;
+  Result<LoadedWeights> cpu =
+      ExecuteConversion(source(), plan(), &cpu_ledger, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  std::unique_ptr<Device> device = OpenHostref();
+  ASSERT_NE(device, nullptr);
+  MemoryLedger host;
+  RelayoutReport report;
+  Result<DeviceWeights> on_device =
+      ExecuteConversionOnDevice(source(), plan(), device.get(), &host, nullptr, nullptr, &report);
+  ASSERT_TRUE(on_device.ok()) << on_device.status();
+  ASSERT_EQ(on_device->tensors.size(), cpu->tensors.size());
+  uint64_t largest = 0;
+  for (size_t i = 0; i < cpu->tensors.size(); ++i) {
+    const LoadedTensor& want = cpu->tensors[i];
+    const DeviceTensor& got = on_device->tensors[i];
+    ASSERT_EQ(got.name, want.name);
+    EXPECT_EQ(got.layout.Name(), want.layout.Name()) << got.name;
+    ASSERT_EQ(got.buffer.size(), want.buffer.size()) << got.name;
+    std::vector<std::byte> bytes(got.buffer.size());
+    ASSERT_TRUE(device->Download(got.buffer, 0, bytes).ok());
+    EXPECT_EQ(std::memcmp(bytes.data(), want.buffer.data(), bytes.size()), 0) << got.name;
+    largest = std::max(largest, got.buffer.size());
+  }
+  // The device holds the weights and nothing else; staging held one tensor
+  // at a time; the host gave everything back.
+  EXPECT_EQ(report.device, "hostref:0");
+  EXPECT_EQ(report.measured_peak_bytes, report.weights_bytes);
+  EXPECT_EQ(device->ledger().current(MemoryCategory::kScratch), 0u);
+  EXPECT_GE(report.weights_bytes, plan().plan.weight_bytes);
+  EXPECT_TRUE(report.bound_held());
+  EXPECT_GT(report.staging_peak_bytes, 0u);
+  EXPECT_LE(report.staging_peak_bytes, largest);
+  EXPECT_EQ(host.total_current(), 0u);
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+TEST_F(DeviceConversionTest, AFailedAllocationAtEveryStepIsCleanAndLeavesNothing) {
+  const size_t tensors = plan().tensors.size();
+  for (size_t n = 1; n <= tensors; ++n) {
+    ScopedEnv fail("RELAYOUT_HOSTREF_FAIL_ALLOC_AT", std::to_string(n));
+    std::unique_ptr<Device> device = OpenHostref();
+    ASSERT_NE(device, nullptr);
+    MemoryLedger host;
+    Result<DeviceWeights> r =
+        ExecuteConversionOnDevice(source(), plan(), device.get(), &host, nullptr, nullptr, nullptr);
+    ASSERT_FALSE(r.ok()) << "allocation " << n;
+    EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status();
+    EXPECT_EQ(r.status().message().rfind("tensor ", 0), 0u) << r.status();
+    EXPECT_EQ(device->ledger().total_current(), 0u) << "allocation " << n;
+    EXPECT_EQ(host.total_current(), 0u) << "allocation " << n;
+  }
+}
+
+TEST_F(DeviceConversionTest, AFailedUploadIsCleanAndLeavesNothing) {
+  for (const size_t n : {size_t{1}, plan().tensors.size() / 2, plan().tensors.size()}) {
+    ScopedEnv fail("RELAYOUT_HOSTREF_FAIL_UPLOAD_AT", std::to_string(n));
+    std::unique_ptr<Device> device = OpenHostref();
+    ASSERT_NE(device, nullptr);
+    MemoryLedger host;
+    Result<DeviceWeights> r =
+        ExecuteConversionOnDevice(source(), plan(), device.get(), &host, nullptr, nullptr, nullptr);
+    ASSERT_FALSE(r.ok()) << "upload " << n;
+    EXPECT_EQ(r.status().code(), StatusCode::kInternal) << r.status();
+    EXPECT_NE(r.status().message().find("fault injection"), std::string::npos) << r.status();
+    EXPECT_EQ(device->ledger().total_current(), 0u);
+    EXPECT_EQ(host.total_current(), 0u);
+  }
+}
+
+TEST_F(DeviceConversionTest, ADeviceTooSmallForTheWeightsIsRefusedNamingTheTensor) {
+  ScopedEnv capacity("RELAYOUT_HOSTREF_MEMORY_BYTES", std::to_string(plan().plan.weight_bytes / 2));
+  std::unique_ptr<Device> device = OpenHostref();
+  ASSERT_NE(device, nullptr);
+  MemoryLedger host;
+  Result<DeviceWeights> r =
+      ExecuteConversionOnDevice(source(), plan(), device.get(), &host, nullptr, nullptr, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status();
+  EXPECT_EQ(device->ledger().total_current(), 0u);
+}
+
+}  // namespace
+}  // namespace relayout
