@@ -485,4 +485,10 @@ Status GgufSource::ReadTensor(size_t index, std::span<std::byte> dst) const {
   return Status::OK();
 }
 
+Status GgufSource::ReadFileRange(uint32_t /*file_index*/, uint64_t offset, std::span<std::byte> dst,
+                                 std::string_view subject) const {
+  const Status s = file_->ReadAt(offset, dst);
+  return s.ok() ? s : s.WithPrefix(subject);
+}
+
 }  // namespace relayout

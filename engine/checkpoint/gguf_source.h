@@ -67,6 +67,11 @@ class GgufSource final : public WeightSource {
   // an I/O error prefixed with the tensor's name.
   Status ReadTensor(size_t index, std::span<std::byte> dst) const override;
 
+ protected:
+  Status ReadFileRange(uint32_t file_index, uint64_t offset, std::span<std::byte> dst,
+                       std::string_view subject) const override;
+
+ public:
  private:
   friend class GgufParser;
   GgufSource() = default;

@@ -408,4 +408,10 @@ Status SafetensorsSource::ReadTensor(size_t index, std::span<std::byte> dst) con
   return Status::FromCode(s.code(), subject, reason);
 }
 
+Status SafetensorsSource::ReadFileRange(uint32_t file_index, uint64_t offset,
+                                        std::span<std::byte> dst, std::string_view subject) const {
+  const Status s = files_[file_index]->ReadAt(offset, dst);
+  return s.ok() ? s : s.WithPrefix(subject);
+}
+
 }  // namespace relayout

@@ -56,6 +56,11 @@ class SafetensorsSource final : public WeightSource {
   // file's read error, naming the file and the tensor.
   Status ReadTensor(size_t index, std::span<std::byte> dst) const override;
 
+ protected:
+  Status ReadFileRange(uint32_t file_index, uint64_t offset, std::span<std::byte> dst,
+                       std::string_view subject) const override;
+
+ public:
   // The "__metadata__" string map (for a sharded checkpoint: the union of the
   // shards' maps; shards that disagree on a key are rejected at open).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

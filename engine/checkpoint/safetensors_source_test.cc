@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -322,6 +324,20 @@ TEST(SafetensorsSourceTest, ReadTensorChecksTheDestinationSizeAndIndex) {
   s = (*source)->ReadTensor(3, small);
   EXPECT_TRUE(s.IsInvalidArgument());
   EXPECT_EQ(s.message(), "ReadTensor: tensor index 3 out of range (3 tensors)");
+}
+
+TEST(SafetensorsSourceTest, ReadTensorRangeReadsAPieceAndChecksTheRange) {
+  auto source = OpenBytes(ValidWriter().Build());
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::vector<std::byte> whole(16), piece(6);
+  ASSERT_TRUE((*source)->ReadTensor(0, whole).ok());
+  ASSERT_TRUE((*source)->ReadTensorRange(0, 10, piece).ok());
+  EXPECT_TRUE(std::equal(piece.begin(), piece.end(), whole.begin() + 10));
+  EXPECT_TRUE((*source)->ReadTensorRange(0, 16, std::span(piece).first(0)).ok());
+  const Status past = (*source)->ReadTensorRange(0, 11, piece);
+  EXPECT_TRUE(past.IsInvalidArgument());
+  EXPECT_EQ(past.message(), "tensor \"a\": bytes [11, 17) outside its 16");
+  EXPECT_TRUE((*source)->ReadTensorRange(3, 0, piece).IsInvalidArgument());
 }
 
 TEST(SafetensorsSourceTest, InjectedReadErrorNamesFileAndTensor) {

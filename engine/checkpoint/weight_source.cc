@@ -25,4 +25,20 @@ uint64_t WeightSource::TotalBytes() const {
   return total;
 }
 
+Status WeightSource::ReadTensorRange(size_t index, uint64_t offset,
+                                     std::span<std::byte> dst) const {
+  const std::vector<TensorInfo>& all = tensors();
+  if (index >= all.size()) {
+    return Status::InvalidArgument(
+        "ReadTensorRange", StrCat("tensor index ", index, " out of range (", all.size(), ")"));
+  }
+  const TensorInfo& t = all[index];
+  const std::string subject = StrCat("tensor \"", t.name, "\"");
+  if (offset > t.byte_size || dst.size() > t.byte_size - offset) {
+    return Status::InvalidArgument(subject, StrCat("bytes [", offset, ", ", offset + dst.size(),
+                                                   ") outside its ", t.byte_size));
+  }
+  return ReadFileRange(t.file_index, t.file_offset + offset, dst, subject);
+}
+
 }  // namespace relayout

@@ -53,7 +53,17 @@ class WeightSource {
   // long (InvalidArgument otherwise). Reads straight into dst with large
   // pread calls. On an I/O error returns it, naming the file and tensor.
   virtual Status ReadTensor(size_t index, std::span<std::byte> dst) const = 0;
+  // Reads dst.size() bytes of tensor `index` from `offset` within it, for a
+  // tensor streamed through a bounded buffer. InvalidArgument when the range
+  // is outside the tensor; I/O errors as ReadTensor.
+  Status ReadTensorRange(size_t index, uint64_t offset, std::span<std::byte> dst) const;
 
+ protected:
+  // Reads from an absolute offset of file `file_index`; errors name `subject`.
+  virtual Status ReadFileRange(uint32_t file_index, uint64_t offset, std::span<std::byte> dst,
+                               std::string_view subject) const = 0;
+
+ public:
   // The tensor with this name, or nullptr.
   const TensorInfo* Find(std::string_view name) const;
   // Sum of all tensors' byte sizes.

@@ -1,5 +1,6 @@
 #include "engine/conversion/device_conversion.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -7,6 +8,10 @@ namespace relayout {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A tensor that needs no conversion streams through staging in chunks of
+// this size; one that does is converted whole in staging.
+constexpr uint64_t kStagingChunkBytes = uint64_t{16} << 20;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -22,13 +27,29 @@ Status ConvertOntoDevice(const WeightSource& source, const TensorConversion& t,
   ASSIGN_OR_RETURN(DeviceBuffer buffer,
                    device->Allocate(t.spec.to_bytes, MemoryCategory::kWeights, what));
   LoadedTensor staged;
-  RETURN_IF_ERROR(
-      ConvertTensorOnHost(source, t, step, host_ledger, MemoryCategory::kStaging, &staged, report));
-  const auto upload_start = Clock::now();
-  if (Status s = device->Upload(buffer, 0, staged.buffer.span()); !s.ok()) {
-    return s.WithPrefix(what);
+  if (step.strategy == Strategy::kNone) {
+    // Nothing to convert (the device wants the common layout): stream the
+    // tensor through one bounded chunk.
+    const auto start = Clock::now();
+    const uint64_t chunk = std::min<uint64_t>(t.spec.to_bytes, kStagingChunkBytes);
+    ASSIGN_OR_RETURN(HostBuffer staging,
+                     HostBuffer::Allocate(host_ledger, MemoryCategory::kStaging, chunk));
+    for (uint64_t offset = 0; offset < t.spec.to_bytes; offset += chunk) {
+      const auto part = staging.span().first(std::min(chunk, t.spec.to_bytes - offset));
+      RETURN_IF_ERROR(source.ReadTensorRange(t.source_index, offset, part));
+      if (Status s = device->Upload(buffer, offset, part); !s.ok()) return s.WithPrefix(what);
+    }
+    DescribeConvertedTensor(t, step, report, &staged);
+    report->seconds = SecondsSince(start);
+  } else {
+    RETURN_IF_ERROR(ConvertTensorOnHost(source, t, step, host_ledger, MemoryCategory::kStaging,
+                                        &staged, report));
+    const auto upload_start = Clock::now();
+    if (Status s = device->Upload(buffer, 0, staged.buffer.span()); !s.ok()) {
+      return s.WithPrefix(what);
+    }
+    report->seconds += SecondsSince(upload_start);
   }
-  report->seconds += SecondsSince(upload_start);
   out->name = std::move(staged.name);
   out->ref = staged.ref;
   out->dtype = staged.dtype;

@@ -1,12 +1,14 @@
 // ExecuteConversionOnDevice: a ConversionPlan run onto a Device, "staged
 // through host": for each tensor in plan order, allocate its final buffer on
-// the device, read the tensor from the checkpoint into a host staging
-// buffer, convert it there with the planned strategy (its scratch on the
-// host), and upload it into the final buffer. Device scratch is 0, so the
-// device's peak is its weights, within weights + budget whatever the
-// device can transform itself; staging holds one tensor at a time (the
-// largest tensor bounds it, both sizes for a widening) and is counted in
-// the host ledger as kStaging, the host scratch as kScratch.
+// the device, then either stream it from the checkpoint through a 16 MiB
+// staging chunk (a tensor the device wants in its common layout, as GPUs
+// want F16/BF16 matrices), or read it whole into a host staging buffer,
+// convert it there with the planned strategy (its scratch on the host) and
+// upload it. Device scratch is 0, so the device's peak is its weights,
+// within weights + budget whatever the device can transform itself.
+// Staging holds one tensor at a time: 16 MiB for streamed tensors, the
+// largest converted tensor otherwise (both sizes for a widening); it is
+// counted in the host ledger as kStaging, the host scratch as kScratch.
 //
 // The bytes on the device equal what ExecuteConversion leaves in host
 // memory for the same plan (tested). On any error (the device's memory,

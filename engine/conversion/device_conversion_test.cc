@@ -88,6 +88,37 @@ TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
   EXPECT_EQ(host.total_current(), 0u);
 }
 
+// With --layout native nothing is converted: every tensor streams from the
+// file through a bounded chunk and lands byte for byte as stored.
+TEST(DeviceConversionNativeTest, UnconvertedTensorsStreamThroughABoundedChunk) {
+  if (!std::filesystem::exists(kModel)) GTEST_SKIP() << kModel << " missing";
+  LoadOptions options;
+  options.model_path = kModel;
+  options.device = "cpu";
+  options.layout = "native";
+  Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
+  ASSERT_TRUE(load.ok()) << load.status();
+  std::unique_ptr<Device> device = OpenHostref();
+  ASSERT_NE(device, nullptr);
+  MemoryLedger host;
+  RelayoutReport report;
+  Result<DeviceWeights> w = ExecuteConversionOnDevice(
+      *load->checkpoint.source, load->plan, device.get(), &host, nullptr, nullptr, &report);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const WeightSource& source = *load->checkpoint.source;
+  for (const TensorConversion& t : load->plan.tensors) {
+    const DeviceTensor& got = w->tensors[&t - load->plan.tensors.data()];
+    std::vector<std::byte> want(source.tensors()[t.source_index].byte_size);
+    ASSERT_TRUE(source.ReadTensor(t.source_index, want).ok());
+    std::vector<std::byte> bytes(got.buffer.size());
+    ASSERT_TRUE(device->Download(got.buffer, 0, bytes).ok());
+    EXPECT_EQ(bytes, want) << got.name;
+  }
+  EXPECT_LE(report.staging_peak_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(report.scratch_peak_bytes, 0u);
+  EXPECT_EQ(host.total_current(), 0u);
+}
+
 // Sets an environment variable for one scope.
 class ScopedEnv {
  public:

@@ -45,6 +45,13 @@ Status ConvertTensorOnHost(const WeightSource& source_reader, const TensorConver
     }  // scratch released here, before this worker's next tensor starts
   }
   report->seconds = SecondsSince(start);
+  DescribeConvertedTensor(t, step, report, out);
+  out->buffer = std::move(buffer);
+  return Status::OK();
+}
+
+void DescribeConvertedTensor(const TensorConversion& t, const PlanStep& step,
+                             TensorConversionReport* report, LoadedTensor* out) {
   report->name = t.name;
   report->internal_name = t.internal_name;
   report->dtype = t.dtype;
@@ -59,8 +66,6 @@ Status ConvertTensorOnHost(const WeightSource& source_reader, const TensorConver
   out->dtype = t.to.kind == LayoutKind::kWidenedF32 ? DType::kF32 : t.dtype;
   out->shape = t.shape;
   out->layout = t.to;
-  out->buffer = std::move(buffer);
-  return Status::OK();
 }
 
 const LoadedTensor* LoadedWeights::Find(TensorRole role, int layer) const {

@@ -96,6 +96,10 @@ class ConversionObserver {
 Status ConvertTensorOnHost(const WeightSource& source, const TensorConversion& t,
                            const PlanStep& step, MemoryLedger* ledger, MemoryCategory category,
                            LoadedTensor* out, TensorConversionReport* report);
+// What a converted tensor is (name, role, dtype, shape, layout) and its
+// report's fields other than the times; out->buffer is left alone.
+void DescribeConvertedTensor(const TensorConversion& t, const PlanStep& step,
+                             TensorConversionReport* report, LoadedTensor* out);
 
 Result<LoadedWeights> ExecuteConversion(const WeightSource& source, const ConversionPlan& plan,
                                         MemoryLedger* ledger, ConversionObserver* observer,

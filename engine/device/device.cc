@@ -3,18 +3,19 @@
 #include <utility>
 
 namespace relayout {
-namespace {
 
-Status CheckRange(const DeviceBuffer& b, uint64_t offset, uint64_t bytes, std::string_view what) {
+Status Device::CheckRange(const DeviceBuffer& b, uint64_t offset, uint64_t bytes,
+                          std::string_view what) const {
   if (b.empty()) return Status::InvalidArgument(what, "empty buffer");
+  if (b.device_ != this) {
+    return Status::InvalidArgument(what, StrCat("a buffer of another device than ", spec_));
+  }
   if (offset > b.size() || bytes > b.size() - offset) {
     return Status::InvalidArgument(
         what, StrCat("bytes [", offset, ", ", offset + bytes, ") outside a buffer of ", b.size()));
   }
   return Status::OK();
 }
-
-}  // namespace
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
 

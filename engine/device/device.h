@@ -120,6 +120,10 @@ class Device {
  private:
   friend class DeviceBuffer;
   Status Free(DeviceBuffer& buffer);
+  // InvalidArgument unless [offset, offset + bytes) lies in a buffer of
+  // this device.
+  Status CheckRange(const DeviceBuffer& b, uint64_t offset, uint64_t bytes,
+                    std::string_view what) const;
 
   const std::string spec_;
   const DeviceInfo info_;

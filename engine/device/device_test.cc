@@ -103,6 +103,26 @@ TEST_P(DeviceTest, CopiesOutsideTheBufferAreRefused) {
   EXPECT_EQ(device->Upload(empty, 0, {}).code(), StatusCode::kInvalidArgument);
 }
 
+TEST(DeviceBufferTest, ABufferOfAnotherDeviceIsRefused) {
+  CpuDevice cpu;
+  std::unique_ptr<Device> hostref = Hostref();
+  ASSERT_NE(hostref, nullptr);
+  Result<DeviceBuffer> b = cpu.Allocate(16, MemoryCategory::kWeights, "b");
+  ASSERT_TRUE(b.ok());
+  std::vector<std::byte> bytes(16);
+  const Status s = hostref->Upload(*b, 0, bytes);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("another device"), std::string::npos) << s;
+}
+
+TEST(HostrefTest, AnAbsurdSizeIsRefusedNotWrapped) {
+  std::unique_ptr<Device> device = Hostref();
+  ASSERT_NE(device, nullptr);
+  Result<DeviceBuffer> b = device->Allocate(UINT64_MAX - 8, MemoryCategory::kWeights, "huge");
+  EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted) << b.status();
+  EXPECT_EQ(device->ledger().total_current(), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, DeviceTest, ::testing::Values("cpu", "hostref"),
                          [](const auto& info) { return info.param; });
 

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstring>
 #include <utility>
 
 namespace relayout {
@@ -45,7 +46,8 @@ Result<std::shared_ptr<const PluginLibrary>> PluginLibrary::Load(const std::stri
   const int32_t s = score();
   if (s <= 0) return Refused(path, "cannot run on this machine (score 0: no driver or no device)");
   const rl_device_api* api = init();
-  if (api == nullptr || api->api_version != RL_DEVICE_ABI_VERSION) {
+  if (api == nullptr || api->api_version != RL_DEVICE_ABI_VERSION || api->name == nullptr ||
+      api->last_error == nullptr) {
     return Refused(path, "rl_plugin_init gave no table of this ABI version");
   }
   return std::shared_ptr<const PluginLibrary>(new PluginLibrary(path, api, s));
@@ -65,8 +67,12 @@ Result<std::unique_ptr<PluginDevice>> PluginDevice::Open(
     api.close_device(device);
     return error;
   }
-  DeviceInfo info{raw.name,         raw.total_bytes,           raw.free_bytes,
-                  raw.alignment,    raw.host_addressable != 0, raw.compute_major,
+  DeviceInfo info{std::string(raw.name, strnlen(raw.name, sizeof raw.name)),
+                  raw.total_bytes,
+                  raw.free_bytes,
+                  raw.alignment,
+                  raw.host_addressable != 0,
+                  raw.compute_major,
                   raw.compute_minor};
   return std::unique_ptr<PluginDevice>(
       new PluginDevice(std::move(library), device, spec, std::move(info)));

@@ -212,6 +212,7 @@ Status ServingEngine::Decode(std::string_view session, int64_t num_tokens, Decod
   if (num_tokens < 1) return Status::InvalidArgument("num_tokens", "must be at least 1");
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_all_) return Status::Unavailable("serving engine", "draining: work cancelled");
     Sequence* s = FindSession(session);
     if (s == nullptr) return SessionNotFound();
     if (s->state != Sequence::State::kIdle) {
@@ -242,6 +243,10 @@ Status ServingEngine::Release(std::string_view session) {
 void ServingEngine::CancelAll() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Sticky: nothing new starts after it, so a shutdown that follows has
+    // nothing to wait for.
+    cancelled_all_ = true;
+    draining_ = true;
     for (auto& [id, s] : sequences_) {
       if (s->done || s->cancelled) continue;
       if (s->is_session && s->state == Sequence::State::kIdle) continue;
@@ -292,6 +297,8 @@ void ServingEngine::Loop() {
     if (!calls.empty()) {
       lock.unlock();
       for (auto& call : calls) call();
+      // Destroyed outside the lock: the calls own their callers' state.
+      calls.clear();
       lock.lock();
     }
     if (worked || reap_) continue;

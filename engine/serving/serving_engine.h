@@ -196,7 +196,8 @@ class ServingEngine {
   // Ends all work in flight soon, for a drain whose grace expired: every
   // stream as Cancel does, a session's Decode in flight with kCancelled
   // and the tokens so far (the session itself is released), a session
-  // whose prefill waits with Unavailable. Idle sessions stay.
+  // whose prefill waits with Unavailable. Idle sessions stay, but from now
+  // on nothing new starts: a Decode is Unavailable, as new work is.
   void CancelAll();
   // Frees the session and its KV cache (a Decode in flight ends with
   // kCancelled). NotFound as Decode.
@@ -250,14 +251,15 @@ class ServingEngine {
   std::deque<uint64_t> waiting_;                                       // GUARDED_BY(mu_)
   // Sessions' handles to their ids (transparent lookup by string_view).
   std::unordered_map<std::string, uint64_t, StringHash, std::equal_to<>>
-      handles_;             // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;    // GUARDED_BY(mu_)
-  bool draining_ = false;   // GUARDED_BY(mu_)
-  bool stop_ = false;       // GUARDED_BY(mu_)
-  bool reap_ = false;       // GUARDED_BY(mu_): something was cancelled or released
-  bool kicked_ = false;     // GUARDED_BY(mu_): new work since the last step began
-  ServingStats stats_;      // GUARDED_BY(mu_)
-  ServingStats published_;  // GUARDED_BY(mu_): as last handed to on_stats
+      handles_;                 // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;        // GUARDED_BY(mu_)
+  bool draining_ = false;       // GUARDED_BY(mu_)
+  bool cancelled_all_ = false;  // GUARDED_BY(mu_): CancelAll ran; Decode refused
+  bool stop_ = false;           // GUARDED_BY(mu_)
+  bool reap_ = false;           // GUARDED_BY(mu_): something was cancelled or released
+  bool kicked_ = false;         // GUARDED_BY(mu_): new work since the last step began
+  ServingStats stats_;          // GUARDED_BY(mu_)
+  ServingStats published_;      // GUARDED_BY(mu_): as last handed to on_stats
   std::thread thread_;
 };
 

@@ -90,7 +90,11 @@ rl_status OpenDevice(int32_t index, rl_device** out) {
 
 void CloseDevice(rl_device* device) { delete device; }
 
-uint64_t AllocSize(rl_device*, uint64_t bytes) { return RoundUp(bytes) + 2 * kGuardBytes; }
+// Saturates instead of wrapping; BufferAlloc refuses such sizes.
+uint64_t AllocSize(rl_device*, uint64_t bytes) {
+  return bytes > UINT64_MAX - 2 * kGuardBytes - kAlignment ? UINT64_MAX
+                                                           : RoundUp(bytes) + 2 * kGuardBytes;
+}
 
 rl_status DeviceInfo(rl_device* device, rl_device_info* out) {
   std::memset(out, 0, sizeof(*out));
@@ -103,7 +107,13 @@ rl_status DeviceInfo(rl_device* device, rl_device_info* out) {
   return RL_OK;
 }
 
+// Sizes past this would wrap when padded and guarded.
+constexpr uint64_t kMaxBytes = UINT64_MAX - 2 * kGuardBytes - kAlignment;
+
 rl_status BufferAlloc(rl_device* device, uint64_t bytes, rl_buffer** out) {
+  if (bytes > kMaxBytes) {
+    return Fail(RL_RESOURCE_EXHAUSTED, "hostref: " + std::to_string(bytes) + " bytes asked");
+  }
   const uint64_t n = device->allocs.fetch_add(1) + 1;
   if (device->fail_alloc_at != 0 && n == device->fail_alloc_at) {
     return Fail(RL_RESOURCE_EXHAUSTED,
@@ -205,6 +215,9 @@ rl_status Fill(rl_device*, rl_buffer* dst, uint64_t offset, uint8_t value, uint6
 }
 
 rl_status HostAlloc(rl_device*, uint64_t bytes, void** out) {
+  if (bytes > kMaxBytes) {
+    return Fail(RL_RESOURCE_EXHAUSTED, "hostref: " + std::to_string(bytes) + " bytes of staging");
+  }
   void* p = nullptr;
   if (posix_memalign(&p, kAlignment, bytes == 0 ? kAlignment : RoundUp(bytes)) != 0) {
     return Fail(RL_RESOURCE_EXHAUSTED,

@@ -336,9 +336,15 @@ int ServingDaemon::Impl::DrainAndStop(bool signalled) {
       // CANCELLED with the usage) rather than a bare transport error.
       LogWarning("drain grace expired",
                  {{"cancelled_calls", inflight.count()}, {"calls", inflight.Describe()}});
-      if (backend != nullptr) backend->CancelAll();
+      if (GenerationBackend* b = generation->backend(); b != nullptr) b->CancelAll();
       inflight.WaitUntilIdle(Clock::now() + kFinalMessagesWait);
     }
+  }
+  // Whatever started since (a Decode of an existing session is still
+  // admitted while draining) ends now: the engine refuses new work from
+  // here on, so the shutdown below has nothing left to wait for.
+  if (GenerationBackend* b = generation != nullptr ? generation->backend() : nullptr) {
+    b->CancelAll();
   }
   if (health != nullptr) health->Shutdown();
   // Calls still running (a client that stopped reading its final message)

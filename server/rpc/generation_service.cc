@@ -92,8 +92,10 @@ class GenerationService::UnaryCall {
     if (finished_.exchange(true)) return;
     service_->deps_.metrics->OnRequest(
         rpc_, StatusCodeName(static_cast<StatusCode>(status.error_code())), SecondsSince(start_));
-    service_->deps_.inflight->End(rpc_);
+    // Finish before the count drops, so a drain that sees no call in flight
+    // has no reply left to send.
     reactor_->Finish(status);
+    service_->deps_.inflight->End(rpc_);
   }
   Clock::time_point start() const { return start_; }
 

@@ -52,6 +52,8 @@ class GenerationService final : public v1::Generation::CallbackService {
   // Routes Prefill, Decode, Generate and Release to `backend` (not owned;
   // must outlive the gRPC server). Until then they are UNIMPLEMENTED.
   void AttachBackend(GenerationBackend* backend) { backend_.store(backend); }
+  // The attached backend, or null (read from any thread).
+  GenerationBackend* backend() const { return backend_.load(); }
 
   grpc::ServerUnaryReactor* Prefill(grpc::CallbackServerContext* context,
                                     const v1::PrefillRequest* request,
