@@ -16,6 +16,7 @@
 
 #include "engine/conversion/model_loader.h"
 #include "engine/device/device_loader.h"
+#include "engine/device/device_test_util.h"
 
 namespace relayout {
 namespace {
@@ -23,14 +24,8 @@ namespace {
 const std::string kModel =
     std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/model.safetensors";
 
-std::unique_ptr<Device> OpenHostref() {
-  DeviceRequest request;
-  request.spec = "hostref";
-  request.plugin_dirs = {RELAYOUT_PLUGIN_BUILD_DIR};
-  Result<OpenedDevice> opened = OpenDevice(request);
-  EXPECT_TRUE(opened.ok()) << opened.status();
-  return opened.ok() ? std::move(opened->device) : nullptr;
-}
+using testing::OpenHostref;
+using testing::ScopedEnv;
 
 class DeviceConversionTest : public ::testing::Test {
  protected:
@@ -118,18 +113,6 @@ TEST(DeviceConversionNativeTest, UnconvertedTensorsStreamThroughABoundedChunk) {
   EXPECT_EQ(report.scratch_peak_bytes, 0u);
   EXPECT_EQ(host.total_current(), 0u);
 }
-
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
 
 TEST_F(DeviceConversionTest, AFailedAllocationAtEveryStepIsCleanAndLeavesNothing) {
   const size_t tensors = plan().tensors.size();

@@ -15,34 +15,17 @@
 
 #include "engine/device/cpu_device.h"
 #include "engine/device/device_loader.h"
+#include "engine/device/device_test_util.h"
 #include "engine/device/plugin_device.h"
 
 namespace relayout {
 namespace {
 
-const std::string kPluginDir = RELAYOUT_PLUGIN_BUILD_DIR;
 const std::string kTestPluginDir = RELAYOUT_TEST_PLUGIN_DIR;
 
-std::unique_ptr<Device> Hostref() {
-  DeviceRequest request;
-  request.spec = "hostref";
-  request.plugin_dirs = {kPluginDir};
-  Result<OpenedDevice> opened = OpenDevice(request);
-  EXPECT_TRUE(opened.ok()) << opened.status();
-  return opened.ok() ? std::move(opened->device) : nullptr;
-}
+using testing::ScopedEnv;
 
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
+std::unique_ptr<Device> Hostref() { return testing::OpenHostref(); }
 
 class DeviceTest : public ::testing::TestWithParam<std::string> {
  protected:

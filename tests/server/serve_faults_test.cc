@@ -154,14 +154,6 @@ TEST(ServeFaultsTest, StormOfCancelsDeadlinesAndSlowReadersLeavesNothingAndSigte
   EXPECT_EQ(server->Log().find("shutdown stuck"), std::string::npos) << server->Log();
 }
 
-// 1 GiB of F16 weights: decode steps take a good fraction of a second, so
-// streams are still running when the drain's grace expires.
-std::string OneGiBCheckpoint() {
-  return GeneratedCheckpoint("serve_f16_1gib",
-                             {"--preset", "1gib", "--dtype", "F16", "--seed", "7"},
-                             kShared + "/models/tokenizers/llama2-32k/tokenizer.model");
-}
-
 TEST(ServeFaultsTest, DrainGraceExpiryGivesEveryStreamItsFinalMessageAndExitsZero) {
   if (!fs::exists(kShared + "/models/tokenizers/llama2-32k/tokenizer.model")) GTEST_SKIP();
   const std::string model = OneGiBCheckpoint();

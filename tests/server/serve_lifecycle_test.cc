@@ -29,14 +29,6 @@ namespace fs = std::filesystem;
 using namespace relayout::testing;  // NOLINT: test helpers
 using grpc::health::v1::HealthCheckResponse;
 
-// 1 GiB of F16 weights at TinyLlama's width, with Llama 2's 32k tokenizer:
-// its conversion takes seconds, its decode steps a good fraction of one.
-std::string OneGiBCheckpoint() {
-  return GeneratedCheckpoint("serve_f16_1gib",
-                             {"--preset", "1gib", "--dtype", "F16", "--seed", "7"},
-                             kShared + "/models/tokenizers/llama2-32k/tokenizer.model");
-}
-
 TEST(ServeLifecycleTest, HealthFollowsASlowConversionAndSigtermDrainsAnInflightStream) {
   if (!fs::exists(kShared + "/models/tokenizers/llama2-32k/tokenizer.model")) GTEST_SKIP();
   const std::string model = OneGiBCheckpoint();

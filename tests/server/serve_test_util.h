@@ -87,6 +87,15 @@ inline double MetricValue(const std::string& text, const std::string& name) {
   return -1;
 }
 
+// 1 GiB of F16 weights at TinyLlama's width, with Llama 2's 32k tokenizer:
+// its conversion takes seconds, its decode steps a good fraction of one (so
+// streams are still running when a short drain grace expires).
+inline std::string OneGiBCheckpoint() {
+  return GeneratedCheckpoint("serve_f16_1gib",
+                             {"--preset", "1gib", "--dtype", "F16", "--seed", "7"},
+                             kShared + "/models/tokenizers/llama2-32k/tokenizer.model");
+}
+
 // Polls /metrics until no session is active and no KV block is used.
 inline bool WaitKvFree(const ServerProcess& server, int timeout_ms = 10000) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
