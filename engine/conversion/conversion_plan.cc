@@ -29,8 +29,14 @@ Result<ConversionPlan> PlanConversion(const Checkpoint& checkpoint, const Layout
     t.from = CommonLayoutFor(info.dtype);
     t.to = policy.Choose(info.dtype, bound.ref.role, info.shape);
     ASSIGN_OR_RETURN(t.spec, DescribeTransform(info.dtype, info.shape, t.from, t.to));
-    request.tensors.push_back(
-        TensorToPlan{info.name, t.spec.to_bytes, t.spec.from_bytes, t.spec.strategies});
+    // The device's own sizes (alignment, guards), so that the bound the plan
+    // predicts is the one the device's ledger sees. Both sides map alike, so
+    // a permutation keeps source == final.
+    const auto device_bytes = [&](uint64_t n) {
+      return options.alloc_size ? options.alloc_size(n) : n;
+    };
+    request.tensors.push_back(TensorToPlan{info.name, device_bytes(t.spec.to_bytes),
+                                           device_bytes(t.spec.from_bytes), t.spec.strategies});
     out.tensors.push_back(std::move(t));
   }
   ASSIGN_OR_RETURN(out.plan, PlanRelayout(request));

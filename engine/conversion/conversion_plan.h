@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,9 @@ struct ConversionOptions {
   // MemoryLedger::kUnlimited disables the check.
   uint64_t device_capacity = UINT64_MAX;
   std::string device = "cpu";
+  // The bytes the device takes for a final buffer of n bytes (Device::
+  // AllocSize); empty: exactly n, as on the CPU.
+  std::function<uint64_t(uint64_t)> alloc_size;
 };
 
 // Plans the conversion of every tensor of `checkpoint` to the layouts

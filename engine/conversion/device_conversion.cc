@@ -90,7 +90,8 @@ Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
       observer->OnTensorConverted(reports[s], s + 1, steps.size(), ledger.Snapshot());
   }
   // The weights as the device holds them: each buffer's AllocSize
-  // (alignment, and the host-reference plugin's guard bytes).
+  // (alignment, and the host-reference plugin's guard bytes). A plan made
+  // for this device (ConversionOptions::alloc_size) counted the same.
   uint64_t device_weights = 0;
   for (const DeviceTensor& t : converted) device_weights += device->AllocSize(t.buffer.size());
   const uint64_t measured = ledger.total_peak() - base_bytes;

@@ -33,7 +33,9 @@ class DeviceConversionTest : public ::testing::Test {
     if (!std::filesystem::exists(kModel)) GTEST_SKIP() << kModel << " missing";
     LoadOptions options;
     options.model_path = kModel;
-    options.device = "cpu";
+    // Planned for the device (its sizes, its capacity), as `convert` does.
+    options.device = "hostref";
+    options.allow_plugin_device = true;
     options.layout = "rowgroup-g8k8";  // so that every matrix is transformed
     options.budget = "1MiB";
     Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
@@ -74,6 +76,9 @@ TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
   // The device holds the weights and nothing else; staging held one tensor
   // at a time; the host gave everything back.
   EXPECT_EQ(report.device, "hostref:0");
+  EXPECT_EQ(load_->plan.device, "hostref:0");
+  // The plan counted the device's sizes: its bound is the one measured.
+  EXPECT_EQ(report.weights_bytes, plan().plan.weight_bytes);
   EXPECT_EQ(report.measured_peak_bytes, report.weights_bytes);
   EXPECT_EQ(device->ledger().current(MemoryCategory::kScratch), 0u);
   EXPECT_GE(report.weights_bytes, plan().plan.weight_bytes);

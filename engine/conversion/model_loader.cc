@@ -55,6 +55,8 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
   if (load.device != nullptr) {
     // Staged through host: the device holds the weights and no scratch.
     conversion.device_capacity = load.device->info().total_bytes;
+    const Device* device = load.device.get();
+    conversion.alloc_size = [device](uint64_t n) { return device->AllocSize(n); };
   } else if (options.memory_limit > 0) {
     conversion.device_capacity = options.memory_limit;
   } else if (Result<uint64_t> available = ReadAvailableMemoryBytes(); available.ok()) {
