@@ -345,13 +345,20 @@ TEST(ServeFaultsTest, GenerateWaitsInTheQueueWhenEverySessionIsTaken) {
   EXPECT_EQ(timed_out.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
       << timed_out.status.error_message();
 
+  // The expired request leaves the queue (its cancellation is processed on
+  // the engine's thread, so it can still be counted right after the deadline).
+  const auto wait_depth = [&](double depth) {
+    for (int i = 0; i < 500 && Metric(*server, "relayout_queue_depth") != depth; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Metric(*server, "relayout_queue_depth");
+  };
+  EXPECT_EQ(wait_depth(0), 0);
+
   // A waiting Generate runs as soon as a session is released.
   StreamResult waited;
   std::thread waiter([&] { waited = Generate(stub.get(), GreedyRequest("Hello", 3), 30); });
-  for (int i = 0; i < 200 && Metric(*server, "relayout_queue_depth") != 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(Metric(*server, "relayout_queue_depth"), 1);
+  EXPECT_EQ(wait_depth(1), 1);
   grpc::ClientContext ctx;
   v1::ReleaseRequest release;
   release.set_session_id(first);
