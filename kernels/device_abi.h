@@ -21,9 +21,30 @@
 //   - Sizes are bytes. Offsets and sizes of copies must lie within the
 //     buffer (RL_INVALID_ARGUMENT otherwise, nothing copied).
 //
-// Version 2 (this one) covers devices, memory and staging; the ops a Llama
-// layer needs join the table in a later version, as optional entries whose
-// absence means "run it on the host".
+//
+// Version 3 (this one): devices, memory and staging, and the ops of a Llama
+// layer's forward pass (the second half of rl_device_api). Ops are
+// optional entries: NULL means the plugin does not run that op, and the
+// engine refuses to place a model on it (Unimplemented naming the op), so a
+// plugin can grow one op at a time.
+//
+// Contracts shared by the ops:
+//   - Operands live in device buffers, named by rl_ref (a buffer and a byte
+//     offset into it); a plugin checks that each operand's bytes lie inside
+//     its buffer (RL_INVALID_ARGUMENT otherwise, nothing written).
+//     Small per-call index arrays (token ids, positions, attention spans
+//     and their block tables) are host memory, read before the call returns
+//     (a GPU plugin copies them into device memory itself, as vLLM uploads
+//     its step metadata).
+//   - Floats are row-major: "rows x cols" means rows rows of cols floats,
+//     row stride cols. Activations are float32.
+//   - Ops run in issue order on the device's one stream. They may return
+//     before the device finishes; download and synchronize wait for every
+//     op issued before them, so a result read back is complete.
+//   - Numerics are those of kernels/cpu (matmul.h states them per type):
+//     quantized weights meet activations quantized to Q8 blocks of 32 with
+//     a float scale, F32 weights accumulate in double. A plugin that cannot
+//     meet them for a type says so in matmul_supported.
 #pragma once
 
 #include <stddef.h>
@@ -33,7 +54,7 @@
 extern "C" {
 #endif
 
-#define RL_DEVICE_ABI_VERSION 2
+#define RL_DEVICE_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define RL_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -65,6 +86,65 @@ typedef struct rl_device_info {
   int32_t compute_major;     // compute capability (CUDA), else 0
   int32_t compute_minor;
 } rl_device_info;
+
+// A place in a buffer: the buffer and a byte offset into it.
+typedef struct rl_ref {
+  rl_buffer* buffer;
+  uint64_t offset;
+} rl_ref;
+
+// Weight element types (kernels/cpu/matmul/matmul.h's WeightType).
+#define RL_DTYPE_F32 0
+#define RL_DTYPE_F16 1
+#define RL_DTYPE_BF16 2
+#define RL_DTYPE_Q8_0 3  // GGUF blocks of 32
+#define RL_DTYPE_Q4_0 4
+#define RL_DTYPE_Q4_1 5
+
+// Weight layouts (matmul.h's WeightLayout; kernels/cpu/layout/ has each
+// byte layout).
+#define RL_LAYOUT_ROW_MAJOR 0        // float row-major, or GGUF blocks in file order
+#define RL_LAYOUT_ROW_GROUP 1        // row_group_interleave.h: group_rows, k_block
+#define RL_LAYOUT_QUANT_ROW_GROUP 2  // quant_row_group.h: group_rows
+#define RL_LAYOUT_BF16_KPAIR 3       // bf16_kpair.h: group_rows
+
+#define RL_ROPE_INTERLEAVED 0
+#define RL_ROPE_HALVES 1
+
+#define RL_KV_F32 0
+#define RL_KV_F16 1
+
+// A matmul's weight, W [rows = N outputs, cols = K inputs].
+typedef struct rl_matmul_weight {
+  rl_ref data;
+  int32_t dtype;   // RL_DTYPE_*
+  int32_t layout;  // RL_LAYOUT_*
+  int64_t rows;
+  int64_t cols;
+  int32_t group_rows;  // 1 for row-major
+  int32_t k_block;     // RL_LAYOUT_ROW_GROUP only
+} rl_matmul_weight;
+
+// The shape of attention and of the paged KV cache.
+typedef struct rl_attention_params {
+  int32_t num_heads;
+  int32_t num_kv_heads;  // divides num_heads
+  int32_t head_dim;
+  int32_t block_size;   // tokens per KV block
+  float scale;          // usually 1 / sqrt(head_dim)
+  int32_t kv_dtype;     // RL_KV_*
+  int64_t pool_blocks;  // blocks in each pool
+} rl_attention_params;
+
+// One sequence's rows of a batch: rows first_row .. first_row + rows - 1
+// at positions start_position .. start_position + rows - 1; block_table
+// (host memory) maps its positions [0, start_position + rows) to blocks.
+typedef struct rl_attention_span {
+  int64_t first_row;
+  int64_t rows;
+  int64_t start_position;
+  const int32_t* block_table;
+} rl_attention_span;
 
 typedef struct rl_device_api {
   int32_t api_version;  // RL_DEVICE_ABI_VERSION
@@ -102,13 +182,63 @@ typedef struct rl_device_api {
   rl_status (*host_alloc)(rl_device* device, uint64_t bytes, void** out);
   void (*host_free)(rl_device* device, void* ptr);
 
-  // Waits for all work issued to the device (copies above are synchronous;
-  // ops of later versions are not).
+  // Waits for all work issued to the device (the copies above are
+  // synchronous; ops may not be).
   rl_status (*synchronize)(rl_device* device);
 
   // The message of the last failure on the calling thread ("" if none);
   // valid until the next call on that thread.
   const char* (*last_error)(void);
+
+  // ---- Ops (optional; see the contracts above) ----
+
+  // Whether matmul runs this weight (type, layout and parameters); 0 or 1.
+  int32_t (*matmul_supported)(rl_device* device, const rl_matmul_weight* w);
+  // y[tokens, w.rows] = x[tokens, w.cols] * W^T. tokens >= 1.
+  rl_status (*matmul)(rl_device* device, const rl_matmul_weight* w, rl_ref x, int64_t tokens,
+                      rl_ref y);
+  // y[r, c] += bias[c] for r < rows, c < cols.
+  rl_status (*add_row_bias)(rl_device* device, rl_ref bias, int64_t rows, int64_t cols, rl_ref y);
+  // out[i, :] = row tokens[i] of table[vocab, dim] (of `dtype`, rows in
+  // their common layout: floats, or GGUF blocks), as floats. Every token in
+  // [0, vocab) (RL_INVALID_ARGUMENT otherwise).
+  rl_status (*embedding)(rl_device* device, rl_ref table, int32_t dtype, int64_t vocab, int64_t dim,
+                         const int32_t* tokens, int64_t n, rl_ref out);
+  // out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight[:], in
+  // place when out == x.
+  rl_status (*rms_norm)(rl_device* device, rl_ref x, rl_ref weight, int64_t rows, int64_t dim,
+                        float eps, rl_ref out);
+  // Rotates the first rope_dim dimensions of every head of x[rows, heads *
+  // head_dim] in place, row r at positions[r], by inv_freq[rope_dim / 2]
+  // (floats on the device). pairing: RL_ROPE_INTERLEAVED (pairs 2i, 2i+1;
+  // GGUF's order) or RL_ROPE_HALVES (pairs i, i + rope_dim / 2; Hugging
+  // Face's rotate-half order).
+  rl_status (*rope)(rl_device* device, rl_ref x, int64_t rows, int32_t heads, int32_t head_dim,
+                    int32_t rope_dim, const int32_t* positions, rl_ref inv_freq, int32_t pairing);
+  // dst[i] += src[i], i < n.
+  rl_status (*add)(rl_device* device, rl_ref src, int64_t n, rl_ref dst);
+  // out[i] = silu(gate[i]) * up[i], i < n; out may be gate.
+  rl_status (*silu_gate)(rl_device* device, rl_ref gate, rl_ref up, int64_t n, rl_ref out);
+  // Writes the K and V rows of each span (k, v: [rows, kv_heads * head_dim]
+  // floats, span rows at first_row) into the paged pools at their
+  // positions' slots: pool[block_table[pos / block_size] * block_size +
+  // pos % block_size], elements of kv_dtype. pool_blocks bounds the block
+  // ids.
+  rl_status (*kv_write)(rl_device* device, const rl_attention_params* p, rl_ref k, rl_ref v,
+                        const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
+                        rl_ref v_pool);
+  // Causal attention with grouped KV heads: every row of q ([rows, heads *
+  // head_dim]) attends to its sequence's positions [0, its position] in the
+  // pools (written by kv_write before), softmax(q k^T * scale) v into out
+  // (same shape as q). Prefill (a span of many rows) and decode (many spans
+  // of one row) are the same call.
+  rl_status (*attention)(rl_device* device, const rl_attention_params* p, rl_ref q,
+                         const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
+                         rl_ref v_pool, rl_ref out);
+  // out_host[r] = the first index of row r's maximum (x: rows x cols
+  // floats), written to host memory before the call returns: greedy
+  // sampling without downloading the logits.
+  rl_status (*argmax)(rl_device* device, rl_ref x, int64_t rows, int64_t cols, int32_t* out_host);
 } rl_device_api;
 
 // The three symbols a plugin exports.

@@ -123,6 +123,42 @@ void ExpectEqualsOutOfPlace(const std::string& model, const std::string& layout)
   EXPECT_GT(converted, 0) << "no tensor was converted: the test checks nothing";
 }
 
+// Onto the host-reference device with a 16 MiB budget: the device's ledger
+// peaks at the weights (it holds no scratch), within weights + budget; the
+// staging is counted apart and bounded: two 16 MiB streaming chunks when
+// nothing is converted, plus the largest converted tensor otherwise.
+TEST(ConvertTest, OntoTheHostReferenceDeviceTheBoundHoldsAndStagingIsBounded) {
+  const std::string model = OneGiB();
+  ASSERT_FALSE(model.empty());
+  for (const char* layout : {"native", "auto"}) {
+    const std::string json = kGenerated + "/hostref_" + layout + ".json";
+    const ProcessResult r =
+        Relayoutd({"convert", "--model", model, "--device", "hostref", "--budget", "16MiB",
+                   "--layout", layout, "--quiet", "--report-json", json});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const JsonValue report = ReadJsonFile(json);
+    EXPECT_EQ(report.Find("device")->as_string(), "hostref:0");
+    const uint64_t weights = U64(report, "weights_bytes");
+    EXPECT_GT(weights, 1000 * kMiB);
+    EXPECT_LE(U64(report, "measured_peak_bytes"), weights + 16 * kMiB) << layout;
+    EXPECT_EQ(U64(report, "measured_peak_bytes"), weights) << "the device held scratch";
+    // Host scratch of the transforms run in staging, within the budget.
+    EXPECT_LE(U64(report, "scratch_peak_bytes"), 16 * kMiB);
+    uint64_t largest = 0;
+    for (const JsonValue& t : report.Find("tensors")->as_array()) {
+      if (t.Find("strategy")->as_string() != "none") largest = std::max(largest, U64(t, "bytes"));
+    }
+    if (std::string(layout) == "native") {
+      EXPECT_EQ(largest, 0u);
+      EXPECT_EQ(U64(report, "scratch_peak_bytes"), 0u);
+      EXPECT_EQ(U64(report, "staging_peak_bytes"), 32 * kMiB);
+    } else {
+      EXPECT_GT(largest, 0u);
+      EXPECT_LE(U64(report, "staging_peak_bytes"), largest + 32 * kMiB);
+    }
+  }
+}
+
 TEST(ConvertTest, ConvertedF16BytesEqualAnIndependentOutOfPlaceConversion) {
   const std::string model = OneGiB();
   if (model.empty()) GTEST_SKIP();

@@ -55,31 +55,36 @@ ProcessResult Generate(const std::string& model, const std::string& prompt, int 
 }
 
 class GenerateGoldenTest
-    : public ::testing::TestWithParam<std::tuple<TextCase, std::string, std::string>> {};
+    : public ::testing::TestWithParam<std::tuple<TextCase, std::string, std::string, std::string>> {
+};
 
+// On the CPU and, through the device ABI, on the host-reference plugin.
 TEST_P(GenerateGoldenTest, GreedyTextEqualsTheReference) {
-  const auto& [c, file, layout] = GetParam();
+  const auto& [c, file, layout, device] = GetParam();
   const std::string model = kShared + "/models/" + c.model + "/" + file;
   if (!fs::exists(model)) GTEST_SKIP() << model;
-  const ProcessResult r = Generate(model, c.prompt, c.max_tokens, layout);
+  const ProcessResult r = Generate(model, c.prompt, c.max_tokens, layout, {"--device", device});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, ReadText(kShared + "/reference/" + c.model + "/" + c.reference));
   EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SharedModels, GenerateGoldenTest,
-    ::testing::Combine(::testing::ValuesIn(kTexts),
-                       ::testing::Values("model.safetensors", "model.gguf"),
-                       ::testing::Values("native", "auto", "rowgroup-g8k8", "rowgroup-g16k16")),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param).model + "_" + std::get<0>(info.param).reference +
-                         "_" + std::get<1>(info.param) + "_" + std::get<2>(info.param);
-      for (char& ch : name) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(SharedModels, GenerateGoldenTest,
+                         ::testing::Combine(::testing::ValuesIn(kTexts),
+                                            ::testing::Values("model.safetensors", "model.gguf"),
+                                            ::testing::Values("native", "auto", "rowgroup-g8k8",
+                                                              "rowgroup-g16k16"),
+                                            ::testing::Values("cpu", "hostref")),
+                         [](const auto& info) {
+                           std::string name =
+                               std::get<0>(info.param).model + "_" +
+                               std::get<0>(info.param).reference + "_" + std::get<1>(info.param) +
+                               "_" + std::get<2>(info.param) + "_" + std::get<3>(info.param);
+                           for (char& ch : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name;
+                         });
 
 TEST(GenerateCommandTest, TransposedLayoutIsRefusedWithAClearError) {
   const std::string model = kShared + "/models/stories260K/model.gguf";
@@ -119,10 +124,31 @@ TEST(GenerateCommandTest, SmolLm2AnswersTheCapitalOfFranceInBothLayouts) {
   if (model == nullptr || !fs::exists(model)) GTEST_SKIP() << "RELAYOUT_SMOLLM2_GGUF unset";
   const ProcessResult a = Generate(model, "The capital of France is", 3, "auto");
   const ProcessResult b = Generate(model, "The capital of France is", 3, "native");
+  const ProcessResult c =
+      Generate(model, "The capital of France is", 3, "auto", {"--device", "hostref"});
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
+  ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_EQ(a.out.rfind("The capital of France is Paris", 0), 0u) << a.out;
   EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.out, c.out);
+}
+
+// Out of device memory at any allocation of a load or a request: exit 1
+// with one line naming what did not fit, nothing on stdout but the prompt.
+TEST(GenerateCommandTest, DeviceOutOfMemoryIsOneLineNamingWhatDidNotFit) {
+  const std::string model = kShared + "/models/stories260K/model.gguf";
+  if (!fs::exists(model)) GTEST_SKIP() << model;
+  const ProcessResult ok = Generate(model, "Once", 5, "auto", {"--device", "hostref"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  for (int at : {1, 20, 40}) {
+    setenv("RELAYOUT_HOSTREF_FAIL_ALLOC_AT", std::to_string(at).c_str(), 1);
+    const ProcessResult r = Generate(model, "Once", 5, "auto", {"--device", "hostref"});
+    unsetenv("RELAYOUT_HOSTREF_FAIL_ALLOC_AT");
+    EXPECT_NE(r.exit_code, 0) << at;
+    EXPECT_NE(r.err.find("fault injection"), std::string::npos) << at << ": " << r.err;
+    EXPECT_EQ(r.err.find("Aborted"), std::string::npos) << r.err;
+  }
 }
 
 TEST(GenerateCommandTest, MissingModelIsAnErrorLine) {

@@ -117,6 +117,23 @@ TEST(InspectTest, StoriesTotalsAreExact) {
   EXPECT_EQ(*j.Find("totals")->Find("tensors")->as_uint64(), 47u);
 }
 
+// The device line: which device would run the model, and why; an
+// explicit plugin device is named with its plugin; a bad spec is exit 2.
+TEST(InspectTest, PrintsTheDeviceAndWhy) {
+  const std::string path = kModels + "/stories260K/model.gguf";
+  if (!fs::exists(path)) GTEST_SKIP();
+  const JsonValue cpu = InspectJson(path);
+  ASSERT_NE(cpu.Find("device"), nullptr);
+  EXPECT_EQ(cpu.Find("device")->Find("spec")->as_string(), "cpu");  // no GPU plugin here
+  EXPECT_TRUE(cpu.Find("device")->Find("runs_forward_pass")->as_bool());
+  const ProcessResult hostref = Inspect({"--model", path, "--device", "hostref"});
+  ASSERT_EQ(hostref.exit_code, 0) << hostref.err;
+  EXPECT_EQ(hostref.out.rfind("device        hostref:0 (host reference, ", 0), 0u) << hostref.out;
+  const ProcessResult bad = Inspect({"--model", path, "--device", "tpu"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--device"), std::string::npos) << bad.err;
+}
+
 TEST(InspectTest, TinyRandomF16Gguf) {
   const std::string path = kModels + "/tiny-random/llama-2-tiny-random.gguf";
   if (!fs::exists(path)) GTEST_SKIP();

@@ -36,16 +36,19 @@ std::vector<int32_t> Ids(const JsonValue& array) {
   return ids;
 }
 
-class LlamaCppParityTest : public ::testing::TestWithParam<std::string> {
+// (layout, device): the CPU, and the host-reference plugin through the
+// device ABI.
+class LlamaCppParityTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
  protected:
   void SetUp() override {
     const char* path = std::getenv("RELAYOUT_SMOLLM2_GGUF");
     if (path == nullptr || !std::filesystem::exists(path))
       GTEST_SKIP() << "RELAYOUT_SMOLLM2_GGUF not set";
-    Result<testing::LoadedModel> loaded = testing::LoadModel(path, GetParam(), &pool_);
+    const auto& [layout, device] = GetParam();
+    Result<testing::LoadedModel> loaded = testing::LoadModel(path, layout, &pool_, device);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     loaded_ = std::move(*loaded);
-    if (GetParam() != "native") {
+    if (layout != "native") {
       ASSERT_FALSE(loaded_.layout_summary.empty());
     }
   }
@@ -54,10 +57,14 @@ class LlamaCppParityTest : public ::testing::TestWithParam<std::string> {
   testing::LoadedModel loaded_;
 };
 
+// Perplexity runs 8 windows of 512 tokens: on the host-reference plugin
+// (scalar kernels, about 2 minutes on 2 cores) in the preferred layouts only.
+class LlamaCppPerplexityTest : public LlamaCppParityTest {};
+
 // The method of the reference: the text without BOS, non-overlapping windows
 // of 512 tokens (the partial last one dropped), each from an empty cache, the
 // logits at positions 0..510 scoring tokens 1..511.
-TEST_P(LlamaCppParityTest, PerplexityWithinOnePercentOfLlamaCpp) {
+TEST_P(LlamaCppPerplexityTest, PerplexityWithinOnePercentOfLlamaCpp) {
   const JsonValue ref = Reference();
   const JsonValue& ppl = *ref.Find("perplexity");
   const int64_t window = 512;
@@ -69,8 +76,7 @@ TEST_P(LlamaCppParityTest, PerplexityWithinOnePercentOfLlamaCpp) {
   EXPECT_EQ(static_cast<double>(ids->size()), Number(ppl.Find("text_tokens")));
   LlamaModel& model = *loaded_.model;
   const int64_t vocab = model.config().vocab_size;
-  MemoryLedger ledger;
-  auto cache = std::move(*KvCache::Create(model.kv_cache_shape(), 64ull << 20, &ledger));
+  auto cache = std::move(*KvCache::Create(model.kv_cache_shape(), 64ull << 20, model.device()));
   double nll = 0;
   int64_t scored = 0;
   for (size_t start = 0; start + window <= ids->size(); start += window) {
@@ -129,8 +135,8 @@ TEST_P(LlamaCppParityTest, GreedyContinuationsEqualLlamaCppForTheFirst32Tokens) 
     options.sampling.temperature = 0;
     options.add_bos = false;
     options.stop_at_bos = false;
-    MemoryLedger ledger;
-    auto cache = std::move(*KvCache::Create(loaded_.model->kv_cache_shape(), 16ull << 20, &ledger));
+    auto cache = std::move(
+        *KvCache::Create(loaded_.model->kv_cache_shape(), 16ull << 20, loaded_.model->device()));
     Result<GenerationResult> r =
         GenerateFromIds(loaded_.model.get(), cache.get(), *loaded_.tokenizer, prompt, options);
     ASSERT_TRUE(r.ok()) << r.status();
@@ -153,7 +159,18 @@ TEST_P(LlamaCppParityTest, GreedyContinuationsEqualLlamaCppForTheFirst32Tokens) 
   EXPECT_GE(whole, 5) << "too few continuations equal llama.cpp's first 32 tokens";
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, LlamaCppParityTest, ::testing::Values("native", "auto"));
+std::string ParamName(const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LlamaCppParityTest,
+                         ::testing::Combine(::testing::Values("native", "auto"),
+                                            ::testing::Values("cpu", "hostref")),
+                         ParamName);
+INSTANTIATE_TEST_SUITE_P(Layouts, LlamaCppPerplexityTest,
+                         ::testing::Values(std::tuple{"native", "cpu"}, std::tuple{"auto", "cpu"},
+                                           std::tuple{"auto", "hostref"}),
+                         ParamName);
 
 }  // namespace
 }  // namespace relayout

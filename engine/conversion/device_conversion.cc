@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <utility>
 
 namespace relayout {
@@ -17,28 +18,70 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Two staging chunks for the streamed tensors, pinned when the device offers
+// it, allocated at the first streamed tensor and kept to the end: while one
+// chunk uploads, the next is read into the other.
+struct StagingRing {
+  StagingBuffer slot[2];
+  uint64_t chunk = 0;
+
+  Status Ensure(Device* device, MemoryLedger* host_ledger, uint64_t bytes) {
+    if (chunk >= bytes || chunk == kStagingChunkBytes) return Status::OK();
+    slot[0] = StagingBuffer();
+    slot[1] = StagingBuffer();
+    chunk = 0;
+    const uint64_t size = std::min(bytes, kStagingChunkBytes);
+    ASSIGN_OR_RETURN(slot[0], device->AllocateStaging(size, host_ledger));
+    ASSIGN_OR_RETURN(slot[1], device->AllocateStaging(size, host_ledger));
+    chunk = size;
+    return Status::OK();
+  }
+};
+
+// Streams a tensor that needs no conversion through the ring: chunk k + 1
+// is read (on another thread) while chunk k uploads.
+Status StreamOntoDevice(const WeightSource& source, const TensorConversion& t, Device* device,
+                        MemoryLedger* host_ledger, StagingRing* ring, DeviceBuffer& buffer,
+                        const std::string& what) {
+  const uint64_t total = t.spec.to_bytes;
+  if (total == 0) return Status::OK();
+  RETURN_IF_ERROR(ring->Ensure(device, host_ledger, total));
+  const uint64_t chunk = ring->chunk;
+  const auto part = [&](uint64_t k) {
+    const uint64_t offset = k * chunk;
+    return ring->slot[k % 2].span().first(std::min(chunk, total - offset));
+  };
+  const uint64_t chunks = (total + chunk - 1) / chunk;
+  RETURN_IF_ERROR(source.ReadTensorRange(t.source_index, 0, part(0)));
+  for (uint64_t k = 0; k < chunks; ++k) {
+    std::future<Status> next;
+    if (k + 1 < chunks) {
+      next = std::async(std::launch::async, [&, k] {
+        return source.ReadTensorRange(t.source_index, (k + 1) * chunk, part(k + 1));
+      });
+    }
+    const Status uploaded = device->Upload(buffer, k * chunk, part(k));
+    const Status read = next.valid() ? next.get() : Status::OK();
+    if (!uploaded.ok()) return uploaded.WithPrefix(what);
+    RETURN_IF_ERROR(read);
+  }
+  return Status::OK();
+}
+
 // One tensor: its final buffer on the device first (so a device that is
 // full refuses before anything is read), then read and convert in staging,
-// then upload. The staging buffer and host scratch are gone on return.
+// then upload. Host scratch and the converted copy are gone on return.
 Status ConvertOntoDevice(const WeightSource& source, const TensorConversion& t,
                          const PlanStep& step, Device* device, MemoryLedger* host_ledger,
-                         DeviceTensor* out, TensorConversionReport* report) {
+                         StagingRing* ring, DeviceTensor* out, TensorConversionReport* report) {
   const std::string what = StrCat("tensor ", t.name);
   ASSIGN_OR_RETURN(DeviceBuffer buffer,
                    device->Allocate(t.spec.to_bytes, MemoryCategory::kWeights, what));
   LoadedTensor staged;
   if (step.strategy == Strategy::kNone) {
-    // Nothing to convert (the device wants the common layout): stream the
-    // tensor through one bounded chunk.
+    // Nothing to convert (the device wants the common layout).
     const auto start = Clock::now();
-    const uint64_t chunk = std::min<uint64_t>(t.spec.to_bytes, kStagingChunkBytes);
-    ASSIGN_OR_RETURN(HostBuffer staging,
-                     HostBuffer::Allocate(host_ledger, MemoryCategory::kStaging, chunk));
-    for (uint64_t offset = 0; offset < t.spec.to_bytes; offset += chunk) {
-      const auto part = staging.span().first(std::min(chunk, t.spec.to_bytes - offset));
-      RETURN_IF_ERROR(source.ReadTensorRange(t.source_index, offset, part));
-      if (Status s = device->Upload(buffer, offset, part); !s.ok()) return s.WithPrefix(what);
-    }
+    RETURN_IF_ERROR(StreamOntoDevice(source, t, device, host_ledger, ring, buffer, what));
     DescribeConvertedTensor(t, step, report, &staged);
     report->seconds = SecondsSince(start);
   } else {
@@ -81,11 +124,12 @@ Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
   // Buffers already on the device are freed with `converted` on an error.
   std::vector<DeviceTensor> converted(plan.tensors.size());
   std::vector<TensorConversionReport> reports(steps.size());
+  StagingRing ring;
   for (size_t s = 0; s < steps.size(); ++s) {
     if (cancel != nullptr && cancel->load()) return Status::Cancelled("relayout", "interrupted");
     const size_t ti = static_cast<size_t>(steps[s].tensor_index);
     RETURN_IF_ERROR(ConvertOntoDevice(source, plan.tensors[ti], steps[s], device, host_ledger,
-                                      &converted[ti], &reports[s]));
+                                      &ring, &converted[ti], &reports[s]));
     if (observer != nullptr)
       observer->OnTensorConverted(reports[s], s + 1, steps.size(), ledger.Snapshot());
   }

@@ -1,22 +1,26 @@
 // ExecuteConversionOnDevice: a ConversionPlan run onto a Device, "staged
 // through host": for each tensor in plan order, allocate its final buffer on
-// the device, then either stream it from the checkpoint through a 16 MiB
-// staging chunk (a tensor the device wants in its common layout, as GPUs
-// want F16/BF16 matrices), or read it whole into a host staging buffer,
-// convert it there with the planned strategy (its scratch on the host) and
-// upload it. Device scratch is 0, so the device's peak is its weights,
-// within weights + budget whatever the device can transform itself.
-// Staging holds one tensor at a time: 16 MiB for streamed tensors, the
-// largest converted tensor otherwise (both sizes for a widening); it is
-// counted in the host ledger as kStaging, the host scratch as kScratch.
+// the device, then either stream it from the checkpoint through two 16 MiB
+// staging chunks (a tensor the device wants in its common layout, as GPUs
+// want F16/BF16 matrices: the next chunk is read while the last one
+// uploads), or read it whole into a host staging buffer, convert it there
+// with the planned strategy (its scratch on the host) and upload it. Device
+// scratch is 0, so the device's peak is its weights, within weights +
+// budget whatever the device can transform itself.
+// The two streaming chunks are pinned host memory when the device offers
+// it (Device::AllocateStaging), allocated once and kept for the whole
+// conversion; a converted tensor's staging is the tensor itself. Both are
+// counted in the host ledger as kStaging (so the staging peak is at most
+// 32 MiB, or the largest converted tensor plus the chunks), the host
+// scratch as kScratch.
 //
 // The bytes on the device equal what ExecuteConversion leaves in host
 // memory for the same plan (tested). On any error (the device's memory,
 // a read, an upload, a cancel) every buffer made so far is freed before
 // the error returns: nothing leaks, on the device or the host.
 //
-// Thread safety: as ExecuteConversion; tensors are converted one at a time
-// (the staging ring's overlap of reads and uploads is a later step).
+// Thread safety: as ExecuteConversion; tensors are converted one at a time,
+// with one reader thread per streamed tensor.
 #pragma once
 
 #include <atomic>

@@ -35,7 +35,6 @@ class DeviceConversionTest : public ::testing::Test {
     options.model_path = kModel;
     // Planned for the device (its sizes, its capacity), as `convert` does.
     options.device = "hostref";
-    options.allow_plugin_device = true;
     options.layout = "rowgroup-g8k8";  // so that every matrix is transformed
     options.budget = "1MiB";
     Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
@@ -73,8 +72,9 @@ TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
     EXPECT_EQ(std::memcmp(bytes.data(), want.buffer.data(), bytes.size()), 0) << got.name;
     largest = std::max(largest, got.buffer.size());
   }
-  // The device holds the weights and nothing else; staging held one tensor
-  // at a time; the host gave everything back.
+  // The device holds the weights and nothing else; staging held one
+  // converted tensor at a time and the two streaming chunks (each at most
+  // the largest streamed tensor); the host gave everything back.
   EXPECT_EQ(report.device, "hostref:0");
   EXPECT_EQ(load_->plan.device, "hostref:0");
   // The plan counted the device's sizes: its bound is the one measured.
@@ -84,7 +84,7 @@ TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
   EXPECT_GE(report.weights_bytes, plan().plan.weight_bytes);
   EXPECT_TRUE(report.bound_held());
   EXPECT_GT(report.staging_peak_bytes, 0u);
-  EXPECT_LE(report.staging_peak_bytes, largest);
+  EXPECT_LE(report.staging_peak_bytes, 3 * largest);
   EXPECT_EQ(host.total_current(), 0u);
 }
 
@@ -114,7 +114,7 @@ TEST(DeviceConversionNativeTest, UnconvertedTensorsStreamThroughABoundedChunk) {
     ASSERT_TRUE(device->Download(got.buffer, 0, bytes).ok());
     EXPECT_EQ(bytes, want) << got.name;
   }
-  EXPECT_LE(report.staging_peak_bytes, uint64_t{16} << 20);
+  EXPECT_LE(report.staging_peak_bytes, uint64_t{32} << 20);
   EXPECT_EQ(report.scratch_peak_bytes, 0u);
   EXPECT_EQ(host.total_current(), 0u);
 }

@@ -21,17 +21,11 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
   if (opened.device->spec() != "cpu") {
     const std::string found =
         StrCat(opened.device->spec(), " (", opened.device->info().name, ", ", opened.why, ")");
-    if (options.device != "auto" && !options.allow_plugin_device) {
-      return Status::Unimplemented(
-          "--device", StrCat(found,
-                             " opened, but conversion and generation run on the CPU in "
-                             "this version"));
-    }
-    if (options.device == "auto") {
+    if (options.device == "auto" && !opened.device->runs_forward_pass()) {
       load.device_choice =
-          StrCat(found, " found; the forward pass runs on the CPU in this version");
+          StrCat(found, " found, but its plugin lacks forward-pass ops; the CPU runs the model");
     } else {
-      load.device_choice = StrCat("asked for: ", found);
+      load.device_choice = StrCat(options.device == "auto" ? "auto: " : "asked for: ", found);
       load.device = std::move(opened.device);
     }
   } else {

@@ -20,14 +20,12 @@ namespace relayout {
 
 struct LoadOptions {
   std::string model_path;
-  // --device: auto, cpu, cuda[:N] or hostref[:N] (device_loader.h). The
-  // conversion and the forward pass run on the CPU in this version: "auto"
-  // notes a GPU plugin it finds and stays on the CPU; an explicit plugin
-  // device is opened (so its plugin is checked) and then refused.
+  // --device: auto, cpu, cuda[:N] or hostref[:N] (device_loader.h). An
+  // explicit plugin device is opened, checked and kept: the conversion runs
+  // onto it (device_conversion.h) and so does the forward pass. "auto"
+  // takes a GPU plugin's device only when the plugin runs every op of the
+  // forward pass, and otherwise stays on the CPU, saying why.
   std::string device = "auto";
-  // Keep an explicit plugin device instead of refusing it: for `convert`,
-  // whose conversion runs onto a device (device_conversion.h).
-  bool allow_plugin_device = false;
   // "auto" (preferred layouts for this CPU), "native" (keep the common
   // layout) or a layout name (docs/LAYOUTS.md).
   std::string layout = "auto";
@@ -47,7 +45,7 @@ struct PreparedLoad {
   ConversionPlan plan;
   // Why the device is the one it is ("asked for", "no GPU plugin: ...").
   std::string device_choice;
-  // The plugin device, when allow_plugin_device kept one; null: the CPU.
+  // The plugin device the model goes to; null: the CPU.
   std::unique_ptr<Device> device;
 };
 

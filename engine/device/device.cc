@@ -1,5 +1,6 @@
 #include "engine/device/device.h"
 
+#include <cstring>
 #include <utility>
 
 namespace relayout {
@@ -37,16 +38,19 @@ Status DeviceBuffer::Release() {
   return device_->Free(*this);
 }
 
-Device::Device(std::string spec, DeviceInfo info)
-    : spec_(std::move(spec)), info_(std::move(info)), ledger_(info_.total_bytes) {}
+Device::Device(std::string spec, DeviceInfo info, MemoryLedger* shared_ledger)
+    : spec_(std::move(spec)),
+      info_(std::move(info)),
+      own_ledger_(info_.total_bytes),
+      ledger_(shared_ledger != nullptr ? shared_ledger : &own_ledger_) {}
 
 Result<DeviceBuffer> Device::Allocate(uint64_t bytes, MemoryCategory category,
                                       std::string_view what) {
   const uint64_t reserved = AllocSize(bytes);
-  if (Status s = ledger_.Reserve(category, reserved); !s.ok()) return s.WithPrefix(what);
+  if (Status s = ledger_->Reserve(category, reserved); !s.ok()) return s.WithPrefix(what);
   Result<Allocation> a = DoAllocate(bytes);
   if (!a.ok()) {
-    ledger_.Release(category, reserved);
+    ledger_->Release(category, reserved);
     return a.status().WithPrefix(what);
   }
   DeviceBuffer b;
@@ -61,7 +65,8 @@ Result<DeviceBuffer> Device::Allocate(uint64_t bytes, MemoryCategory category,
 
 Status Device::Free(DeviceBuffer& buffer) {
   const Status s = DoFree(buffer.handle_);
-  ledger_.Release(buffer.category_, buffer.reserved_);
+  if (s.code() == StatusCode::kDataLoss) corrupted_frees_.fetch_add(1);
+  ledger_->Release(buffer.category_, buffer.reserved_);
   buffer.device_ = nullptr;
   buffer.handle_ = nullptr;
   buffer.host_data_ = nullptr;
@@ -83,6 +88,109 @@ Status Device::Download(const DeviceBuffer& src, uint64_t offset, std::span<std:
 Status Device::Fill(DeviceBuffer& dst, uint64_t offset, uint8_t value, uint64_t bytes) {
   RETURN_IF_ERROR(CheckRange(dst, offset, bytes, "fill"));
   return DoFill(dst.handle_, offset, value, bytes);
+}
+
+namespace {
+Status NoOp(const std::string& spec, std::string_view op) {
+  return Status::Unimplemented(spec, StrCat("this device has no ", op, " op"));
+}
+}  // namespace
+
+bool Device::MatmulSupported(const DeviceMatmulWeight&) const { return false; }
+Status Device::Matmul(const DeviceMatmulWeight&, DeviceRef, int64_t, DeviceRef) {
+  return NoOp(spec_, "matmul");
+}
+Status Device::AddRowBias(DeviceRef, int64_t, int64_t, DeviceRef) {
+  return NoOp(spec_, "add_row_bias");
+}
+Status Device::Embedding(DeviceRef, kernels::WeightType, int64_t, int64_t, std::span<const int32_t>,
+                         DeviceRef) {
+  return NoOp(spec_, "embedding");
+}
+Status Device::RmsNorm(DeviceRef, DeviceRef, int64_t, int64_t, float, DeviceRef) {
+  return NoOp(spec_, "rms_norm");
+}
+Status Device::Rope(DeviceRef, int64_t, int64_t, int64_t, int64_t, std::span<const int32_t>,
+                    DeviceRef, kernels::RopePairing) {
+  return NoOp(spec_, "rope");
+}
+Status Device::Add(DeviceRef, int64_t, DeviceRef) { return NoOp(spec_, "add"); }
+Status Device::SiluGate(DeviceRef, DeviceRef, int64_t, DeviceRef) {
+  return NoOp(spec_, "silu_gate");
+}
+Status Device::KvWrite(const kernels::PagedAttentionParams&, int64_t, DeviceRef, DeviceRef,
+                       std::span<const kernels::AttentionSpan>, DeviceRef, DeviceRef) {
+  return NoOp(spec_, "kv_write");
+}
+Status Device::Attention(const kernels::PagedAttentionParams&, int64_t, DeviceRef,
+                         std::span<const kernels::AttentionSpan>, DeviceRef, DeviceRef, DeviceRef) {
+  return NoOp(spec_, "attention");
+}
+Status Device::Argmax(DeviceRef, int64_t, int64_t, std::span<int32_t>) {
+  return NoOp(spec_, "argmax");
+}
+
+Status Device::Download(DeviceRef src, std::span<std::byte> dst) {
+  const uint64_t bytes = dst.size();
+  if (bytes > src.size) {
+    return Status::InvalidArgument("download",
+                                   StrCat(bytes, " bytes from a place holding ", src.size));
+  }
+  if (src.device == nullptr) {
+    if (bytes > 0) std::memcpy(dst.data(), src.host + src.offset, bytes);
+    return Status::OK();
+  }
+  if (src.device != this) {
+    return Status::InvalidArgument("download", StrCat("a buffer of another device than ", spec_));
+  }
+  return DoDownload(src.handle, src.offset, dst.data(), bytes);
+}
+
+StagingBuffer::StagingBuffer(StagingBuffer&& other) noexcept { *this = std::move(other); }
+
+StagingBuffer& StagingBuffer::operator=(StagingBuffer&& other) noexcept {
+  if (this != &other) {
+    Release();
+    device_ = std::exchange(other.device_, nullptr);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    pinned_ = std::exchange(other.pinned_, false);
+    fallback_ = std::move(other.fallback_);
+    ledger_ = std::exchange(other.ledger_, nullptr);
+  }
+  return *this;
+}
+
+void StagingBuffer::Release() {
+  if (pinned_ && device_ != nullptr) {
+    device_->DoHostFree(data_);
+    if (ledger_ != nullptr) ledger_->Release(MemoryCategory::kStaging, size_);
+  }
+  fallback_.Reset();
+  device_ = nullptr;
+  data_ = nullptr;
+  size_ = 0;
+  pinned_ = false;
+  ledger_ = nullptr;
+}
+
+Result<StagingBuffer> Device::AllocateStaging(uint64_t bytes, MemoryLedger* host_ledger) {
+  StagingBuffer out;
+  RETURN_IF_ERROR(host_ledger->Reserve(MemoryCategory::kStaging, bytes).WithPrefix("staging"));
+  if (Result<std::byte*> pinned = DoHostAlloc(bytes); pinned.ok()) {
+    out.device_ = this;
+    out.data_ = *pinned;
+    out.size_ = bytes;
+    out.pinned_ = true;
+    out.ledger_ = host_ledger;
+    return out;
+  }
+  host_ledger->Release(MemoryCategory::kStaging, bytes);
+  ASSIGN_OR_RETURN(out.fallback_,
+                   HostBuffer::Allocate(host_ledger, MemoryCategory::kStaging, bytes));
+  out.data_ = out.fallback_.data();
+  out.size_ = bytes;
+  return out;
 }
 
 }  // namespace relayout

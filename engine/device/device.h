@@ -18,6 +18,7 @@
 // a move-only owner. The Device must outlive every buffer it made.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -25,9 +26,58 @@
 #include <string_view>
 
 #include "engine/base/status.h"
+#include "engine/memory/host_buffer.h"
 #include "engine/memory/memory_ledger.h"
+#include "kernels/cpu/attention/paged_attention.h"
+#include "kernels/cpu/matmul/matmul.h"
+#include "kernels/cpu/ops/rope.h"
 
 namespace relayout {
+
+class Device;
+
+// A place in a device's memory that an op reads or writes: a buffer (its
+// device handle, and its host address when the host can address it) and a
+// byte offset. The CPU device also takes plain host memory (handle null),
+// e.g. weights the conversion left in HostBuffers. Non-owning.
+struct DeviceRef {
+  const Device* device = nullptr;  // null: plain host memory
+  void* handle = nullptr;
+  std::byte* host = nullptr;  // address of the buffer's byte 0, or null
+  uint64_t offset = 0;
+  uint64_t size = 0;  // bytes from offset to the buffer's end
+
+  static DeviceRef Host(const void* data, uint64_t bytes) {
+    return {nullptr, nullptr, static_cast<std::byte*>(const_cast<void*>(data)), 0, bytes};
+  }
+  // The place `bytes` further on (clamped to the end).
+  DeviceRef operator+(uint64_t bytes) const {
+    DeviceRef r = *this;
+    const uint64_t step = bytes < size ? bytes : size;
+    r.offset += step;
+    r.size -= step;
+    return r;
+  }
+  // Only for memory the host can address: the CPU device's ops.
+  float* floats() const { return reinterpret_cast<float*>(host + offset); }
+  std::byte* bytes() const { return host + offset; }
+};
+
+// A matmul weight on a device: kernels::MatmulWeight with a DeviceRef for
+// its bytes.
+struct DeviceMatmulWeight {
+  DeviceRef data;
+  kernels::WeightType type = kernels::WeightType::kF32;
+  kernels::WeightLayout layout = kernels::WeightLayout::kRowMajor;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int32_t group_rows = 1;
+  int32_t k_block = 0;
+
+  kernels::MatmulWeight OnHost() const {
+    return {data.bytes(), type, layout, rows, cols, group_rows, k_block};
+  }
+};
 
 struct DeviceInfo {
   std::string name;               // "CPU", "host reference", "NVIDIA H200"
@@ -38,8 +88,6 @@ struct DeviceInfo {
   int compute_major = 0;          // CUDA compute capability, else 0
   int compute_minor = 0;
 };
-
-class Device;
 
 class DeviceBuffer {
  public:
@@ -62,6 +110,10 @@ class DeviceBuffer {
   // null otherwise and when empty.
   std::byte* host_data() const { return host_data_; }
   void* handle() const { return handle_; }
+  // The buffer's bytes from `offset`, for the device's ops.
+  DeviceRef ref(uint64_t offset = 0) const {
+    return DeviceRef{device_, handle_, host_data_, 0, size_} + offset;
+  }
 
  private:
   friend class Device;
@@ -71,6 +123,32 @@ class DeviceBuffer {
   uint64_t size_ = 0;
   uint64_t reserved_ = 0;  // in the device's ledger
   MemoryCategory category_ = MemoryCategory::kWeights;
+};
+
+// Host memory a device copies from fastest: pinned (page-locked) when the
+// device's plugin offers it, else an ordinary HostBuffer. Counted in a host
+// ledger (not the device's) as kStaging while it lives. Move-only owner.
+class StagingBuffer {
+ public:
+  StagingBuffer() = default;
+  ~StagingBuffer() { Release(); }
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+  StagingBuffer(StagingBuffer&& other) noexcept;
+  StagingBuffer& operator=(StagingBuffer&& other) noexcept;
+
+  std::span<std::byte> span() const { return {data_, size_}; }
+  bool pinned() const { return pinned_; }
+  void Release();
+
+ private:
+  friend class Device;
+  Device* device_ = nullptr;  // set when pinned: its host_free frees it
+  std::byte* data_ = nullptr;
+  uint64_t size_ = 0;
+  bool pinned_ = false;
+  HostBuffer fallback_;
+  MemoryLedger* ledger_ = nullptr;  // the reservation of a pinned buffer
 };
 
 class Device {
@@ -83,8 +161,14 @@ class Device {
   // "cuda:0".
   const std::string& spec() const { return spec_; }
   const DeviceInfo& info() const { return info_; }
-  MemoryLedger& ledger() { return ledger_; }
-  const MemoryLedger& ledger() const { return ledger_; }
+  // The info as the device reports it now (free_bytes changes); info() on
+  // failure or for a device that cannot tell.
+  virtual DeviceInfo QueryInfo() const { return info_; }
+  // Buffers whose free found a write outside them (DataLoss), including
+  // those freed by a destructor, which cannot return the error.
+  uint64_t corrupted_frees() const { return corrupted_frees_.load(); }
+  MemoryLedger& ledger() { return *ledger_; }
+  const MemoryLedger& ledger() const { return *ledger_; }
 
   // The bytes an allocation of `bytes` takes on this device.
   virtual uint64_t AllocSize(uint64_t bytes) const = 0;
@@ -95,6 +179,11 @@ class Device {
   // tensor's or a request's name).
   Result<DeviceBuffer> Allocate(uint64_t bytes, MemoryCategory category, std::string_view what);
 
+  // `bytes` of staging for uploads, counted in host_ledger as kStaging:
+  // pinned when the device offers it, else ordinary host memory. Errors:
+  // the ledger's ResourceExhausted.
+  Result<StagingBuffer> AllocateStaging(uint64_t bytes, MemoryLedger* host_ledger);
+
   // Synchronous copies and a fill; InvalidArgument when the range is
   // outside the buffer (nothing copied).
   Status Upload(DeviceBuffer& dst, uint64_t offset, std::span<const std::byte> src);
@@ -102,9 +191,55 @@ class Device {
   Status Fill(DeviceBuffer& dst, uint64_t offset, uint8_t value, uint64_t bytes);
   virtual Status Synchronize() { return Status::OK(); }
 
+  // ---- The ops of a Llama forward pass (kernels/device_abi.h states each
+  // contract). Every operand is on this device; a device that lacks an op
+  // answers Unimplemented naming it, and a refused argument is
+  // InvalidArgument or Internal (a bug of the caller). float operands are
+  // row-major float32. Ops may run asynchronously: Download and
+  // Synchronize wait for them.
+
+  // Whether Matmul runs this weight.
+  virtual bool MatmulSupported(const DeviceMatmulWeight& w) const;
+  // y[tokens, w.rows] = x[tokens, w.cols] * W^T.
+  virtual Status Matmul(const DeviceMatmulWeight& w, DeviceRef x, int64_t tokens, DeviceRef y);
+  // y[r, :] += bias for each of rows rows of cols floats.
+  virtual Status AddRowBias(DeviceRef bias, int64_t rows, int64_t cols, DeviceRef y);
+  // out[i] = row tokens[i] of table [vocab, dim] of `type`, as floats.
+  virtual Status Embedding(DeviceRef table, kernels::WeightType type, int64_t vocab, int64_t dim,
+                           std::span<const int32_t> tokens, DeviceRef out);
+  virtual Status RmsNorm(DeviceRef x, DeviceRef weight, int64_t rows, int64_t dim, float eps,
+                         DeviceRef out);
+  // RoPE in place on x [rows, heads * head_dim], row r at positions[r].
+  virtual Status Rope(DeviceRef x, int64_t rows, int64_t heads, int64_t head_dim, int64_t rope_dim,
+                      std::span<const int32_t> positions, DeviceRef inv_freq,
+                      kernels::RopePairing pairing);
+  // dst[i] += src[i].
+  virtual Status Add(DeviceRef src, int64_t n, DeviceRef dst);
+  // out[i] = silu(gate[i]) * up[i].
+  virtual Status SiluGate(DeviceRef gate, DeviceRef up, int64_t n, DeviceRef out);
+  // The spans' K and V rows into the paged pools of pool_blocks blocks.
+  virtual Status KvWrite(const kernels::PagedAttentionParams& p, int64_t pool_blocks, DeviceRef k,
+                         DeviceRef v, std::span<const kernels::AttentionSpan> spans,
+                         DeviceRef k_pool, DeviceRef v_pool);
+  // Causal paged attention of q's rows over the pools into out.
+  virtual Status Attention(const kernels::PagedAttentionParams& p, int64_t pool_blocks, DeviceRef q,
+                           std::span<const kernels::AttentionSpan> spans, DeviceRef k_pool,
+                           DeviceRef v_pool, DeviceRef out);
+  // out[r] = the first index of row r's maximum.
+  virtual Status Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<int32_t> out);
+  // Whether every op of the forward pass is there (a plugin may lack some).
+  virtual bool runs_forward_pass() const { return false; }
+  // Whether the ops also take plain host memory (DeviceRef::Host): the CPU.
+  virtual bool accepts_host_memory() const { return false; }
+  // Copies bytes from a place on this device (or host memory) to the host.
+  Status Download(DeviceRef src, std::span<std::byte> dst);
+
  protected:
-  // `info.total_bytes` becomes the ledger's capacity.
-  Device(std::string spec, DeviceInfo info);
+  // `info.total_bytes` becomes the ledger's capacity, unless `shared_ledger`
+  // (not owned, outlives the device) is given: then buffers are counted
+  // there, with whatever else shares it (the CPU device of a process whose
+  // one ledger counts weights, KV cache and activations together).
+  Device(std::string spec, DeviceInfo info, MemoryLedger* shared_ledger = nullptr);
 
   // The device's side of the operations above; ranges are already checked.
   struct Allocation {
@@ -116,9 +251,15 @@ class Device {
   virtual Status DoUpload(void* handle, uint64_t offset, const std::byte* src, uint64_t bytes) = 0;
   virtual Status DoDownload(void* handle, uint64_t offset, std::byte* dst, uint64_t bytes) = 0;
   virtual Status DoFill(void* handle, uint64_t offset, uint8_t value, uint64_t bytes) = 0;
+  // Pinned host memory, or null (Unimplemented) when the device has none.
+  virtual Result<std::byte*> DoHostAlloc(uint64_t /*bytes*/) {
+    return Status::Unimplemented(spec_, "no pinned host memory");
+  }
+  virtual void DoHostFree(std::byte* /*data*/) {}
 
  private:
   friend class DeviceBuffer;
+  friend class StagingBuffer;
   Status Free(DeviceBuffer& buffer);
   // InvalidArgument unless [offset, offset + bytes) lies in a buffer of
   // this device.
@@ -127,7 +268,9 @@ class Device {
 
   const std::string spec_;
   const DeviceInfo info_;
-  MemoryLedger ledger_;
+  MemoryLedger own_ledger_;
+  MemoryLedger* const ledger_;
+  std::atomic<uint64_t> corrupted_frees_{0};
 };
 
 }  // namespace relayout

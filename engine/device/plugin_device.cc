@@ -120,4 +120,211 @@ Status PluginDevice::DoFill(void* handle, uint64_t offset, uint8_t value, uint64
   return Check(api_.fill(device_, static_cast<rl_buffer*>(handle), offset, value, bytes), "fill");
 }
 
+Result<std::byte*> PluginDevice::DoHostAlloc(uint64_t bytes) {
+  if (api_.host_alloc == nullptr || api_.host_free == nullptr) {
+    return Status::Unimplemented(spec(), "no pinned host memory");
+  }
+  void* p = nullptr;
+  RETURN_IF_ERROR(Check(api_.host_alloc(device_, bytes, &p), "pinned host allocation"));
+  return static_cast<std::byte*>(p);
+}
+
+void PluginDevice::DoHostFree(std::byte* data) { api_.host_free(device_, data); }
+
+Result<rl_ref> PluginDevice::Ref(const DeviceRef& r, std::string_view op) const {
+  if (r.device != this || r.handle == nullptr) {
+    return Status::InvalidArgument(StrCat(spec(), ": ", op),
+                                   "an operand is not in a buffer of this device");
+  }
+  return rl_ref{static_cast<rl_buffer*>(r.handle), r.offset};
+}
+
+Status PluginDevice::Missing(std::string_view op) const {
+  return Status::Unimplemented(spec(), StrCat("the ", api_.name, " plugin has no ", op, " op"));
+}
+
+namespace {
+
+int32_t DType(kernels::WeightType t) {
+  switch (t) {
+    case kernels::WeightType::kF32:
+      return RL_DTYPE_F32;
+    case kernels::WeightType::kF16:
+      return RL_DTYPE_F16;
+    case kernels::WeightType::kBF16:
+      return RL_DTYPE_BF16;
+    case kernels::WeightType::kQ8_0:
+      return RL_DTYPE_Q8_0;
+    case kernels::WeightType::kQ4_0:
+      return RL_DTYPE_Q4_0;
+    case kernels::WeightType::kQ4_1:
+      return RL_DTYPE_Q4_1;
+  }
+  return -1;
+}
+
+int32_t LayoutCode(kernels::WeightLayout l) {
+  switch (l) {
+    case kernels::WeightLayout::kRowMajor:
+      return RL_LAYOUT_ROW_MAJOR;
+    case kernels::WeightLayout::kRowGroup:
+      return RL_LAYOUT_ROW_GROUP;
+    case kernels::WeightLayout::kQuantRowGroup:
+      return RL_LAYOUT_QUANT_ROW_GROUP;
+    case kernels::WeightLayout::kBf16KPair:
+      return RL_LAYOUT_BF16_KPAIR;
+  }
+  return -1;
+}
+
+rl_matmul_weight RawWeight(const DeviceMatmulWeight& w, rl_ref data) {
+  return rl_matmul_weight{data,         DType(w.type), LayoutCode(w.layout), w.rows, w.cols,
+                          w.group_rows, w.k_block};
+}
+
+rl_attention_params RawParams(const kernels::PagedAttentionParams& p, int64_t pool_blocks) {
+  return rl_attention_params{static_cast<int32_t>(p.n_heads),
+                             static_cast<int32_t>(p.n_kv_heads),
+                             static_cast<int32_t>(p.head_dim),
+                             static_cast<int32_t>(p.block_size),
+                             p.scale,
+                             p.kv_elem == kernels::KvElem::kF16 ? RL_KV_F16 : RL_KV_F32,
+                             pool_blocks};
+}
+
+}  // namespace
+
+DeviceInfo PluginDevice::QueryInfo() const {
+  rl_device_info raw{};
+  if (api_.device_info(device_, &raw) != RL_OK) return info();
+  DeviceInfo now = info();
+  now.total_bytes = raw.total_bytes;
+  now.free_bytes = raw.free_bytes;
+  return now;
+}
+
+bool PluginDevice::runs_forward_pass() const {
+  const rl_device_api& a = api_;
+  return a.matmul_supported && a.matmul && a.add_row_bias && a.embedding && a.rms_norm && a.rope &&
+         a.add && a.silu_gate && a.kv_write && a.attention;
+}
+
+bool PluginDevice::MatmulSupported(const DeviceMatmulWeight& w) const {
+  if (api_.matmul_supported == nullptr || api_.matmul == nullptr) return false;
+  const rl_matmul_weight raw = RawWeight(w, rl_ref{nullptr, 0});
+  return api_.matmul_supported(device_, &raw) != 0;
+}
+
+Status PluginDevice::Matmul(const DeviceMatmulWeight& w, DeviceRef x, int64_t tokens, DeviceRef y) {
+  if (api_.matmul == nullptr) return Missing("matmul");
+  ASSIGN_OR_RETURN(rl_ref data, Ref(w.data, "matmul"));
+  ASSIGN_OR_RETURN(rl_ref rx, Ref(x, "matmul"));
+  ASSIGN_OR_RETURN(rl_ref ry, Ref(y, "matmul"));
+  const rl_matmul_weight raw = RawWeight(w, data);
+  return Check(api_.matmul(device_, &raw, rx, tokens, ry), "matmul");
+}
+
+Status PluginDevice::AddRowBias(DeviceRef bias, int64_t rows, int64_t cols, DeviceRef y) {
+  if (api_.add_row_bias == nullptr) return Missing("add_row_bias");
+  ASSIGN_OR_RETURN(rl_ref rb, Ref(bias, "add_row_bias"));
+  ASSIGN_OR_RETURN(rl_ref ry, Ref(y, "add_row_bias"));
+  return Check(api_.add_row_bias(device_, rb, rows, cols, ry), "add_row_bias");
+}
+
+Status PluginDevice::Embedding(DeviceRef table, kernels::WeightType type, int64_t vocab,
+                               int64_t dim, std::span<const int32_t> tokens, DeviceRef out) {
+  if (api_.embedding == nullptr) return Missing("embedding");
+  ASSIGN_OR_RETURN(rl_ref rt, Ref(table, "embedding"));
+  ASSIGN_OR_RETURN(rl_ref ro, Ref(out, "embedding"));
+  return Check(api_.embedding(device_, rt, DType(type), vocab, dim, tokens.data(),
+                              static_cast<int64_t>(tokens.size()), ro),
+               "embedding");
+}
+
+Status PluginDevice::RmsNorm(DeviceRef x, DeviceRef weight, int64_t rows, int64_t dim, float eps,
+                             DeviceRef out) {
+  if (api_.rms_norm == nullptr) return Missing("rms_norm");
+  ASSIGN_OR_RETURN(rl_ref rx, Ref(x, "rms_norm"));
+  ASSIGN_OR_RETURN(rl_ref rw, Ref(weight, "rms_norm"));
+  ASSIGN_OR_RETURN(rl_ref ro, Ref(out, "rms_norm"));
+  return Check(api_.rms_norm(device_, rx, rw, rows, dim, eps, ro), "rms_norm");
+}
+
+Status PluginDevice::Rope(DeviceRef x, int64_t rows, int64_t heads, int64_t head_dim,
+                          int64_t rope_dim, std::span<const int32_t> positions, DeviceRef inv_freq,
+                          kernels::RopePairing pairing) {
+  if (api_.rope == nullptr) return Missing("rope");
+  if (positions.size() < static_cast<size_t>(rows)) {
+    return Status::InvalidArgument(StrCat(spec(), ": rope"), "fewer positions than rows");
+  }
+  ASSIGN_OR_RETURN(rl_ref rx, Ref(x, "rope"));
+  ASSIGN_OR_RETURN(rl_ref rf, Ref(inv_freq, "rope"));
+  return Check(
+      api_.rope(device_, rx, rows, static_cast<int32_t>(heads), static_cast<int32_t>(head_dim),
+                static_cast<int32_t>(rope_dim), positions.data(), rf,
+                pairing == kernels::RopePairing::kHalves ? RL_ROPE_HALVES : RL_ROPE_INTERLEAVED),
+      "rope");
+}
+
+Status PluginDevice::Add(DeviceRef src, int64_t n, DeviceRef dst) {
+  if (api_.add == nullptr) return Missing("add");
+  ASSIGN_OR_RETURN(rl_ref rs, Ref(src, "add"));
+  ASSIGN_OR_RETURN(rl_ref rd, Ref(dst, "add"));
+  return Check(api_.add(device_, rs, n, rd), "add");
+}
+
+Status PluginDevice::SiluGate(DeviceRef gate, DeviceRef up, int64_t n, DeviceRef out) {
+  if (api_.silu_gate == nullptr) return Missing("silu_gate");
+  ASSIGN_OR_RETURN(rl_ref rg, Ref(gate, "silu_gate"));
+  ASSIGN_OR_RETURN(rl_ref ru, Ref(up, "silu_gate"));
+  ASSIGN_OR_RETURN(rl_ref ro, Ref(out, "silu_gate"));
+  return Check(api_.silu_gate(device_, rg, ru, n, ro), "silu_gate");
+}
+
+Status PluginDevice::KvWrite(const kernels::PagedAttentionParams& p, int64_t pool_blocks,
+                             DeviceRef k, DeviceRef v,
+                             std::span<const kernels::AttentionSpan> spans, DeviceRef k_pool,
+                             DeviceRef v_pool) {
+  if (api_.kv_write == nullptr) return Missing("kv_write");
+  ASSIGN_OR_RETURN(rl_ref rk, Ref(k, "kv_write"));
+  ASSIGN_OR_RETURN(rl_ref rv, Ref(v, "kv_write"));
+  ASSIGN_OR_RETURN(rl_ref rkp, Ref(k_pool, "kv_write"));
+  ASSIGN_OR_RETURN(rl_ref rvp, Ref(v_pool, "kv_write"));
+  spans_.clear();
+  for (const kernels::AttentionSpan& s : spans) {
+    spans_.push_back({s.first_row, s.rows, s.start_position, s.block_table});
+  }
+  const rl_attention_params raw = RawParams(p, pool_blocks);
+  return Check(api_.kv_write(device_, &raw, rk, rv, spans_.data(),
+                             static_cast<int64_t>(spans_.size()), rkp, rvp),
+               "kv_write");
+}
+
+Status PluginDevice::Attention(const kernels::PagedAttentionParams& p, int64_t pool_blocks,
+                               DeviceRef q, std::span<const kernels::AttentionSpan> spans,
+                               DeviceRef k_pool, DeviceRef v_pool, DeviceRef out) {
+  if (api_.attention == nullptr) return Missing("attention");
+  ASSIGN_OR_RETURN(rl_ref rq, Ref(q, "attention"));
+  ASSIGN_OR_RETURN(rl_ref rkp, Ref(k_pool, "attention"));
+  ASSIGN_OR_RETURN(rl_ref rvp, Ref(v_pool, "attention"));
+  ASSIGN_OR_RETURN(rl_ref ro, Ref(out, "attention"));
+  spans_.clear();
+  for (const kernels::AttentionSpan& s : spans) {
+    spans_.push_back({s.first_row, s.rows, s.start_position, s.block_table});
+  }
+  const rl_attention_params raw = RawParams(p, pool_blocks);
+  return Check(api_.attention(device_, &raw, rq, spans_.data(), static_cast<int64_t>(spans_.size()),
+                              rkp, rvp, ro),
+               "attention");
+}
+
+Status PluginDevice::Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<int32_t> out) {
+  if (api_.argmax == nullptr) return Missing("argmax");
+  if (out.size() < static_cast<size_t>(rows)) {
+    return Status::InvalidArgument(StrCat(spec(), ": argmax"), "output shorter than rows");
+  }
+  ASSIGN_OR_RETURN(rl_ref rx, Ref(x, "argmax"));
+  return Check(api_.argmax(device_, rx, rows, cols, out.data()), "argmax");
+}
+
 }  // namespace relayout

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/base/status.h"
 #include "engine/device/device.h"
@@ -53,6 +54,28 @@ class PluginDevice final : public Device {
   uint64_t AllocSize(uint64_t bytes) const override;
   Status Synchronize() override;
 
+  bool runs_forward_pass() const override;
+  DeviceInfo QueryInfo() const override;
+  bool MatmulSupported(const DeviceMatmulWeight& w) const override;
+  Status Matmul(const DeviceMatmulWeight& w, DeviceRef x, int64_t tokens, DeviceRef y) override;
+  Status AddRowBias(DeviceRef bias, int64_t rows, int64_t cols, DeviceRef y) override;
+  Status Embedding(DeviceRef table, kernels::WeightType type, int64_t vocab, int64_t dim,
+                   std::span<const int32_t> tokens, DeviceRef out) override;
+  Status RmsNorm(DeviceRef x, DeviceRef weight, int64_t rows, int64_t dim, float eps,
+                 DeviceRef out) override;
+  Status Rope(DeviceRef x, int64_t rows, int64_t heads, int64_t head_dim, int64_t rope_dim,
+              std::span<const int32_t> positions, DeviceRef inv_freq,
+              kernels::RopePairing pairing) override;
+  Status Add(DeviceRef src, int64_t n, DeviceRef dst) override;
+  Status SiluGate(DeviceRef gate, DeviceRef up, int64_t n, DeviceRef out) override;
+  Status KvWrite(const kernels::PagedAttentionParams& p, int64_t pool_blocks, DeviceRef k,
+                 DeviceRef v, std::span<const kernels::AttentionSpan> spans, DeviceRef k_pool,
+                 DeviceRef v_pool) override;
+  Status Attention(const kernels::PagedAttentionParams& p, int64_t pool_blocks, DeviceRef q,
+                   std::span<const kernels::AttentionSpan> spans, DeviceRef k_pool,
+                   DeviceRef v_pool, DeviceRef out) override;
+  Status Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<int32_t> out) override;
+
  private:
   PluginDevice(std::shared_ptr<const PluginLibrary> library, rl_device* device, std::string spec,
                DeviceInfo info);
@@ -61,12 +84,19 @@ class PluginDevice final : public Device {
   Status DoUpload(void* handle, uint64_t offset, const std::byte* src, uint64_t bytes) override;
   Status DoDownload(void* handle, uint64_t offset, std::byte* dst, uint64_t bytes) override;
   Status DoFill(void* handle, uint64_t offset, uint8_t value, uint64_t bytes) override;
+  Result<std::byte*> DoHostAlloc(uint64_t bytes) override;
+  void DoHostFree(std::byte* data) override;
   // A Status from a plugin's code and its last_error.
   Status Check(rl_status code, std::string_view what) const;
+  // The operand as the plugin names it; InvalidArgument for memory that is
+  // not one of this device's buffers.
+  Result<rl_ref> Ref(const DeviceRef& r, std::string_view op) const;
+  Status Missing(std::string_view op) const;
 
   std::shared_ptr<const PluginLibrary> library_;
   const rl_device_api& api_;
   rl_device* device_;
+  std::vector<rl_attention_span> spans_;  // reused per call
 };
 
 }  // namespace relayout

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "engine/device/cpu_device.h"
 #include "kernels/cpu/attention/paged_attention.h"
 
 namespace relayout {
@@ -20,6 +21,15 @@ uint64_t KvCacheShape::BytesForTokens(int64_t tokens) const {
 
 Result<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape, uint64_t budget_bytes,
                                                  MemoryLedger* ledger) {
+  auto device = std::make_unique<CpuDevice>(ledger, nullptr);
+  Device* d = device.get();
+  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, Create(shape, budget_bytes, d));
+  cache->own_device_ = std::move(device);
+  return cache;
+}
+
+Result<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape, uint64_t budget_bytes,
+                                                 Device* device) {
   if (shape.num_layers <= 0 || shape.num_kv_heads <= 0 || shape.head_dim <= 0 ||
       shape.block_size <= 0) {
     return Status::InvalidArgument("kv cache",
@@ -39,17 +49,21 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape, uint
         "kv cache", StrCat("budget of ", budget_bytes, " bytes holds no block of ", block_bytes,
                            " bytes (", shape.block_size, " tokens)"));
   }
-  ASSIGN_OR_RETURN(HostBuffer pool, HostBuffer::Allocate(ledger, MemoryCategory::kKvCache,
-                                                         num_blocks * block_bytes));
+  ASSIGN_OR_RETURN(DeviceBuffer pool, device->Allocate(num_blocks * block_bytes,
+                                                       MemoryCategory::kKvCache, "kv cache"));
   return std::unique_ptr<KvCache>(
-      new KvCache(shape, static_cast<int64_t>(num_blocks), std::move(pool)));
+      new KvCache(shape, static_cast<int64_t>(num_blocks), std::move(pool), nullptr));
 }
 
-KvCache::KvCache(const KvCacheShape& shape, int64_t num_blocks, HostBuffer pool)
+KvCache::~KvCache() = default;
+
+KvCache::KvCache(const KvCacheShape& shape, int64_t num_blocks, DeviceBuffer pool,
+                 std::unique_ptr<Device> own_device)
     : shape_(shape),
       num_blocks_(num_blocks),
       layer_bytes_(num_blocks * shape.block_size * shape.kv_dim() *
                    static_cast<int64_t>(shape.elem_bytes())),
+      own_device_(std::move(own_device)),
       pool_(std::move(pool)) {
   free_.reserve(static_cast<size_t>(num_blocks));
   // Lowest ids on top of the stack, so a fresh cache hands out 0, 1, 2...

@@ -1,7 +1,8 @@
 // KvCache: the paged key/value cache of a decoder's sequences.
 //
-// The pool is num_blocks blocks of block_size token slots, drawn once from a
-// MemoryLedger (category kKvCache) and never grown. A block holds its slots'
+// The pool is num_blocks blocks of block_size token slots, one buffer on the
+// model's Device (category kKvCache in its ledger), allocated once and
+// never grown. A block holds its slots'
 // keys and values for every layer, so one block table per sequence serves all
 // layers. Per layer the pool is two regions, keys then values, each
 // [num_blocks, block_size, num_kv_heads * head_dim] floats: the shape
@@ -24,7 +25,7 @@
 #include <vector>
 
 #include "engine/base/status.h"
-#include "engine/memory/host_buffer.h"
+#include "engine/device/device.h"
 #include "engine/memory/memory_ledger.h"
 
 namespace relayout {
@@ -56,10 +57,16 @@ class KvCache {
  public:
   // A pool of budget_bytes / shape.BlockBytes() blocks. InvalidArgument when
   // a dimension is not positive, block_size exceeds the attention kernel's
-  // limit, or the budget holds no block; the ledger's ResourceExhausted when
-  // the pool does not fit. The ledger must outlive the cache.
+  // limit, or the budget holds no block; the device's ResourceExhausted
+  // ("kv cache: ...") when the pool does not fit. The device must outlive
+  // the cache.
+  static Result<std::unique_ptr<KvCache>> Create(const KvCacheShape& shape, uint64_t budget_bytes,
+                                                 Device* device);
+  // The same in host memory counted in `ledger` (a CPU device of its own;
+  // the ledger must outlive the cache).
   static Result<std::unique_ptr<KvCache>> Create(const KvCacheShape& shape, uint64_t budget_bytes,
                                                  MemoryLedger* ledger);
+  ~KvCache();
 
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -86,10 +93,14 @@ class KvCache {
   // next Reserve, SetLength or Release of that sequence.
   std::span<const int32_t> block_table(SequenceId id) const;
 
-  // Layer l's key and value pools, of shape().dtype elements.
-  // REQUIRES: 0 <= layer < num_layers.
-  void* keys(int64_t layer) { return pool_.data() + (2 * layer) * layer_bytes_; }
-  void* values(int64_t layer) { return pool_.data() + (2 * layer + 1) * layer_bytes_; }
+  // Layer l's key and value pools, of shape().dtype elements, on the
+  // cache's device. REQUIRES: 0 <= layer < num_layers.
+  DeviceRef keys(int64_t layer) const {
+    return pool_.ref(static_cast<uint64_t>(2 * layer * layer_bytes_));
+  }
+  DeviceRef values(int64_t layer) const {
+    return pool_.ref(static_cast<uint64_t>((2 * layer + 1) * layer_bytes_));
+  }
 
   const KvCacheShape& shape() const { return shape_; }
   int64_t block_size() const { return shape_.block_size; }
@@ -103,15 +114,17 @@ class KvCache {
     int64_t length = 0;
     std::vector<int32_t> blocks;
   };
-  KvCache(const KvCacheShape& shape, int64_t num_blocks, HostBuffer pool);
+  KvCache(const KvCacheShape& shape, int64_t num_blocks, DeviceBuffer pool,
+          std::unique_ptr<Device> own_device);
   int64_t BlocksFor(int64_t tokens) const {
     return (tokens + shape_.block_size - 1) / shape_.block_size;
   }
 
   KvCacheShape shape_;
   int64_t num_blocks_ = 0;
-  int64_t layer_bytes_ = 0;  // bytes of one layer's K (or V) region
-  HostBuffer pool_;
+  int64_t layer_bytes_ = 0;             // bytes of one layer's K (or V) region
+  std::unique_ptr<Device> own_device_;  // declared before pool_: freed after it
+  DeviceBuffer pool_;
   std::vector<int32_t> free_;  // a stack of free block ids
   std::unordered_map<SequenceId, Sequence> sequences_;
   SequenceId next_id_ = 1;

@@ -102,8 +102,10 @@ TEST(KvCacheTest, LayerPoolsDoNotOverlap) {
     shape.dtype = dtype;
     MemoryLedger ledger;
     auto cache = std::move(*KvCache::Create(shape, 3 * shape.BlockBytes(), &ledger));
-    const auto at = [&](void* p) {
-      return static_cast<std::byte*>(p) - static_cast<std::byte*>(cache->keys(0));
+    const auto at = [&](const DeviceRef& r) {
+      EXPECT_EQ(r.host, cache->keys(0).host);  // one buffer
+      return static_cast<std::ptrdiff_t>(r.offset) -
+             static_cast<std::ptrdiff_t>(cache->keys(0).offset);
     };
     const std::ptrdiff_t layer_bytes =
         3 * 16 * 12 * static_cast<std::ptrdiff_t>(shape.elem_bytes());

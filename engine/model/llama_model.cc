@@ -2,33 +2,28 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <functional>
 
+#include "engine/device/cpu_device.h"
 #include "kernels/cpu/attention/paged_attention.h"
-#include "kernels/cpu/layout/widen.h"
-#include "kernels/cpu/ops/add.h"
 #include "kernels/cpu/ops/embedding.h"
-#include "kernels/cpu/ops/rmsnorm.h"
-#include "kernels/cpu/ops/silu_gate.h"
 
 namespace relayout {
 
 struct LlamaModel::Workspace {
   int64_t tokens = 0;      // row capacity
   int64_t logit_rows = 0;  // logits row capacity
-  HostBuffer buffer;
-  float* x = nullptr;       // [tokens, hidden] the residual stream
-  float* h = nullptr;       // [tokens, hidden] normalized input of a block
-  float* q = nullptr;       // [tokens, q_dim]
-  float* k = nullptr;       // [tokens, kv_dim]
-  float* v = nullptr;       // [tokens, kv_dim]
-  float* att = nullptr;     // [tokens, q_dim]
-  float* gate = nullptr;    // [tokens, ffn]
-  float* up = nullptr;      // [tokens, ffn]
-  float* out = nullptr;     // [tokens, hidden] a block's output before the residual add
-  float* final = nullptr;   // [logit_rows, hidden]
-  float* logits = nullptr;  // [logit_rows, vocab]
+  DeviceBuffer buffer;
+  DeviceRef x;       // [tokens, hidden] the residual stream
+  DeviceRef h;       // [tokens, hidden] normalized input of a block
+  DeviceRef q;       // [tokens, q_dim]
+  DeviceRef k;       // [tokens, kv_dim]
+  DeviceRef v;       // [tokens, kv_dim]
+  DeviceRef att;     // [tokens, q_dim]
+  DeviceRef gate;    // [tokens, ffn]
+  DeviceRef up;      // [tokens, ffn]
+  DeviceRef out;     // [tokens, hidden] a block's output before the residual add
+  DeviceRef final;   // [logit_rows, hidden]
+  DeviceRef logits;  // [logit_rows, vocab]
   std::vector<int32_t> tokens_in;
   std::vector<int32_t> positions;
   std::vector<kernels::AttentionSpan> spans;
@@ -36,8 +31,8 @@ struct LlamaModel::Workspace {
 
 namespace {
 
-Result<kernels::WeightType> WeightTypeFor(const LoadedTensor& t) {
-  switch (t.dtype) {
+Result<kernels::WeightType> WeightTypeFor(const std::string& name, DType dtype) {
+  switch (dtype) {
     case DType::kF32:
       return kernels::WeightType::kF32;
     case DType::kF16:
@@ -52,26 +47,8 @@ Result<kernels::WeightType> WeightTypeFor(const LoadedTensor& t) {
       return kernels::WeightType::kQ4_1;
     default:
       return Status::Unimplemented(
-          t.name, StrCat("dtype ", DTypeName(t.dtype), " is not supported by the CPU kernels"));
+          name, StrCat("dtype ", DTypeName(dtype), " is not supported by the model's kernels"));
   }
-}
-
-// A 1-D tensor (norm, bias, frequency factors) as floats.
-Result<std::vector<float>> ToFloats(const LoadedTensor& t) {
-  ASSIGN_OR_RETURN(kernels::WeightType type, WeightTypeFor(t));
-  const std::optional<uint64_t> n = ElementCount(t.shape);
-  if (!n || *n == 0 || !t.layout.IsCommon()) {
-    return Status::DataLoss(t.name, StrCat("expected a vector in its common layout, got ",
-                                           ShapeToString(t.shape), " ", t.layout.Name()));
-  }
-  std::vector<float> out(*n);
-  const int32_t zero = 0;
-  if (!kernels::EmbeddingRows(t.buffer.data(), type, 1, static_cast<int64_t>(*n), &zero, 1,
-                              out.data())) {
-    return Status::Unimplemented(
-        t.name, StrCat("cannot read ", DTypeName(t.dtype), " vector of ", *n, " elements"));
-  }
-  return out;
 }
 
 kernels::RopeScalingKind ScalingKind(RopeScalingType type) {
@@ -86,144 +63,220 @@ kernels::RopeScalingKind ScalingKind(RopeScalingType type) {
   return kernels::RopeScalingKind::kNone;
 }
 
-// Runs fn(first_row, rows) over [0, rows) in chunks across the pool: the
-// elementwise steps (norms, RoPE, SiLU, residuals) would otherwise run on one
-// core while the matmuls use all of them, which caps a prefill's speed-up.
-void ForRows(kernels::ThreadPool* pool, int64_t rows,
-             const std::function<void(int64_t, int64_t)>& fn) {
-  if (pool == nullptr || rows < 2) {
-    fn(0, rows);
-    return;
-  }
-  pool->RunRanges(rows, 1, [&](int64_t begin, int64_t end) { fn(begin, end - begin); });
+// Row `row` of a matrix of `width` floats.
+DeviceRef Row(const DeviceRef& m, int64_t row, int64_t width) {
+  return m + static_cast<uint64_t>(row * width) * sizeof(float);
 }
 
 }  // namespace
 
-Result<kernels::MatmulWeight> MatmulWeightFor(const LoadedTensor& t) {
-  if (t.shape.size() != 2) {
-    return Status::Unimplemented(
-        t.name, StrCat("a matmul weight must be 2-D, got ", ShapeToString(t.shape)));
+Result<DeviceMatmulWeight> MatmulWeightFor(const std::string& name, DType dtype,
+                                           const std::vector<int64_t>& shape, const Layout& layout,
+                                           DeviceRef data) {
+  if (shape.size() != 2) {
+    return Status::Unimplemented(name,
+                                 StrCat("a matmul weight must be 2-D, got ", ShapeToString(shape)));
   }
-  kernels::MatmulWeight w;
-  ASSIGN_OR_RETURN(w.type, WeightTypeFor(t));
-  w.data = t.buffer.data();
-  w.rows = t.shape[0];
-  w.cols = t.shape[1];
-  switch (t.layout.kind) {
+  DeviceMatmulWeight w;
+  w.data = data;
+  ASSIGN_OR_RETURN(w.type, WeightTypeFor(name, dtype));
+  w.rows = shape[0];
+  w.cols = shape[1];
+  switch (layout.kind) {
     case LayoutKind::kRowMajor:
     case LayoutKind::kGgufBlocks:
-    case LayoutKind::kWidenedF32:  // F32 row-major (LoadedTensor.dtype is F32)
+    case LayoutKind::kWidenedF32:  // F32 row-major (the tensor's dtype is F32)
       w.layout = kernels::WeightLayout::kRowMajor;
       break;
     case LayoutKind::kRowGroupInterleave:
       w.layout = kernels::WeightLayout::kRowGroup;
-      w.group_rows = static_cast<int32_t>(t.layout.group_rows);
-      w.k_block = static_cast<int32_t>(t.layout.k_block);
+      w.group_rows = static_cast<int32_t>(layout.group_rows);
+      w.k_block = static_cast<int32_t>(layout.k_block);
       break;
     case LayoutKind::kQuantRowGroupInterleave:
       w.layout = kernels::WeightLayout::kQuantRowGroup;
-      w.group_rows = static_cast<int32_t>(t.layout.group_rows);
+      w.group_rows = static_cast<int32_t>(layout.group_rows);
       break;
     case LayoutKind::kBf16KPair:
       w.layout = kernels::WeightLayout::kBf16KPair;
-      w.group_rows = static_cast<int32_t>(t.layout.group_rows);
+      w.group_rows = static_cast<int32_t>(layout.group_rows);
       break;
     case LayoutKind::kTransposed:
       return Status::Unimplemented(
-          t.name, "the transposed layout is not supported for inference (use auto or native)");
-  }
-  if (!kernels::MatmulSupported(w)) {
-    return Status::Unimplemented(t.name, StrCat("no CPU matmul for ", DTypeName(t.dtype), " in ",
-                                                t.layout.Name(), " ", ShapeToString(t.shape)));
+          name, "the transposed layout is not supported for inference (use auto or native)");
   }
   return w;
 }
 
-LlamaModel::LlamaModel(const ModelConfig& config, NamingScheme naming, LoadedWeights weights,
-                       kernels::ThreadPool* pool, MemoryLedger* ledger)
+Result<kernels::MatmulWeight> MatmulWeightFor(const LoadedTensor& t) {
+  ASSIGN_OR_RETURN(DeviceMatmulWeight w,
+                   MatmulWeightFor(t.name, t.dtype, t.shape, t.layout,
+                                   DeviceRef::Host(t.buffer.data(), t.buffer.size())));
+  if (!kernels::MatmulSupported(w.OnHost())) {
+    return Status::Unimplemented(t.name, StrCat("no CPU matmul for ", DTypeName(t.dtype), " in ",
+                                                t.layout.Name(), " ", ShapeToString(t.shape)));
+  }
+  return w.OnHost();
+}
+
+LlamaModel::LlamaModel(const ModelConfig& config, NamingScheme naming, Device* device)
     : config_(config),
       naming_(naming),
       pairing_(naming == NamingScheme::kHf ? kernels::RopePairing::kHalves
                                            : kernels::RopePairing::kInterleaved),
-      weights_(std::move(weights)),
-      pool_(pool),
-      own_ledger_(ledger == nullptr ? std::make_unique<MemoryLedger>() : nullptr),
-      ledger_(ledger == nullptr ? own_ledger_.get() : ledger),
+      device_(device),
       ws_(std::make_unique<Workspace>()) {}
 
 LlamaModel::~LlamaModel() = default;
 
-Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig& config,
-                                                       NamingScheme naming, LoadedWeights weights,
-                                                       kernels::ThreadPool* pool,
-                                                       MemoryLedger* ledger) {
+namespace {
+
+Status CheckConfig(const ModelConfig& config) {
   RETURN_IF_ERROR(config.Validate("model"));
   if (config.rope_dim > kernels::kMaxRopeDim) {
     return Status::Unimplemented(
         "model", StrCat("rope_dim ", config.rope_dim, " is above ", kernels::kMaxRopeDim));
   }
-  std::unique_ptr<LlamaModel> model(
-      new LlamaModel(config, naming, std::move(weights), pool, ledger));
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig& config,
+                                                       NamingScheme naming, LoadedWeights weights,
+                                                       kernels::ThreadPool* pool,
+                                                       MemoryLedger* ledger) {
+  RETURN_IF_ERROR(CheckConfig(config));
+  std::unique_ptr<LlamaModel> model(new LlamaModel(config, naming, nullptr));
+  if (ledger == nullptr) {
+    model->own_ledger_ = std::make_unique<MemoryLedger>();
+    ledger = model->own_ledger_.get();
+  }
+  model->own_device_ = std::make_unique<CpuDevice>(ledger, pool);
+  model->device_ = model->own_device_.get();
+  model->host_weights_ = std::move(weights);
+  for (const LoadedTensor& t : model->host_weights_.tensors) {
+    model->tensors_.push_back({&t.name, t.ref, t.dtype, &t.shape, t.layout,
+                               DeviceRef::Host(t.buffer.data(), t.buffer.size())});
+  }
   RETURN_IF_ERROR(model->BindWeights());
   return model;
 }
 
+Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig& config,
+                                                       NamingScheme naming, DeviceWeights weights,
+                                                       Device* device) {
+  RETURN_IF_ERROR(CheckConfig(config));
+  std::unique_ptr<LlamaModel> model(new LlamaModel(config, naming, device));
+  model->device_weights_ = std::move(weights);
+  for (const DeviceTensor& t : model->device_weights_.tensors) {
+    if (t.buffer.ref().device != device) {
+      return Status::InvalidArgument(t.name, StrCat("is not on ", device->spec()));
+    }
+    model->tensors_.push_back({&t.name, t.ref, t.dtype, &t.shape, t.layout, t.buffer.ref()});
+  }
+  RETURN_IF_ERROR(model->BindWeights());
+  return model;
+}
+
+const LlamaModel::Tensor* LlamaModel::Find(TensorRole role, int layer) const {
+  for (const Tensor& t : tensors_) {
+    if (t.ref.role == role && t.ref.layer == layer) return &t;
+  }
+  return nullptr;
+}
+
+Result<int64_t> LlamaModel::AppendFloats(const Tensor& t, int64_t n) {
+  ASSIGN_OR_RETURN(kernels::WeightType type, WeightTypeFor(*t.name, t.dtype));
+  const std::optional<uint64_t> count = ElementCount(*t.shape);
+  if (!count || *count == 0 || !t.layout.IsCommon()) {
+    return Status::DataLoss(*t.name, StrCat("expected a vector in its common layout, got ",
+                                            ShapeToString(*t.shape), " ", t.layout.Name()));
+  }
+  if (static_cast<int64_t>(*count) != n) {
+    return Status::DataLoss(*t.name, StrCat("has ", *count, " elements, expected ", n));
+  }
+  // Read back from wherever the tensor is (a small copy, once).
+  std::vector<std::byte> raw(static_cast<size_t>(kernels::EmbeddingRowBytes(type, n)));
+  RETURN_IF_ERROR(device_->Download(t.data, raw).WithPrefix(*t.name));
+  const int64_t offset = static_cast<int64_t>(aux_.size());
+  aux_.resize(aux_.size() + static_cast<size_t>((n + 15) / 16 * 16), 0.0f);
+  const int32_t zero = 0;
+  if (!kernels::EmbeddingRows(raw.data(), type, 1, n, &zero, 1, aux_.data() + offset)) {
+    return Status::Unimplemented(
+        *t.name, StrCat("cannot read ", DTypeName(t.dtype), " vector of ", n, " elements"));
+  }
+  return offset;
+}
+
+Status LlamaModel::PlaceAux() {
+  const uint64_t bytes = aux_.size() * sizeof(float);
+  if (device_->accepts_host_memory()) {
+    aux_ref_ = DeviceRef::Host(aux_.data(), bytes);
+    return Status::OK();
+  }
+  ASSIGN_OR_RETURN(aux_buffer_,
+                   device_->Allocate(bytes, MemoryCategory::kWeights, "model vectors"));
+  RETURN_IF_ERROR(device_->Upload(
+      aux_buffer_, 0, std::span(reinterpret_cast<const std::byte*>(aux_.data()), bytes)));
+  aux_ref_ = aux_buffer_.ref();
+  return Status::OK();
+}
+
 Status LlamaModel::BindWeights() {
   const ModelConfig& c = config_;
-  auto find = [&](TensorRole role, int layer) -> Result<const LoadedTensor*> {
-    const LoadedTensor* t = weights_.Find(role, layer);
+  auto find = [&](TensorRole role, int layer) -> Result<const Tensor*> {
+    const Tensor* t = Find(role, layer);
     if (t == nullptr) {
       return Status::DataLoss("model", StrCat("missing tensor ", InternalTensorName(role, layer)));
     }
     return t;
   };
   auto matmul = [&](TensorRole role, int layer, int64_t rows,
-                    int64_t cols) -> Result<kernels::MatmulWeight> {
-    ASSIGN_OR_RETURN(const LoadedTensor* t, find(role, layer));
-    ASSIGN_OR_RETURN(kernels::MatmulWeight w, MatmulWeightFor(*t));
+                    int64_t cols) -> Result<DeviceMatmulWeight> {
+    ASSIGN_OR_RETURN(const Tensor* t, find(role, layer));
+    ASSIGN_OR_RETURN(DeviceMatmulWeight w,
+                     MatmulWeightFor(*t->name, t->dtype, *t->shape, t->layout, t->data));
     if (w.rows != rows || w.cols != cols) {
-      return Status::DataLoss(t->name, StrCat("shape ", ShapeToString(t->shape), ", expected [",
-                                              rows, ", ", cols, "]"));
+      return Status::DataLoss(*t->name, StrCat("shape ", ShapeToString(*t->shape), ", expected [",
+                                               rows, ", ", cols, "]"));
+    }
+    if (!device_->MatmulSupported(w)) {
+      return Status::Unimplemented(
+          *t->name, StrCat("no matmul on ", device_->spec(), " for ", DTypeName(t->dtype), " in ",
+                           t->layout.Name(), " ", ShapeToString(*t->shape)));
     }
     return w;
   };
-  auto vec = [&](TensorRole role, int layer, int64_t n) -> Result<std::vector<float>> {
-    ASSIGN_OR_RETURN(const LoadedTensor* t, find(role, layer));
-    ASSIGN_OR_RETURN(std::vector<float> v, ToFloats(*t));
-    if (static_cast<int64_t>(v.size()) != n) {
-      return Status::DataLoss(t->name, StrCat("has ", v.size(), " elements, expected ", n));
-    }
-    return v;
+  auto vec = [&](TensorRole role, int layer, int64_t n) -> Result<int64_t> {
+    ASSIGN_OR_RETURN(const Tensor* t, find(role, layer));
+    return AppendFloats(*t, n);
   };
-  auto optional_vec = [&](bool present, TensorRole role, int layer,
-                          int64_t n) -> Result<std::vector<float>> {
-    if (!present || weights_.Find(role, layer) == nullptr) return std::vector<float>{};
+  auto optional_vec = [&](bool present, TensorRole role, int layer, int64_t n) -> Result<int64_t> {
+    if (!present || Find(role, layer) == nullptr) return int64_t{-1};
     return vec(role, layer, n);
   };
 
   ASSIGN_OR_RETURN(token_embd_, find(TensorRole::kTokenEmbd, -1));
-  ASSIGN_OR_RETURN(embd_type_, WeightTypeFor(*token_embd_));
+  ASSIGN_OR_RETURN(embd_type_, WeightTypeFor(*token_embd_->name, token_embd_->dtype));
   if (!token_embd_->layout.IsCommon()) {
-    return Status::Unimplemented(token_embd_->name,
+    return Status::Unimplemented(*token_embd_->name,
                                  StrCat("embeddings are read by row from their common layout, got ",
                                         token_embd_->layout.Name()));
   }
-  if (token_embd_->shape.size() != 2 || token_embd_->shape[0] != c.vocab_size ||
-      token_embd_->shape[1] != c.hidden_size ||
-      kernels::EmbeddingRowBytes(embd_type_, c.hidden_size) * c.vocab_size !=
-          static_cast<int64_t>(token_embd_->buffer.size())) {
-    return Status::DataLoss(
-        token_embd_->name,
-        StrCat("shape ", ShapeToString(token_embd_->shape), " of ", token_embd_->buffer.size(),
-               " bytes, expected [", c.vocab_size, ", ", c.hidden_size, "]"));
+  const std::vector<int64_t>& embd_shape = *token_embd_->shape;
+  if (embd_shape.size() != 2 || embd_shape[0] != c.vocab_size || embd_shape[1] != c.hidden_size ||
+      static_cast<uint64_t>(kernels::EmbeddingRowBytes(embd_type_, c.hidden_size) * c.vocab_size) !=
+          token_embd_->data.size) {
+    return Status::DataLoss(*token_embd_->name, StrCat("shape ", ShapeToString(embd_shape), " of ",
+                                                       token_embd_->data.size, " bytes, expected [",
+                                                       c.vocab_size, ", ", c.hidden_size, "]"));
   }
-  const bool has_output = weights_.Find(TensorRole::kOutput, -1) != nullptr;
+  const bool has_output = Find(TensorRole::kOutput, -1) != nullptr;
   ASSIGN_OR_RETURN(output_, matmul(has_output ? TensorRole::kOutput : TensorRole::kTokenEmbd, -1,
                                    c.vocab_size, c.hidden_size));
   ASSIGN_OR_RETURN(output_norm_, vec(TensorRole::kOutputNorm, -1, c.hidden_size));
 
-  inv_freq_.resize(static_cast<size_t>(c.rope_dim / 2));
   kernels::RopeFrequencyParams rope{.theta = c.rope_theta,
                                     .rope_dim = c.rope_dim,
                                     .scaling = ScalingKind(c.rope_scaling.type),
@@ -232,12 +285,16 @@ Status LlamaModel::BindWeights() {
                                     .high_freq_factor = c.rope_scaling.high_freq_factor,
                                     .original_max_positions = static_cast<double>(
                                         c.rope_scaling.original_max_position_embeddings)};
-  std::vector<float> freq_factors;
+  int64_t freq_factors = -1;
   if (c.rope_scaling.type == RopeScalingType::kLlama3 && c.rope_scaling.from_freq_factors_tensor) {
     ASSIGN_OR_RETURN(freq_factors, vec(TensorRole::kRopeFreqs, -1, c.rope_dim / 2));
   }
-  kernels::RopeInverseFrequencies(rope, freq_factors.empty() ? nullptr : freq_factors.data(),
-                                  inv_freq_.data());
+  std::vector<float> inv_freq(static_cast<size_t>(c.rope_dim / 2));
+  kernels::RopeInverseFrequencies(rope, freq_factors < 0 ? nullptr : aux_.data() + freq_factors,
+                                  inv_freq.data());
+  inv_freq_ = static_cast<int64_t>(aux_.size());
+  aux_.insert(aux_.end(), inv_freq.begin(), inv_freq.end());
+  aux_.resize((aux_.size() + 15) / 16 * 16, 0.0f);
 
   layers_.resize(static_cast<size_t>(c.num_layers));
   for (int l = 0; l < static_cast<int>(c.num_layers); ++l) {
@@ -260,12 +317,12 @@ Status LlamaModel::BindWeights() {
     ASSIGN_OR_RETURN(L.up_bias, optional_vec(mb, TensorRole::kFfnUpBias, l, c.ffn_size));
     ASSIGN_OR_RETURN(L.down_bias, optional_vec(mb, TensorRole::kFfnDownBias, l, c.hidden_size));
   }
-  return Status::OK();
+  return PlaceAux();
 }
 
 KvCacheShape LlamaModel::kv_cache_shape(int64_t block_size) const {
   bool all_f32 = true;
-  for (const LoadedTensor& t : weights_.tensors) {
+  for (const Tensor& t : tensors_) {
     if (IsMatmulWeight(t.ref.role) && t.dtype != DType::kF32) all_f32 = false;
   }
   return KvCacheShape{config_.num_layers, config_.num_kv_heads, config_.head_dim, block_size,
@@ -274,7 +331,7 @@ KvCacheShape LlamaModel::kv_cache_shape(int64_t block_size) const {
 
 uint64_t LlamaModel::weight_bytes() const {
   uint64_t total = 0;
-  for (const LoadedTensor& t : weights_.tensors) total += t.buffer.size();
+  for (const Tensor& t : tensors_) total += t.data.size;
   return total;
 }
 
@@ -286,28 +343,38 @@ Status LlamaModel::EnsureWorkspace(int64_t tokens, int64_t logit_rows) {
   const int64_t t = std::max(tokens, w.tokens * 2);
   const int64_t r = std::max(logit_rows, std::min(w.logit_rows * 2, t));
   const ModelConfig& c = config_;
-  const int64_t floats = t * (3 * c.hidden_size + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.ffn_size) +
-                         r * (c.hidden_size + c.vocab_size);
-  w.buffer.Reset();
-  ASSIGN_OR_RETURN(w.buffer, HostBuffer::Allocate(ledger_, MemoryCategory::kActivations,
-                                                  static_cast<uint64_t>(floats) * sizeof(float)));
-  float* p = reinterpret_cast<float*>(w.buffer.data());
-  auto take = [&p](int64_t n) {
-    float* q = p;
-    p += n;
-    return q;
+  // Each region starts on a 256-byte boundary (vector loads on any device).
+  const auto floats = [](int64_t n) { return (n + 63) / 64 * 64; };
+  const int64_t sizes[] = {t * c.hidden_size, t * c.hidden_size, t * c.hidden_size, t * c.q_dim(),
+                           t * c.q_dim(),     t * c.kv_dim(),    t * c.kv_dim(),    t * c.ffn_size,
+                           t * c.ffn_size,    r * c.hidden_size, r * c.vocab_size};
+  int64_t total = 0;
+  for (int64_t n : sizes) total += floats(n);
+  // The old buffer goes first (its memory may be what the new one needs);
+  // until the new one exists the workspace holds nothing.
+  w.buffer = DeviceBuffer();
+  w.tokens = 0;
+  w.logit_rows = 0;
+  ASSIGN_OR_RETURN(w.buffer, device_->Allocate(static_cast<uint64_t>(total) * sizeof(float),
+                                               MemoryCategory::kActivations, "forward workspace"));
+  int64_t at = 0;
+  size_t i = 0;
+  auto take = [&] {
+    const DeviceRef ref = w.buffer.ref(static_cast<uint64_t>(at) * sizeof(float));
+    at += floats(sizes[i++]);
+    return ref;
   };
-  w.x = take(t * c.hidden_size);
-  w.h = take(t * c.hidden_size);
-  w.out = take(t * c.hidden_size);
-  w.q = take(t * c.q_dim());
-  w.att = take(t * c.q_dim());
-  w.k = take(t * c.kv_dim());
-  w.v = take(t * c.kv_dim());
-  w.gate = take(t * c.ffn_size);
-  w.up = take(t * c.ffn_size);
-  w.final = take(r * c.hidden_size);
-  w.logits = take(r * c.vocab_size);
+  w.x = take();
+  w.h = take();
+  w.out = take();
+  w.q = take();
+  w.att = take();
+  w.k = take();
+  w.v = take();
+  w.gate = take();
+  w.up = take();
+  w.final = take();
+  w.logits = take();
   w.tokens = t;
   w.logit_rows = r;
   w.tokens_in.reserve(static_cast<size_t>(t));
@@ -343,12 +410,10 @@ Status LlamaModel::CheckBatch(std::span<const BatchEntry> batch, const KvCache& 
   return Status::OK();
 }
 
-Status LlamaModel::Matmul(const kernels::MatmulWeight& w, const float* x, int64_t rows, float* y,
-                          const std::vector<float>& bias) {
-  if (!kernels::Matmul(w, x, rows, y, pool_)) {
-    return Status::Internal("forward", StrCat("matmul refused a ", w.rows, "x", w.cols, " weight"));
-  }
-  if (!bias.empty()) kernels::AddRowBias(bias.data(), rows, w.rows, y);
+Status LlamaModel::Matmul(const DeviceMatmulWeight& w, DeviceRef x, int64_t rows, DeviceRef y,
+                          int64_t bias) {
+  RETURN_IF_ERROR(device_->Matmul(w, x, rows, y));
+  if (bias >= 0) RETURN_IF_ERROR(device_->AddRowBias(Aux(bias), rows, w.rows, y));
   return Status::OK();
 }
 
@@ -389,8 +454,9 @@ Status LlamaModel::Forward(std::span<const BatchEntry> batch, KvCache* cache) {
 Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens) {
   const ModelConfig& c = config_;
   Workspace& w = *ws_;
-  const int64_t hidden = c.hidden_size, kv_dim = c.kv_dim(), ffn = c.ffn_size;
+  const int64_t hidden = c.hidden_size, ffn = c.ffn_size;
   const float eps = static_cast<float>(c.rms_eps);
+  Device& d = *device_;
 
   w.tokens_in.clear();
   w.positions.clear();
@@ -404,10 +470,8 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
       w.positions.push_back(static_cast<int32_t>(e.start_position + i));
     }
   }
-  if (!kernels::EmbeddingRows(token_embd_->buffer.data(), embd_type_, c.vocab_size, hidden,
-                              w.tokens_in.data(), tokens, w.x)) {
-    return Status::Internal("forward", "embedding lookup refused its arguments");
-  }
+  RETURN_IF_ERROR(
+      d.Embedding(token_embd_->data, embd_type_, c.vocab_size, hidden, w.tokens_in, w.x));
   const kernels::PagedAttentionParams attn{
       c.num_heads,
       c.num_kv_heads,
@@ -415,61 +479,29 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
       cache->block_size(),
       1.0f / std::sqrt(static_cast<float>(c.head_dim)),
       cache->shape().dtype == KvDType::kF16 ? kernels::KvElem::kF16 : kernels::KvElem::kF32};
-  const int64_t bs = cache->block_size();
+  const int64_t pool_blocks = cache->total_blocks();
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
-    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
-      kernels::RmsNorm(w.x + r * hidden, L.attn_norm.data(), n, hidden, eps, w.h + r * hidden);
-    });
+    const DeviceRef k_pool = cache->keys(static_cast<int64_t>(l));
+    const DeviceRef v_pool = cache->values(static_cast<int64_t>(l));
+    RETURN_IF_ERROR(d.RmsNorm(w.x, Aux(L.attn_norm), tokens, hidden, eps, w.h));
     RETURN_IF_ERROR(Matmul(L.q, w.h, tokens, w.q, L.q_bias));
     RETURN_IF_ERROR(Matmul(L.k, w.h, tokens, w.k, L.k_bias));
     RETURN_IF_ERROR(Matmul(L.v, w.h, tokens, w.v, L.v_bias));
-    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
-      kernels::ApplyRope(w.q + r * c.q_dim(), n, c.num_heads, c.head_dim, c.rope_dim,
-                         w.positions.data() + r, inv_freq_.data(), pairing_);
-      kernels::ApplyRope(w.k + r * kv_dim, n, c.num_kv_heads, c.head_dim, c.rope_dim,
-                         w.positions.data() + r, inv_freq_.data(), pairing_);
-    });
-    void* k_pool = cache->keys(static_cast<int64_t>(l));
-    void* v_pool = cache->values(static_cast<int64_t>(l));
-    const bool f16 = cache->shape().dtype == KvDType::kF16;
-    for (const kernels::AttentionSpan& span : w.spans) {
-      for (int64_t i = 0; i < span.rows; ++i) {
-        const int64_t pos = span.start_position + i;
-        const int64_t slot =
-            (static_cast<int64_t>(span.block_table[pos / bs]) * bs + pos % bs) * kv_dim;
-        const int64_t row = span.first_row + i;
-        if (f16) {
-          kernels::NarrowF32ToF16(w.k + row * kv_dim, static_cast<uint16_t*>(k_pool) + slot,
-                                  static_cast<size_t>(kv_dim));
-          kernels::NarrowF32ToF16(w.v + row * kv_dim, static_cast<uint16_t*>(v_pool) + slot,
-                                  static_cast<size_t>(kv_dim));
-        } else {
-          std::memcpy(static_cast<float*>(k_pool) + slot, w.k + row * kv_dim,
-                      static_cast<size_t>(kv_dim) * sizeof(float));
-          std::memcpy(static_cast<float*>(v_pool) + slot, w.v + row * kv_dim,
-                      static_cast<size_t>(kv_dim) * sizeof(float));
-        }
-      }
-    }
-    if (!kernels::PagedAttention(attn, w.q, w.spans.data(), static_cast<int64_t>(w.spans.size()),
-                                 k_pool, v_pool, w.att, pool_)) {
-      return Status::Internal("forward", "attention refused its arguments");
-    }
+    RETURN_IF_ERROR(d.Rope(w.q, tokens, c.num_heads, c.head_dim, c.rope_dim, w.positions,
+                           Aux(inv_freq_), pairing_));
+    RETURN_IF_ERROR(d.Rope(w.k, tokens, c.num_kv_heads, c.head_dim, c.rope_dim, w.positions,
+                           Aux(inv_freq_), pairing_));
+    RETURN_IF_ERROR(d.KvWrite(attn, pool_blocks, w.k, w.v, w.spans, k_pool, v_pool));
+    RETURN_IF_ERROR(d.Attention(attn, pool_blocks, w.q, w.spans, k_pool, v_pool, w.att));
     RETURN_IF_ERROR(Matmul(L.o, w.att, tokens, w.out, L.o_bias));
-    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
-      kernels::Add(w.out + r * hidden, n * hidden, w.x + r * hidden);
-      kernels::RmsNorm(w.x + r * hidden, L.ffn_norm.data(), n, hidden, eps, w.h + r * hidden);
-    });
+    RETURN_IF_ERROR(d.Add(w.out, tokens * hidden, w.x));
+    RETURN_IF_ERROR(d.RmsNorm(w.x, Aux(L.ffn_norm), tokens, hidden, eps, w.h));
     RETURN_IF_ERROR(Matmul(L.gate, w.h, tokens, w.gate, L.gate_bias));
     RETURN_IF_ERROR(Matmul(L.up, w.h, tokens, w.up, L.up_bias));
-    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
-      kernels::SiluGate(w.gate + r * ffn, w.up + r * ffn, n * ffn, w.gate + r * ffn);
-    });
+    RETURN_IF_ERROR(d.SiluGate(w.gate, w.up, tokens * ffn, w.gate));
     RETURN_IF_ERROR(Matmul(L.down, w.gate, tokens, w.out, L.down_bias));
-    ForRows(pool_, tokens, [&](int64_t r, int64_t n) {
-      kernels::Add(w.out + r * hidden, n * hidden, w.x + r * hidden);
-    });
+    RETURN_IF_ERROR(d.Add(w.out, tokens * hidden, w.x));
   }
 
   // The final norm and the head only for the rows whose logits are wanted.
@@ -480,18 +512,25 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
     logit_first_row_.push_back(r);
     const int64_t first = batch[i].all_logits ? span.first_row : span.first_row + span.rows - 1;
     const int64_t n = batch[i].all_logits ? span.rows : 1;
-    kernels::RmsNorm(w.x + first * hidden, output_norm_.data(), n, hidden, eps,
-                     w.final + r * hidden);
+    RETURN_IF_ERROR(d.RmsNorm(Row(w.x, first, hidden), Aux(output_norm_), n, hidden, eps,
+                              Row(w.final, r, hidden)));
     r += n;
   }
   logit_first_row_.push_back(r);
-  return Matmul(output_, w.final, r, w.logits, {});
+  RETURN_IF_ERROR(Matmul(output_, w.final, r, w.logits, -1));
+  if (d.accepts_host_memory()) {
+    logits_ = w.logits.floats();
+    return Status::OK();
+  }
+  host_logits_.resize(static_cast<size_t>(r * c.vocab_size));
+  logits_ = host_logits_.data();
+  return d.Download(w.logits, std::as_writable_bytes(std::span(host_logits_)));
 }
 
 std::span<const float> LlamaModel::Logits(size_t entry) const {
   const int64_t first = logit_first_row_[entry];
   const int64_t rows = logit_first_row_[entry + 1] - first;
-  return {ws_->logits + first * config_.vocab_size, static_cast<size_t>(rows * config_.vocab_size)};
+  return {logits_ + first * config_.vocab_size, static_cast<size_t>(rows * config_.vocab_size)};
 }
 
 }  // namespace relayout

@@ -26,6 +26,16 @@
 // layout); the transposed layout is refused (Unimplemented) as no matmul
 // reads it. Embeddings are read by row from their common layout.
 //
+// The pass runs on a Device (engine/device/device.h) and touches memory only
+// through it: the weights, the KV cache's pools, the activations (one
+// workspace buffer, category kActivations) and the logits live on the
+// device, every step is one of its ops, and only the logits of the rows
+// asked for come back to the host. On the CPU the ops are the kernels/cpu
+// calls on the same thread pool; on a plugin device (the CUDA backend, the
+// host-reference plugin) the same pass goes through kernels/device_abi.h.
+// Small vectors (norm weights, biases, RoPE frequencies) are widened to
+// float once at creation and placed on the device with the weights.
+//
 // Thread safety: Forward is not reentrant (it reuses activation buffers and
 // the thread pool); one caller at a time, e.g. the serving scheduler.
 #pragma once
@@ -33,13 +43,15 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/base/status.h"
 #include "engine/checkpoint/model_config.h"
 #include "engine/checkpoint/model_spec.h"
+#include "engine/conversion/device_conversion.h"
 #include "engine/conversion/relayout_executor.h"
-#include "engine/memory/host_buffer.h"
+#include "engine/device/device.h"
 #include "engine/memory/memory_ledger.h"
 #include "engine/model/kv_cache.h"
 #include "kernels/cpu/matmul/matmul.h"
@@ -62,6 +74,9 @@ struct BatchEntry {
 // and parameters from its Layout. Unimplemented naming the tensor for a
 // dtype no matmul reads, the transposed layout, or a non-2-D shape.
 Result<kernels::MatmulWeight> MatmulWeightFor(const LoadedTensor& tensor);
+Result<DeviceMatmulWeight> MatmulWeightFor(const std::string& name, DType dtype,
+                                           const std::vector<int64_t>& shape, const Layout& layout,
+                                           DeviceRef data);
 
 class LlamaModel {
  public:
@@ -75,6 +90,12 @@ class LlamaModel {
                                                     LoadedWeights weights,
                                                     kernels::ThreadPool* pool,
                                                     MemoryLedger* ledger);
+  // The same on `device` (not owned; outlives the model), over weights
+  // already there (ExecuteConversionOnDevice). Unimplemented naming the
+  // op or the weight when the device cannot run one; the device's
+  // ResourceExhausted naming what did not fit.
+  static Result<std::unique_ptr<LlamaModel>> Create(const ModelConfig& config, NamingScheme naming,
+                                                    DeviceWeights weights, Device* device);
 
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
@@ -82,6 +103,9 @@ class LlamaModel {
 
   // Positions are int32 in the kernels.
   static constexpr int64_t kMaxPositions = int64_t{1} << 30;
+
+  // The device the model runs on (and its KV cache must live on).
+  Device* device() const { return device_; }
 
   // Runs the batch, writes each entry's K/V into cache and commits the
   // sequences' new lengths. Each entry's start_position must be at most its
@@ -93,14 +117,16 @@ class LlamaModel {
   // Errors, with the cache unchanged: InvalidArgument (empty batch or entry,
   // token out of the vocabulary, positions out of range, duplicate
   // sequence), NotFound (unknown sequence), the cache's ResourceExhausted
-  // when its blocks run out. Internal if a kernel refuses its arguments (a
-  // bug); lengths are then unchanged but K/V slots of a rewound sequence may
-  // have been overwritten.
+  // when its blocks run out, the device's ResourceExhausted ("forward
+  // workspace: ...") when a larger batch's activations do not fit. Internal
+  // if a kernel refuses its arguments (a bug) and the device's own errors;
+  // lengths are then unchanged but K/V slots of a rewound sequence may have
+  // been overwritten.
   Status Forward(std::span<const BatchEntry> batch, KvCache* cache);
 
   // After a successful Forward: entry i's logits, rows * vocab_size floats
-  // (one row, or tokens.size() rows with all_logits). Valid until the next
-  // Forward. REQUIRES: i < the last batch's size.
+  // in host memory (one row, or tokens.size() rows with all_logits). Valid
+  // until the next Forward. REQUIRES: i < the last batch's size.
   std::span<const float> Logits(size_t entry) const;
 
   const ModelConfig& config() const { return config_; }
@@ -115,40 +141,65 @@ class LlamaModel {
   uint64_t weight_bytes() const;
 
  private:
+  // A converted tensor wherever it lives: host memory (LoadedWeights) or
+  // the device (DeviceWeights).
+  struct Tensor {
+    const std::string* name;
+    TensorRef ref;
+    DType dtype;
+    const std::vector<int64_t>* shape;
+    Layout layout;
+    DeviceRef data;
+  };
   struct Layer {
-    std::vector<float> attn_norm, ffn_norm;
-    kernels::MatmulWeight q, k, v, o, gate, up, down;
-    std::vector<float> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;
+    // Offsets into the float vectors (aux_); -1: absent (a bias).
+    int64_t attn_norm = -1, ffn_norm = -1;
+    int64_t q_bias = -1, k_bias = -1, v_bias = -1, o_bias = -1;
+    int64_t gate_bias = -1, up_bias = -1, down_bias = -1;
+    DeviceMatmulWeight q, k, v, o, gate, up, down;
   };
   // Activations for up to `tokens` rows, of which `logit_rows` get logits.
   struct Workspace;
 
-  LlamaModel(const ModelConfig& config, NamingScheme naming, LoadedWeights weights,
-             kernels::ThreadPool* pool, MemoryLedger* ledger);
+  LlamaModel(const ModelConfig& config, NamingScheme naming, Device* device);
   Status BindWeights();
+  const Tensor* Find(TensorRole role, int layer) const;
+  // The tensor's values widened to float, appended to aux_; their offset.
+  Result<int64_t> AppendFloats(const Tensor& t, int64_t n);
+  Status PlaceAux();
+  DeviceRef Aux(int64_t offset) const { return aux_ref_ + static_cast<uint64_t>(offset) * 4; }
   Status EnsureWorkspace(int64_t tokens, int64_t logit_rows);
   Status CheckBatch(std::span<const BatchEntry> batch, const KvCache& cache) const;
   Status RunLayers(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens);
-  Status Matmul(const kernels::MatmulWeight& w, const float* x, int64_t rows, float* y,
-                const std::vector<float>& bias);
+  Status Matmul(const DeviceMatmulWeight& w, DeviceRef x, int64_t rows, DeviceRef y, int64_t bias);
 
   ModelConfig config_;
   NamingScheme naming_;
   kernels::RopePairing pairing_;
-  LoadedWeights weights_;
-  kernels::ThreadPool* pool_;
+  // Exactly one of these holds the weights.
+  LoadedWeights host_weights_;
+  DeviceWeights device_weights_;
+  std::vector<Tensor> tensors_;
   std::unique_ptr<MemoryLedger> own_ledger_;
-  MemoryLedger* ledger_;
+  std::unique_ptr<Device> own_device_;  // the CPU device of a host model
+  Device* device_;
 
-  const LoadedTensor* token_embd_ = nullptr;
+  const Tensor* token_embd_ = nullptr;
   kernels::WeightType embd_type_ = kernels::WeightType::kF32;
-  kernels::MatmulWeight output_;
-  std::vector<float> output_norm_;
-  std::vector<float> inv_freq_;
+  DeviceMatmulWeight output_;
+  int64_t output_norm_ = -1;
+  int64_t inv_freq_ = -1;
   std::vector<Layer> layers_;
+  // The float vectors, each padded to 16 floats; on the device in
+  // aux_buffer_ unless the device reads host memory.
+  std::vector<float> aux_;
+  DeviceBuffer aux_buffer_;
+  DeviceRef aux_ref_;
 
   std::unique_ptr<Workspace> ws_;
   std::vector<int64_t> logit_first_row_;  // per entry of the last batch, then the total
+  std::vector<float> host_logits_;        // downloaded, unless the device is host memory
+  const float* logits_ = nullptr;
 };
 
 }  // namespace relayout

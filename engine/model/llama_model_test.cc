@@ -39,17 +39,18 @@ std::pair<double, size_t> MaxDiff(std::span<const float> a, const float* b) {
   return {worst, at};
 }
 
-class GoldenLogitsTest
-    : public ::testing::TestWithParam<std::tuple<GoldenCase, std::string, std::string>> {};
+using GoldenParam = std::tuple<GoldenCase, std::string, std::string, std::string>;
+class GoldenLogitsTest : public ::testing::TestWithParam<GoldenParam> {};
 
 // Every position's logits, from one prefill of the whole trace and from
-// decoding it token by token, equal the reference's to 1e-4.
+// decoding it token by token, equal the reference's to 1e-4, on the CPU
+// and through the device ABI on the host-reference plugin.
 TEST_P(GoldenLogitsTest, EveryPositionMatchesTheReference) {
-  const auto& [golden, file, layout] = GetParam();
+  const auto& [golden, file, layout, device] = GetParam();
   const std::string path = ModelPath(golden.model, file);
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path;
   kernels::ThreadPool pool(2);
-  Result<testing::LoadedModel> loaded = LoadModel(path, layout, &pool);
+  Result<testing::LoadedModel> loaded = LoadModel(path, layout, &pool, device);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   LlamaModel& model = *loaded->model;
   if (layout != "native") {
@@ -63,8 +64,8 @@ TEST_P(GoldenLogitsTest, EveryPositionMatchesTheReference) {
   ASSERT_EQ(inputs.size(), 64u);
   ASSERT_EQ(expected.size(), inputs.size() * static_cast<size_t>(vocab));
 
-  MemoryLedger ledger;
-  auto cache = std::move(*KvCache::Create(model.kv_cache_shape(), 1 << 20, &ledger));
+  EXPECT_EQ(model.device()->spec(), device == "cpu" ? "cpu" : device + ":0");
+  auto cache = std::move(*KvCache::Create(model.kv_cache_shape(), 1 << 20, model.device()));
   // Prefill: all positions in one pass.
   const SequenceId a = cache->CreateSequence();
   BatchEntry entry{a, inputs, 0, /*all_logits=*/true};
@@ -85,10 +86,9 @@ TEST_P(GoldenLogitsTest, EveryPositionMatchesTheReference) {
   }
 }
 
-std::string GoldenName(
-    const ::testing::TestParamInfo<std::tuple<GoldenCase, std::string, std::string>>& info) {
-  std::string name =
-      std::get<0>(info.param).model + "_" + std::get<1>(info.param) + "_" + std::get<2>(info.param);
+std::string GoldenName(const ::testing::TestParamInfo<GoldenParam>& info) {
+  std::string name = std::get<0>(info.param).model + "_" + std::get<1>(info.param) + "_" +
+                     std::get<2>(info.param) + "_" + std::get<3>(info.param);
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   }
@@ -99,7 +99,8 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, GoldenLogitsTest,
                          ::testing::Combine(::testing::ValuesIn(kGolden),
                                             ::testing::Values("model.safetensors", "model.gguf"),
                                             ::testing::Values("native", "auto", "rowgroup-g8k8",
-                                                              "rowgroup-g16k16")),
+                                                              "rowgroup-g16k16"),
+                                            ::testing::Values("cpu", "hostref")),
                          GoldenName);
 
 class LlamaModelTest : public ::testing::Test {

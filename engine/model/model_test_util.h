@@ -16,6 +16,7 @@
 #include "engine/conversion/model_loader.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/model_placement.h"
 #include "engine/tokenizer/checkpoint_tokenizer.h"
 
 namespace relayout::testing {
@@ -30,27 +31,32 @@ inline std::string ReferencePath(const std::string& model, const std::string& fi
 
 struct LoadedModel {
   std::unique_ptr<MemoryLedger> ledger = std::make_unique<MemoryLedger>();
+  std::unique_ptr<Device> device;  // the plugin device, or null: the CPU
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<LlamaModel> model;
-  std::string layout_summary;  // the target layouts, for failure messages
+  std::unique_ptr<LlamaModel> model;  // declared after device: freed before it
+  std::string layout_summary;         // the target layouts, for failure messages
 };
 
+// `device`: a --device spec ("cpu", "hostref").
 inline Result<LoadedModel> LoadModel(const std::string& path, const std::string& layout,
-                                     kernels::ThreadPool* pool) {
+                                     kernels::ThreadPool* pool, const std::string& device = "cpu") {
   LoadOptions options;
   options.model_path = path;
   options.layout = layout;
+  options.device = device;
   ASSIGN_OR_RETURN(PreparedLoad load, PrepareLoad(Env::Default(), options));
   LoadedModel out;
   ASSIGN_OR_RETURN(out.tokenizer, LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
-  ASSIGN_OR_RETURN(LoadedWeights weights,
-                   ExecuteConversion(*load.checkpoint.source, load.plan, out.ledger.get(), nullptr,
-                                     nullptr, nullptr));
-  for (const LoadedTensor& t : weights.tensors) {
+  ASSIGN_OR_RETURN(PlacedWeights weights,
+                   ConvertForLoad(load, out.ledger.get(), nullptr, nullptr, nullptr));
+  for (const LoadedTensor& t : weights.host.tensors) {
     if (!t.layout.IsCommon()) out.layout_summary += t.name + ":" + t.layout.Name() + " ";
   }
-  ASSIGN_OR_RETURN(out.model, LlamaModel::Create(load.checkpoint.config, load.checkpoint.naming,
-                                                 std::move(weights), pool, out.ledger.get()));
+  for (const DeviceTensor& t : weights.on_device.tensors) {
+    if (!t.layout.IsCommon()) out.layout_summary += t.name + ":" + t.layout.Name() + " ";
+  }
+  ASSIGN_OR_RETURN(out.model, CreateModel(load, std::move(weights), pool, out.ledger.get()));
+  out.device = std::move(load.device);
   return out;
 }
 

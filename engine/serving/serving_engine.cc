@@ -64,6 +64,30 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Create(
     const ModelConfig& config, NamingScheme naming, LoadedWeights weights,
     std::unique_ptr<MemoryLedger> weights_ledger, std::shared_ptr<const Tokenizer> tokenizer,
     ServingEngineOptions options) {
+  return CreateWith(config, std::move(weights_ledger), std::move(tokenizer), std::move(options),
+                    [&](ServingEngine* e) {
+                      return LlamaModel::Create(config, naming, std::move(weights), e->pool_.get(),
+                                                e->ledger_.get());
+                    });
+}
+
+Result<std::unique_ptr<ServingEngine>> ServingEngine::Create(
+    const ModelConfig& config, NamingScheme naming, DeviceWeights weights,
+    std::unique_ptr<Device> device, std::unique_ptr<MemoryLedger> weights_ledger,
+    std::shared_ptr<const Tokenizer> tokenizer, ServingEngineOptions options) {
+  if (device == nullptr) return Status::InvalidArgument("serving engine", "no device");
+  return CreateWith(config, std::move(weights_ledger), std::move(tokenizer), std::move(options),
+                    [&](ServingEngine* e) {
+                      e->device_ = std::move(device);
+                      return LlamaModel::Create(config, naming, std::move(weights),
+                                                e->device_.get());
+                    });
+}
+
+Result<std::unique_ptr<ServingEngine>> ServingEngine::CreateWith(
+    const ModelConfig& config, std::unique_ptr<MemoryLedger> weights_ledger,
+    std::shared_ptr<const Tokenizer> tokenizer, ServingEngineOptions options,
+    const std::function<Result<std::unique_ptr<LlamaModel>>(ServingEngine*)>& make_model) {
   const ServingLimits& l = options.limits;
   if (l.max_prompt_tokens < 1 || l.max_new_tokens < 1 || l.max_sessions < 1 || l.max_queue < 1 ||
       l.session_idle_ttl_seconds < 1) {
@@ -78,10 +102,9 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Create(
   std::unique_ptr<ServingEngine> e(
       new ServingEngine(std::move(weights_ledger), std::move(tokenizer), std::move(options)));
   e->pool_ = std::make_unique<kernels::ThreadPool>(e->options_.threads);
-  ASSIGN_OR_RETURN(e->model_, LlamaModel::Create(config, naming, std::move(weights), e->pool_.get(),
-                                                 e->ledger_.get()));
+  ASSIGN_OR_RETURN(e->model_, make_model(e.get()));
   ASSIGN_OR_RETURN(e->cache_, KvCache::Create(e->model_->kv_cache_shape(e->options_.kv_block_size),
-                                              e->options_.kv_cache_bytes, e->ledger_.get()));
+                                              e->options_.kv_cache_bytes, e->model_->device()));
   e->max_positions_ =
       e->options_.max_positions > 0 ? e->options_.max_positions : config.context_length;
   GenerationOptions stops;

@@ -161,6 +161,15 @@ class ServingEngine {
                                                        std::unique_ptr<MemoryLedger> weights_ledger,
                                                        std::shared_ptr<const Tokenizer> tokenizer,
                                                        ServingEngineOptions options);
+  // The same on a plugin device that holds the weights (kept alive by the
+  // engine); the KV cache and the activations are drawn on the device, and
+  // weights_ledger (the host's: staging, the downloaded logits) is kept.
+  static Result<std::unique_ptr<ServingEngine>> Create(const ModelConfig& config,
+                                                       NamingScheme naming, DeviceWeights weights,
+                                                       std::unique_ptr<Device> device,
+                                                       std::unique_ptr<MemoryLedger> weights_ledger,
+                                                       std::shared_ptr<const Tokenizer> tokenizer,
+                                                       ServingEngineOptions options);
 
   // Stops the scheduler; work still pending ends: streams with OK and
   // finish kCancelled (a final answer, not an error),
@@ -216,6 +225,10 @@ class ServingEngine {
   int64_t max_positions() const { return max_positions_; }
 
  private:
+  static Result<std::unique_ptr<ServingEngine>> CreateWith(
+      const ModelConfig& config, std::unique_ptr<MemoryLedger> weights_ledger,
+      std::shared_ptr<const Tokenizer> tokenizer, ServingEngineOptions options,
+      const std::function<Result<std::unique_ptr<LlamaModel>>(ServingEngine*)>& make_model);
   struct Sequence;
   using Calls = std::vector<std::function<void()>>;
 
@@ -236,6 +249,7 @@ class ServingEngine {
   Sequence* FindSession(std::string_view handle);
 
   std::unique_ptr<MemoryLedger> ledger_;  // outlives the weights and the cache
+  std::unique_ptr<Device> device_;        // a plugin device: outlives the model and the cache
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<KvCache> cache_;  // touched by the scheduler thread only

@@ -18,6 +18,15 @@
 //                                      allocations past it fail as a real
 //                                      device's would
 // Counting starts at open_device, per device.
+//
+// Ops are the portable C++ kernels of kernels/cpu (this plugin's own copy,
+// linked in with its symbols hidden), forced to their scalar paths: the
+// reference algorithm, bit for bit what every ISA gives for quantized
+// weights and equal to float rounding for float ones, so a model run here
+// matches the CPU device's logits while every operand goes through this
+// ABI and is range-checked against its buffer. They run on the device's
+// own thread pool.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +34,20 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <vector>
 
+#include "kernels/cpu/attention/kv_write.h"
+#include "kernels/cpu/attention/paged_attention.h"
+#include "kernels/cpu/attention/paged_attention_testing.h"
+#include "kernels/cpu/matmul/matmul.h"
+#include "kernels/cpu/matmul/matmul_testing.h"
+#include "kernels/cpu/ops/add.h"
+#include "kernels/cpu/ops/argmax.h"
+#include "kernels/cpu/ops/embedding.h"
+#include "kernels/cpu/ops/rmsnorm.h"
+#include "kernels/cpu/ops/rope.h"
+#include "kernels/cpu/ops/silu_gate.h"
+#include "kernels/cpu/runtime/thread_pool.h"
 #include "kernels/device_abi.h"
 
 namespace {
@@ -63,7 +85,8 @@ struct rl_device {
   std::atomic<uint64_t> allocs{0};
   std::atomic<uint64_t> uploads{0};
   std::mutex mu;
-  uint64_t in_use = 0;  // guarded by mu: alloc_size of live buffers
+  uint64_t in_use = 0;                 // guarded by mu: alloc_size of live buffers
+  relayout::kernels::ThreadPool pool;  // the ops'
 };
 
 struct rl_buffer {
@@ -231,6 +254,275 @@ void HostFree(rl_device*, void* ptr) { std::free(ptr); }
 
 rl_status Synchronize(rl_device*) { return RL_OK; }
 
+// ---- Ops ----
+
+namespace k = relayout::kernels;
+
+// The operand's bytes, when [offset, offset + bytes) lies in its buffer.
+rl_status Operand(rl_ref ref, uint64_t bytes, const char* what, unsigned char** out) {
+  if (rl_status s = CheckRange(ref.buffer, ref.offset, bytes, what); s != RL_OK) return s;
+  *out = ref.buffer->data() + ref.offset;
+  return RL_OK;
+}
+
+template <typename T>
+rl_status Operand(rl_ref ref, int64_t count, const char* what, T** out) {
+  if (count < 0)
+    return Fail(RL_INVALID_ARGUMENT, std::string("hostref: ") + what + ": negative size");
+  unsigned char* p = nullptr;
+  if (rl_status s = Operand(ref, static_cast<uint64_t>(count) * sizeof(T), what, &p); s != RL_OK) {
+    return s;
+  }
+  *out = reinterpret_cast<T*>(p);
+  return RL_OK;
+}
+
+#define HOSTREF_OPERAND(ref, count, what, out) \
+  if (rl_status s_ = Operand(ref, count, what, out); s_ != RL_OK) return s_
+
+bool WeightType(int32_t dtype, k::WeightType* out) {
+  switch (dtype) {
+    case RL_DTYPE_F32:
+      *out = k::WeightType::kF32;
+      return true;
+    case RL_DTYPE_F16:
+      *out = k::WeightType::kF16;
+      return true;
+    case RL_DTYPE_BF16:
+      *out = k::WeightType::kBF16;
+      return true;
+    case RL_DTYPE_Q8_0:
+      *out = k::WeightType::kQ8_0;
+      return true;
+    case RL_DTYPE_Q4_0:
+      *out = k::WeightType::kQ4_0;
+      return true;
+    case RL_DTYPE_Q4_1:
+      *out = k::WeightType::kQ4_1;
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool HostWeight(const rl_matmul_weight* w, k::MatmulWeight* out) {
+  if (w == nullptr || !WeightType(w->dtype, &out->type)) return false;
+  switch (w->layout) {
+    case RL_LAYOUT_ROW_MAJOR:
+      out->layout = k::WeightLayout::kRowMajor;
+      break;
+    case RL_LAYOUT_ROW_GROUP:
+      out->layout = k::WeightLayout::kRowGroup;
+      break;
+    case RL_LAYOUT_QUANT_ROW_GROUP:
+      out->layout = k::WeightLayout::kQuantRowGroup;
+      break;
+    case RL_LAYOUT_BF16_KPAIR:
+      out->layout = k::WeightLayout::kBf16KPair;
+      break;
+    default:
+      return false;
+  }
+  out->rows = w->rows;
+  out->cols = w->cols;
+  out->group_rows = w->group_rows;
+  out->k_block = w->k_block;
+  return k::MatmulShapeSupported(*out);
+}
+
+int32_t MatmulSupportedOp(rl_device*, const rl_matmul_weight* w) {
+  k::MatmulWeight hw;
+  return HostWeight(w, &hw) ? 1 : 0;
+}
+
+rl_status Refused(const char* op) {
+  return Fail(RL_INVALID_ARGUMENT, std::string("hostref: ") + op + " refused its arguments");
+}
+
+rl_status MatmulOp(rl_device* device, const rl_matmul_weight* w, rl_ref x, int64_t tokens,
+                   rl_ref y) {
+  k::MatmulWeight hw;
+  if (!HostWeight(w, &hw) || tokens < 1) return Refused("matmul");
+  unsigned char* data = nullptr;
+  HOSTREF_OPERAND(w->data, static_cast<uint64_t>(k::MatmulWeightBytes(hw)), "matmul weight", &data);
+  hw.data = data;
+  float* xs = nullptr;
+  float* ys = nullptr;
+  HOSTREF_OPERAND(x, tokens * w->cols, "matmul x", &xs);
+  HOSTREF_OPERAND(y, tokens * w->rows, "matmul y", &ys);
+  if (!k::Matmul(hw, xs, tokens, ys, &device->pool)) return Refused("matmul");
+  return RL_OK;
+}
+
+rl_status AddRowBiasOp(rl_device*, rl_ref bias, int64_t rows, int64_t cols, rl_ref y) {
+  float* b = nullptr;
+  float* ys = nullptr;
+  HOSTREF_OPERAND(bias, cols, "add_row_bias bias", &b);
+  HOSTREF_OPERAND(y, rows * cols, "add_row_bias y", &ys);
+  k::AddRowBias(b, rows, cols, ys);
+  return RL_OK;
+}
+
+rl_status EmbeddingOp(rl_device*, rl_ref table, int32_t dtype, int64_t vocab, int64_t dim,
+                      const int32_t* tokens, int64_t n, rl_ref out) {
+  k::WeightType type;
+  if (!WeightType(dtype, &type) || vocab < 1 || dim < 1 || n < 0 || tokens == nullptr) {
+    return Refused("embedding");
+  }
+  unsigned char* t = nullptr;
+  float* o = nullptr;
+  HOSTREF_OPERAND(table, static_cast<uint64_t>(k::EmbeddingRowBytes(type, dim) * vocab),
+                  "embedding table", &t);
+  HOSTREF_OPERAND(out, n * dim, "embedding out", &o);
+  if (!k::EmbeddingRows(t, type, vocab, dim, tokens, n, o)) return Refused("embedding");
+  return RL_OK;
+}
+
+rl_status RmsNormOp(rl_device*, rl_ref x, rl_ref weight, int64_t rows, int64_t dim, float eps,
+                    rl_ref out) {
+  float* xs = nullptr;
+  float* w = nullptr;
+  float* o = nullptr;
+  HOSTREF_OPERAND(x, rows * dim, "rms_norm x", &xs);
+  HOSTREF_OPERAND(weight, dim, "rms_norm weight", &w);
+  HOSTREF_OPERAND(out, rows * dim, "rms_norm out", &o);
+  k::RmsNorm(xs, w, rows, dim, eps, o);
+  return RL_OK;
+}
+
+rl_status RopeOp(rl_device*, rl_ref x, int64_t rows, int32_t heads, int32_t head_dim,
+                 int32_t rope_dim, const int32_t* positions, rl_ref inv_freq, int32_t pairing) {
+  if (heads < 1 || head_dim < 1 || rope_dim < 0 || rope_dim > head_dim || rope_dim % 2 != 0 ||
+      positions == nullptr || (pairing != RL_ROPE_HALVES && pairing != RL_ROPE_INTERLEAVED)) {
+    return Refused("rope");
+  }
+  float* xs = nullptr;
+  float* f = nullptr;
+  HOSTREF_OPERAND(x, rows * heads * head_dim, "rope x", &xs);
+  HOSTREF_OPERAND(inv_freq, rope_dim / 2, "rope inv_freq", &f);
+  k::ApplyRope(xs, rows, heads, head_dim, rope_dim, positions, f,
+               pairing == RL_ROPE_HALVES ? k::RopePairing::kHalves : k::RopePairing::kInterleaved);
+  return RL_OK;
+}
+
+rl_status AddOp(rl_device*, rl_ref src, int64_t n, rl_ref dst) {
+  float* s = nullptr;
+  float* d = nullptr;
+  HOSTREF_OPERAND(src, n, "add src", &s);
+  HOSTREF_OPERAND(dst, n, "add dst", &d);
+  k::Add(s, n, d);
+  return RL_OK;
+}
+
+rl_status SiluGateOp(rl_device*, rl_ref gate, rl_ref up, int64_t n, rl_ref out) {
+  float* g = nullptr;
+  float* u = nullptr;
+  float* o = nullptr;
+  HOSTREF_OPERAND(gate, n, "silu_gate gate", &g);
+  HOSTREF_OPERAND(up, n, "silu_gate up", &u);
+  HOSTREF_OPERAND(out, n, "silu_gate out", &o);
+  k::SiluGate(g, u, n, o);
+  return RL_OK;
+}
+
+// The kernels' view of the attention shape; false when it is not one.
+bool AttentionShape(const rl_attention_params* p, k::PagedAttentionParams* out) {
+  if (p == nullptr || p->num_heads < 1 || p->num_kv_heads < 1 || p->head_dim < 1 ||
+      p->block_size < 1 || p->pool_blocks < 1 || p->num_heads % p->num_kv_heads != 0 ||
+      (p->kv_dtype != RL_KV_F32 && p->kv_dtype != RL_KV_F16)) {
+    return false;
+  }
+  *out = k::PagedAttentionParams{
+      p->num_heads,  p->num_kv_heads, p->head_dim,
+      p->block_size, p->scale,        p->kv_dtype == RL_KV_F16 ? k::KvElem::kF16 : k::KvElem::kF32};
+  return true;
+}
+
+// The spans as the kernels take them, and the rows they cover; false when a
+// span is malformed or names a block outside the pool.
+bool Spans(const rl_attention_params* p, const rl_attention_span* spans, int64_t n,
+           std::vector<k::AttentionSpan>* out, int64_t* rows) {
+  if (n < 0 || (n > 0 && spans == nullptr)) return false;
+  out->clear();
+  *rows = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const rl_attention_span& s = spans[i];
+    if (s.rows < 0 || s.first_row < 0 || s.start_position < 0 ||
+        (s.rows > 0 && s.block_table == nullptr)) {
+      return false;
+    }
+    const int64_t blocks = (s.start_position + s.rows + p->block_size - 1) / p->block_size;
+    for (int64_t b = 0; b < blocks; ++b) {
+      if (s.block_table[b] < 0 || s.block_table[b] >= p->pool_blocks) return false;
+    }
+    *rows = std::max(*rows, s.first_row + s.rows);
+    out->push_back({s.first_row, s.rows, s.start_position, s.block_table});
+  }
+  return true;
+}
+
+uint64_t PoolBytes(const rl_attention_params* p) {
+  return static_cast<uint64_t>(p->pool_blocks) * p->block_size * p->num_kv_heads * p->head_dim *
+         (p->kv_dtype == RL_KV_F16 ? 2 : 4);
+}
+
+rl_status KvWriteOp(rl_device*, const rl_attention_params* p, rl_ref k_rows, rl_ref v_rows,
+                    const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
+                    rl_ref v_pool) {
+  k::PagedAttentionParams shape;
+  thread_local std::vector<k::AttentionSpan> ks;
+  int64_t rows = 0;
+  if (!AttentionShape(p, &shape) || !Spans(p, spans, num_spans, &ks, &rows)) {
+    return Refused("kv_write");
+  }
+  const int64_t kv_dim = int64_t{p->num_kv_heads} * p->head_dim;
+  float* kr = nullptr;
+  float* vr = nullptr;
+  unsigned char* kp = nullptr;
+  unsigned char* vp = nullptr;
+  HOSTREF_OPERAND(k_rows, rows * kv_dim, "kv_write k", &kr);
+  HOSTREF_OPERAND(v_rows, rows * kv_dim, "kv_write v", &vr);
+  HOSTREF_OPERAND(k_pool, PoolBytes(p), "kv_write k_pool", &kp);
+  HOSTREF_OPERAND(v_pool, PoolBytes(p), "kv_write v_pool", &vp);
+  if (!k::KvWrite(kv_dim, p->block_size, p->pool_blocks, shape.kv_elem, kr, vr, ks.data(),
+                  num_spans, kp, vp)) {
+    return Refused("kv_write");
+  }
+  return RL_OK;
+}
+
+rl_status AttentionOp(rl_device* device, const rl_attention_params* p, rl_ref q,
+                      const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
+                      rl_ref v_pool, rl_ref out) {
+  k::PagedAttentionParams shape;
+  thread_local std::vector<k::AttentionSpan> ks;
+  int64_t rows = 0;
+  if (!AttentionShape(p, &shape) || !Spans(p, spans, num_spans, &ks, &rows)) {
+    return Refused("attention");
+  }
+  const int64_t q_dim = int64_t{p->num_heads} * p->head_dim;
+  float* qs = nullptr;
+  float* o = nullptr;
+  unsigned char* kp = nullptr;
+  unsigned char* vp = nullptr;
+  HOSTREF_OPERAND(q, rows * q_dim, "attention q", &qs);
+  HOSTREF_OPERAND(out, rows * q_dim, "attention out", &o);
+  HOSTREF_OPERAND(k_pool, PoolBytes(p), "attention k_pool", &kp);
+  HOSTREF_OPERAND(v_pool, PoolBytes(p), "attention v_pool", &vp);
+  if (!k::PagedAttention(shape, qs, ks.data(), num_spans, kp, vp, o, &device->pool)) {
+    return Refused("attention");
+  }
+  return RL_OK;
+}
+
+rl_status ArgmaxOp(rl_device*, rl_ref x, int64_t rows, int64_t cols, int32_t* out_host) {
+  if (rows < 0 || cols < 1 || out_host == nullptr) return Refused("argmax");
+  float* xs = nullptr;
+  HOSTREF_OPERAND(x, rows * cols, "argmax x", &xs);
+  k::ArgmaxRows(xs, rows, cols, out_host);
+  return RL_OK;
+}
+
 const char* LastError() { return last_error.c_str(); }
 
 constexpr rl_device_api kApi = {
@@ -251,6 +543,17 @@ constexpr rl_device_api kApi = {
     &HostFree,
     &Synchronize,
     &LastError,
+    &MatmulSupportedOp,
+    &MatmulOp,
+    &AddRowBiasOp,
+    &EmbeddingOp,
+    &RmsNormOp,
+    &RopeOp,
+    &AddOp,
+    &SiluGateOp,
+    &KvWriteOp,
+    &AttentionOp,
+    &ArgmaxOp,
 };
 
 }  // namespace
@@ -276,7 +579,12 @@ RL_PLUGIN_EXPORT int32_t rl_plugin_score(void) {
 }
 
 #ifndef RELAYOUT_TEST_PLUGIN_NO_INIT
-RL_PLUGIN_EXPORT const rl_device_api* rl_plugin_init(void) { return &kApi; }
+RL_PLUGIN_EXPORT const rl_device_api* rl_plugin_init(void) {
+  // The reference paths (this plugin's copy of the kernels' switches).
+  k::SetMatmulIsaForTesting(k::MatmulIsa::kScalar);
+  k::SetAttentionIsaForTesting(k::AttentionIsa::kPortable);
+  return &kApi;
+}
 #else
 // The test copy without rl_plugin_init still has the table, unexported.
 [[maybe_unused]] const rl_device_api* UnexportedInit() { return &kApi; }

@@ -17,6 +17,7 @@
 #include "engine/model/generation.h"
 #include "engine/model/kv_cache.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/model_placement.h"
 #include "engine/text/json_writer.h"
 #include "engine/tokenizer/checkpoint_tokenizer.h"
 #include "server/cli/command.h"
@@ -116,12 +117,11 @@ int RunGenerate(std::span<char* const> args, std::ostream& out, std::ostream& er
       LoadCheckpointTokenizer(Env::Default(), load->checkpoint);
   if (!tokenizer.ok()) return ReportError(err, tokenizer.status());
   MemoryLedger ledger(load->plan.device_capacity);
-  Result<LoadedWeights> weights =
-      ExecuteConversion(*load->checkpoint.source, load->plan, &ledger, nullptr, nullptr, nullptr);
+  Result<PlacedWeights> weights = ConvertForLoad(*load, &ledger, nullptr, nullptr, nullptr);
   if (!weights.ok()) return ReportError(err, weights.status());
   kernels::ThreadPool pool(static_cast<int>(threads));
-  Result<std::unique_ptr<LlamaModel>> model = LlamaModel::Create(
-      load->checkpoint.config, load->checkpoint.naming, std::move(*weights), &pool, &ledger);
+  Result<std::unique_ptr<LlamaModel>> model =
+      CreateModel(*load, std::move(*weights), &pool, &ledger);
   if (!model.ok()) return ReportError(err, model.status());
   const double load_seconds = SecondsSince(load_start);
 
@@ -139,7 +139,7 @@ int RunGenerate(std::span<char* const> args, std::ostream& out, std::ostream& er
   }
   const KvCacheShape kv_shape = (*model)->kv_cache_shape();
   Result<std::unique_ptr<KvCache>> cache =
-      KvCache::Create(kv_shape, kv_shape.BytesForTokens(kv_tokens), &ledger);
+      KvCache::Create(kv_shape, kv_shape.BytesForTokens(kv_tokens), (*model)->device());
   if (!cache.ok()) return ReportError(err, cache.status());
 
   out << prompt << std::flush;

@@ -1,12 +1,15 @@
-// relayoutd inspect --model PATH [--json]
+// relayoutd inspect --model PATH [--device SPEC] [--json]
 //
 // Prints a checkpoint's format, config and every tensor (name, role, dtype,
-// shape, bytes) with totals. Reads headers only: no tensor byte is read.
+// shape, bytes) with totals, and the device the model would run on and why
+// (the same choice as plan, generate and serve make). Reads headers only: no
+// tensor byte is read.
 #include <cstdio>
 #include <map>
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/conversion/budget.h"
+#include "engine/device/device_loader.h"
 #include "engine/text/json_writer.h"
 #include "server/cli/command.h"
 #include "server/cli/flags.h"
@@ -75,12 +78,34 @@ void WriteConfigJson(JsonWriter& w, const ModelConfig& c) {
   w.EndObject();
 }
 
-void PrintJson(const Checkpoint& c, std::ostream& out) {
+// The device a --device spec resolves to, and why.
+struct DeviceLine {
+  std::string spec;
+  std::string name;
+  std::string why;
+  bool forward_pass = false;
+};
+
+Result<DeviceLine> ResolveDevice(const std::string& spec) {
+  DeviceRequest request;
+  request.spec = spec;
+  ASSIGN_OR_RETURN(OpenedDevice opened, OpenDevice(request));
+  return DeviceLine{opened.device->spec(), opened.device->info().name, opened.why,
+                    opened.device->runs_forward_pass()};
+}
+
+void PrintJson(const Checkpoint& c, const DeviceLine& device, std::ostream& out) {
   std::string text;
   JsonWriter w(&text);
   const Totals totals = Sum(*c.source);
   const auto roles = RolesByIndex(c);
   w.BeginObject();
+  w.Key("device").BeginObject();
+  w.Key("spec").String(device.spec);
+  w.Key("name").String(device.name);
+  w.Key("why").String(device.why);
+  w.Key("runs_forward_pass").Bool(device.forward_pass);
+  w.EndObject();
   w.Key("format").String(CheckpointFormatName(c.source->format()));
   w.Key("naming").String(NamingSchemeName(c.naming));
   w.Key("paths").BeginArray();
@@ -126,8 +151,9 @@ void PrintJson(const Checkpoint& c, std::ostream& out) {
   out << text << "\n";
 }
 
-void PrintText(const Checkpoint& c, std::ostream& out) {
+void PrintText(const Checkpoint& c, const DeviceLine& device, std::ostream& out) {
   const ModelConfig& m = c.config;
+  out << "device        " << device.spec << " (" << device.name << ", " << device.why << ")\n";
   out << "format        " << CheckpointFormatName(c.source->format()) << " ("
       << NamingSchemeName(c.naming) << " naming)\n";
   for (const std::string& p : c.source->paths()) out << "file          " << p << "\n";
@@ -176,11 +202,13 @@ void PrintText(const Checkpoint& c, std::ostream& out) {
 
 int RunInspect(std::span<char* const> args, std::ostream& out, std::ostream& err) {
   std::string model;
+  std::string device = "auto";
   bool json = false;
   bool help = false;
   FlagSet flags("inspect");
   flags.AddString("model", &model,
                   "checkpoint: a safetensors file, a checkpoint directory or a GGUF file");
+  flags.AddString("device", &device, "auto, cpu, cuda[:N] or hostref[:N]: which would run it");
   flags.AddBool("json", &json, "print one JSON document instead of text");
   flags.AddBool("help", &help, "print this help");
   if (Status s = flags.Parse(args); !s.ok()) return ReportError(err, s);
@@ -192,10 +220,12 @@ int RunInspect(std::span<char* const> args, std::ostream& out, std::ostream& err
     return ReportError(err, Status::InvalidArgument("inspect", "--model is required"));
   Result<Checkpoint> checkpoint = OpenCheckpoint(Env::Default(), model);
   if (!checkpoint.ok()) return ReportError(err, checkpoint.status());
+  Result<DeviceLine> line = ResolveDevice(device);
+  if (!line.ok()) return ReportError(err, line.status());
   if (json) {
-    PrintJson(*checkpoint, out);
+    PrintJson(*checkpoint, *line, out);
   } else {
-    PrintText(*checkpoint, out);
+    PrintText(*checkpoint, *line, out);
   }
   return 0;
 }

@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "engine/conversion/budget.h"
-#include "engine/conversion/device_conversion.h"
 #include "engine/conversion/relayout_executor.h"
+#include "engine/model/model_placement.h"
 #include "engine/text/json_writer.h"
 #include "kernels/cpu/runtime/cpu_features.h"
 #include "server/cli/command.h"
@@ -115,7 +115,6 @@ int RunConvert(std::span<char* const> args, std::ostream& out, std::ostream& err
     return 0;
   }
   if (Status s = load_flags.Finish(); !s.ok()) return ReportError(err, s.WithPrefix("convert"));
-  load_flags.options.allow_plugin_device = true;  // the conversion runs onto any device
   Result<PreparedLoad> load = PrepareLoad(Env::Default(), load_flags.options);
   if (!load.ok()) return ReportError(err, load.status());
 
@@ -127,20 +126,11 @@ int RunConvert(std::span<char* const> args, std::ostream& out, std::ostream& err
   sigaction(SIGINT, &action, &previous);
   ProgressPrinter progress(err);
   RelayoutReport report;
-  Status converted;
-  if (load->device != nullptr) {
-    // Onto the plugin device, staged through host memory.
-    MemoryLedger host_ledger;
-    converted = ExecuteConversionOnDevice(*load->checkpoint.source, load->plan, load->device.get(),
-                                          &host_ledger, quiet ? nullptr : &progress, &g_interrupted,
-                                          &report)
-                    .status();
-  } else {
-    MemoryLedger ledger(load->plan.device_capacity);
-    converted = ExecuteConversion(*load->checkpoint.source, load->plan, &ledger,
-                                  quiet ? nullptr : &progress, &g_interrupted, &report)
-                    .status();
-  }
+  // Onto the plugin device (staged through host memory), or into host memory.
+  MemoryLedger ledger(load->device != nullptr ? MemoryLedger::kUnlimited
+                                              : load->plan.device_capacity);
+  const Status converted =
+      ConvertForLoad(*load, &ledger, quiet ? nullptr : &progress, &g_interrupted, &report).status();
   sigaction(SIGINT, &previous, nullptr);
   if (!converted.ok()) return ReportError(err, converted);
   out << ReportText(report);

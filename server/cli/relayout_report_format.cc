@@ -108,10 +108,13 @@ std::string ReportJson(const RelayoutReport& r) {
   std::string text;
   JsonWriter w(&text);
   w.BeginObject();
+  w.Key("device").String(r.device);
   w.Key("weights_bytes").Uint(r.weights_bytes);
   w.Key("budget_bytes").Uint(r.budget_bytes);
   w.Key("predicted_peak_bytes").Uint(r.predicted_peak_bytes);
   w.Key("measured_peak_bytes").Uint(r.measured_peak_bytes);
+  w.Key("scratch_peak_bytes").Uint(r.scratch_peak_bytes);
+  w.Key("staging_peak_bytes").Uint(r.staging_peak_bytes);
   w.Key("os_peak_rss_bytes").Uint(r.os_peak_rss_bytes);
   w.Key("baseline_rss_bytes").Uint(r.baseline_rss_bytes);
   w.Key("seconds").Double(r.seconds);

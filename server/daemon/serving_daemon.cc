@@ -278,12 +278,12 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
 
   // The weights' buffers are registered in the ledger: it lives as long as
   // they do (in LoadedModel).
-  auto ledger = std::make_unique<MemoryLedger>(load.plan.device_capacity);
+  auto ledger = std::make_unique<MemoryLedger>(load.device != nullptr ? MemoryLedger::kUnlimited
+                                                                      : load.plan.device_capacity);
   ConversionProgress progress(&state, &metrics, bytes_total);
   RelayoutReport report;
-  ASSIGN_OR_RETURN(LoadedWeights weights,
-                   ExecuteConversion(*load.checkpoint.source, load.plan, ledger.get(), &progress,
-                                     &cancel, &report));
+  ASSIGN_OR_RETURN(PlacedWeights weights,
+                   ConvertForLoad(load, ledger.get(), &progress, &cancel, &report));
   metrics.SetReport(report);
   LogInfo("conversion done", {{"device", report.device},
                               {"weights_bytes", report.weights_bytes},

@@ -51,7 +51,7 @@ TEST(ServingDaemonTest, SigtermLetsAStreamInFlightFinishThenRunReturnsZero) {
   std::atomic<bool> factory_called{false};
   daemon.SetBackendFactory(
       [&](LoadedModel model, ServerMetrics* metrics) -> Result<std::unique_ptr<GenerationBackend>> {
-        EXPECT_FALSE(model.weights.tensors.empty());
+        EXPECT_FALSE(model.weights.host.tensors.empty());
         EXPECT_NE(model.tokenizer, nullptr);
         EXPECT_EQ(model.load.checkpoint.config.vocab_size, 512);
         EXPECT_NE(metrics, nullptr);

@@ -44,10 +44,16 @@ Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create
     metrics->SetKvCacheUsage(s.kv_usage_ratio());
   };
   const Checkpoint& checkpoint = model.load.checkpoint;
-  ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine,
-                   ServingEngine::Create(checkpoint.config, checkpoint.naming,
-                                         std::move(model.weights), std::move(model.ledger),
-                                         std::move(model.tokenizer), std::move(engine_options)));
+  Result<std::unique_ptr<ServingEngine>> created =
+      model.load.device != nullptr
+          ? ServingEngine::Create(checkpoint.config, checkpoint.naming,
+                                  std::move(model.weights.on_device), std::move(model.load.device),
+                                  std::move(model.ledger), std::move(model.tokenizer),
+                                  std::move(engine_options))
+          : ServingEngine::Create(checkpoint.config, checkpoint.naming,
+                                  std::move(model.weights.host), std::move(model.ledger),
+                                  std::move(model.tokenizer), std::move(engine_options));
+  ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, std::move(created));
   return std::unique_ptr<EngineGenerationBackend>(new EngineGenerationBackend(std::move(engine)));
 }
 

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "relayout/v1/generation.grpc.pb.h"
 #include "tests/server/serve_test_util.h"
@@ -62,6 +64,52 @@ TEST_F(ServeGenerationTest, GreedyGenerateEqualsLlama2cOutput) {
   EXPECT_EQ(r.usage.prompt_tokens(), 5u);
   EXPECT_EQ(r.usage.generated_tokens(), r.ids.size());
   EXPECT_NE(r.finish, v1::FINISH_REASON_UNSPECIFIED);
+  ExpectStillServingAndAllFree();
+}
+
+// The same served from the host-reference device: the weights, the KV
+// cache and the forward pass go through the device ABI, and the output is
+// the same text. Concurrent streams batch on the device as on the CPU.
+TEST_F(ServeGenerationTest, ServedFromTheHostReferenceDeviceTheTextIsTheSame) {
+  ASSERT_TRUE(Serve({"--device", "hostref"}));
+  const StreamResult r = Generate(stub_.get(), GreedyRequest("Once upon a time", 60));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ("Once upon a time" + r.text + "\n", ReadWholeFile(kReference));
+  std::vector<std::thread> clients;
+  std::atomic<int> equal{0};
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      const StreamResult c = Generate(stub_.get(), GreedyRequest("Once upon a time", 60));
+      if (c.status.ok() && c.text == r.text) equal.fetch_add(1);
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(equal.load(), 4);
+  ExpectStillServingAndAllFree();
+}
+
+// Out of device memory while serving (the KV cache fits, a large prompt's
+// activations do not): that request fails with RESOURCE_EXHAUSTED naming
+// the workspace, and the server keeps serving the next one.
+TEST_F(ServeGenerationTest, DeviceOutOfMemoryFailsOneRequestAndTheServerKeepsServing) {
+  // 64 MiB: 1.1 MiB of weights, 62 MiB of KV cache, and under 1 MiB left,
+  // which a short prompt's activations fit (17 KiB) and a 400-token one's
+  // (1.1 MiB) do not.
+  ::setenv("RELAYOUT_HOSTREF_MEMORY_BYTES", std::to_string(64 << 20).c_str(), 1);
+  const bool serving =
+      Serve({"--device", "hostref", "--kv-cache-bytes", "62MiB", "--budget", "1MiB"});
+  ::unsetenv("RELAYOUT_HOSTREF_MEMORY_BYTES");
+  ASSERT_TRUE(serving);
+  std::string long_prompt;
+  for (int i = 0; i < 100; ++i) long_prompt += "Once upon a time ";
+  const StreamResult big = Generate(stub_.get(), GreedyRequest(long_prompt, 4));
+  EXPECT_EQ(big.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << big.status.error_message();
+  EXPECT_NE(big.status.error_message().find("forward workspace"), std::string::npos)
+      << big.status.error_message();
+  const StreamResult small = Generate(stub_.get(), GreedyRequest("Once upon a time", 60));
+  ASSERT_TRUE(small.status.ok()) << small.status.error_message();
+  EXPECT_EQ("Once upon a time" + small.text + "\n", ReadWholeFile(kReference));
   ExpectStillServingAndAllFree();
 }
 

@@ -131,6 +131,8 @@ void PrepareBf16(const IsaKernels& k, MatmulArgs& a, ThreadPool* pool) {
 
 }  // namespace
 
+int64_t MatmulWeightBytes(const MatmulWeight& w) { return WeightBytes(w); }
+
 bool MatmulIsaAvailable(MatmulIsa isa) {
   const CpuFeatures& f = DetectCpuFeatures();
   switch (isa) {

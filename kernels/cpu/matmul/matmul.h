@@ -64,6 +64,14 @@ struct MatmulWeight {
 // False (and Y untouched) when the weight's type, layout and parameters do
 // not describe a supported combination or a dimension is not positive.
 bool MatmulSupported(const MatmulWeight& w);
+// The same without looking at data: whether a weight of this type, layout
+// and shape could be read (a device's capability query).
+bool MatmulShapeSupported(const MatmulWeight& w);
+
+// The bytes the weight occupies in its layout (every layout is a
+// permutation of the common one, so the same for all); 0 for an unknown
+// type.
+int64_t MatmulWeightBytes(const MatmulWeight& w);
 
 // REQUIRES: MatmulSupported(w); x has tokens * w.cols floats and y has
 // tokens * w.rows floats; tokens >= 1. Returns false otherwise.

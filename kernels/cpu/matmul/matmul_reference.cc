@@ -44,8 +44,10 @@ Bf16KPairParams KPairOf(const MatmulWeight& w) {
 
 }  // namespace
 
-bool MatmulSupported(const MatmulWeight& w) {
-  if (w.data == nullptr || w.rows <= 0 || w.cols <= 0) return false;
+bool MatmulSupported(const MatmulWeight& w) { return w.data != nullptr && MatmulShapeSupported(w); }
+
+bool MatmulShapeSupported(const MatmulWeight& w) {
+  if (w.rows <= 0 || w.cols <= 0) return false;
   const bool quant = !IsFloat(w.type);
   if (quant && w.cols % 32 != 0) return false;
   switch (w.layout) {
