@@ -30,9 +30,12 @@ struct Seq {
   std::vector<float> k, v;  // contiguous [start + rows, kv_dim]
 };
 
-TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
-  // GQA groups of 5: the ISA paths' 4- and 2-head blocks and their remainders.
-  const int64_t n_heads = 10, n_kv = 2, hd = 5, bs = 4, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+// GQA groups of 5: the ISA paths' 4- and 2-head blocks and their remainders;
+// head_dim 5 (scalar tails only) and 72 (the 4-register blocks of
+// AccumulatePv, its single-register steps and a scalar tail on both widths).
+void CheckAgainstContiguousReference(int64_t hd) {
+  SCOPED_TRACE(::testing::Message() << "head_dim " << hd);
+  const int64_t n_heads = 10, n_kv = 2, bs = 4, kv_dim = n_kv * hd, q_dim = n_heads * hd;
   const int64_t num_blocks = 16;
   std::vector<float> k_pool(num_blocks * bs * kv_dim, NAN), v_pool(k_pool.size(), NAN);
   // Blocks handed out out of order, so a wrong table lookup shows.
@@ -121,6 +124,11 @@ TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
                              k_rounded.data(), v_rounded.data(), from_f32.data(), nullptr));
   EXPECT_EQ(from_f16, from_f32);
   for (size_t i = 0; i < from_f16.size(); ++i) EXPECT_NEAR(from_f16[i], expected[i], 2e-3) << i;
+}
+
+TEST(PagedAttentionTest, MatchesContiguousCausalGqaForSeveralSequences) {
+  CheckAgainstContiguousReference(5);
+  CheckAgainstContiguousReference(72);
 }
 
 TEST(PagedAttentionTest, RejectsHeadCountsThatDoNotGroup) {
