@@ -22,8 +22,8 @@
 //     buffer (RL_INVALID_ARGUMENT otherwise, nothing copied).
 //
 //
-// Version 3 (this one): devices, memory and staging, and the ops of a Llama
-// layer's forward pass (the second half of rl_device_api). Ops are
+// Version 3 (this one): devices, memory and staging, the ops of a Llama
+// layer's forward pass and in-place layout transforms. Ops are
 // optional entries: NULL means the plugin does not run that op, and the
 // engine refuses to place a model on it (Unimplemented naming the op), so a
 // plugin can grow one op at a time.
@@ -239,6 +239,19 @@ typedef struct rl_device_api {
   // floats), written to host memory before the call returns: greedy
   // sampling without downloading the logits.
   rl_status (*argmax)(rl_device* device, rl_ref x, int64_t rows, int64_t cols, int32_t* out_host);
+
+  // ---- Layout transforms (optional) ----
+
+  // The device scratch transform_in_place needs to turn a weight uploaded
+  // in its common layout (row-major floats, or GGUF blocks in file order)
+  // into w's layout (w.data is not read); UINT64_MAX when it cannot. A
+  // permutation of row groups needs one group's bytes.
+  uint64_t (*transform_scratch_bytes)(rl_device* device, const rl_matmul_weight* w);
+  // Converts the bytes at w.data, the tensor in its common layout, in
+  // place into w's layout, touching no memory but them and the first
+  // transform_scratch_bytes(w) bytes at `scratch` (a buffer of this
+  // device). The engine's planner counted that scratch in the budget.
+  rl_status (*transform_in_place)(rl_device* device, const rl_matmul_weight* w, rl_ref scratch);
 } rl_device_api;
 
 // The three symbols a plugin exports.

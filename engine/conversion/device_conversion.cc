@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <utility>
+
+#include "engine/device/device_weight.h"
+#include "engine/memory/process_memory.h"
 
 namespace relayout {
 namespace {
@@ -71,14 +75,55 @@ Status StreamOntoDevice(const WeightSource& source, const TensorConversion& t, D
 // One tensor: its final buffer on the device first (so a device that is
 // full refuses before anything is read), then read and convert in staging,
 // then upload. Host scratch and the converted copy are gone on return.
+// The weight as the device would hold it after an in-place transform, when
+// the device can do it with no more scratch than the plan gave the step;
+// its scratch bytes in *scratch.
+std::optional<DeviceMatmulWeight> DeviceTransformTarget(const TensorConversion& t,
+                                                        const PlanStep& step, Device* device,
+                                                        const DeviceBuffer& buffer,
+                                                        uint64_t* scratch) {
+  if (step.strategy == Strategy::kNone || !t.spec.is_permutation || !t.from.IsCommon()) {
+    return std::nullopt;
+  }
+  Result<DeviceMatmulWeight> w = MatmulWeightFor(t.name, t.dtype, t.shape, t.to, buffer.ref());
+  if (!w.ok()) return std::nullopt;
+  const std::optional<uint64_t> need = device->TransformScratchBytes(*w);
+  if (!need || *need > step.scratch_bytes) return std::nullopt;
+  *scratch = *need;
+  return *w;
+}
+
 Status ConvertOntoDevice(const WeightSource& source, const TensorConversion& t,
                          const PlanStep& step, Device* device, MemoryLedger* host_ledger,
-                         StagingRing* ring, DeviceTensor* out, TensorConversionReport* report) {
+                         StagingRing* ring, DeviceTransforms transforms, DeviceTensor* out,
+                         TensorConversionReport* report) {
   const std::string what = StrCat("tensor ", t.name);
   ASSIGN_OR_RETURN(DeviceBuffer buffer,
                    device->Allocate(t.spec.to_bytes, MemoryCategory::kWeights, what));
   LoadedTensor staged;
-  if (step.strategy == Strategy::kNone) {
+  uint64_t device_scratch = 0;
+  const std::optional<DeviceMatmulWeight> target =
+      transforms == DeviceTransforms::kWhenSupported
+          ? DeviceTransformTarget(t, step, device, buffer, &device_scratch)
+          : std::nullopt;
+  if (target) {
+    // In its common layout into the final buffer, then permuted there.
+    const auto start = Clock::now();
+    RETURN_IF_ERROR(StreamOntoDevice(source, t, device, host_ledger, ring, buffer, what));
+    DeviceBuffer scratch;
+    if (device_scratch > 0) {
+      ASSIGN_OR_RETURN(scratch, device->Allocate(device_scratch, MemoryCategory::kScratch,
+                                                 StrCat(what, " scratch")));
+    }
+    if (Status s = device->TransformInPlace(*target, scratch.ref()); !s.ok()) {
+      return s.WithPrefix(what);
+    }
+    DescribeConvertedTensor(t, step, report, &staged);
+    report->strategy = Strategy::kBlockedInPlace;
+    report->scratch_bytes = device_scratch;
+    report->on_device = true;
+    report->seconds = SecondsSince(start);
+  } else if (step.strategy == Strategy::kNone) {
     // Nothing to convert (the device wants the common layout).
     const auto start = Clock::now();
     RETURN_IF_ERROR(StreamOntoDevice(source, t, device, host_ledger, ring, buffer, what));
@@ -104,16 +149,18 @@ Status ConvertOntoDevice(const WeightSource& source, const TensorConversion& t,
 
 }  // namespace
 
-Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
-                                                const ConversionPlan& plan, Device* device,
-                                                MemoryLedger* host_ledger,
-                                                ConversionObserver* observer,
-                                                const std::atomic<bool>* cancel,
-                                                RelayoutReport* report) {
+Result<DeviceWeights> ExecuteConversionOnDevice(
+    const WeightSource& source, const ConversionPlan& plan, Device* device,
+    MemoryLedger* host_ledger, ConversionObserver* observer, const std::atomic<bool>* cancel,
+    RelayoutReport* report, DeviceTransforms transforms) {
   if (device == nullptr || host_ledger == nullptr) {
     return Status::InvalidArgument("relayout", "no device or no host ledger");
   }
   const auto start = Clock::now();
+  // The host process's memory (for the host-reference plugin it includes
+  // the device's, which is host memory).
+  const Result<uint64_t> baseline_rss = ReadResidentBytes();
+  const bool hwm_reset = ResetPeakResident().ok();
   MemoryLedger& ledger = device->ledger();
   const uint64_t base_bytes = ledger.total_current();
   ledger.ResetPeaks();
@@ -129,7 +176,7 @@ Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
     if (cancel != nullptr && cancel->load()) return Status::Cancelled("relayout", "interrupted");
     const size_t ti = static_cast<size_t>(steps[s].tensor_index);
     RETURN_IF_ERROR(ConvertOntoDevice(source, plan.tensors[ti], steps[s], device, host_ledger,
-                                      &ring, &converted[ti], &reports[s]));
+                                      &ring, transforms, &converted[ti], &reports[s]));
     if (observer != nullptr)
       observer->OnTensorConverted(reports[s], s + 1, steps.size(), ledger.Snapshot());
   }
@@ -156,8 +203,12 @@ Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
     report->budget_bytes = plan.plan.budget_bytes;
     report->predicted_peak_bytes = plan.plan.predicted_peak_bytes;
     report->measured_peak_bytes = measured;
-    report->scratch_peak_bytes = peak_above(MemoryCategory::kScratch, base_scratch);
+    report->scratch_peak_bytes = ledger.peak(MemoryCategory::kScratch);
+    report->host_scratch_peak_bytes = peak_above(MemoryCategory::kScratch, base_scratch);
     report->staging_peak_bytes = peak_above(MemoryCategory::kStaging, base_staging);
+    report->baseline_rss_bytes = baseline_rss.ok() ? *baseline_rss : 0;
+    const Result<uint64_t> hwm = ReadPeakResidentBytes();
+    report->os_peak_rss_bytes = hwm.ok() && hwm_reset ? *hwm : 0;
     report->seconds = SecondsSince(start);
     report->bytes_per_second =
         report->seconds > 0 ? static_cast<double>(plan.plan.weight_bytes) / report->seconds : 0;

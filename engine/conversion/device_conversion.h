@@ -1,12 +1,19 @@
-// ExecuteConversionOnDevice: a ConversionPlan run onto a Device, "staged
-// through host": for each tensor in plan order, allocate its final buffer on
-// the device, then either stream it from the checkpoint through two 16 MiB
-// staging chunks (a tensor the device wants in its common layout, as GPUs
-// want F16/BF16 matrices: the next chunk is read while the last one
-// uploads), or read it whole into a host staging buffer, convert it there
-// with the planned strategy (its scratch on the host) and upload it. Device
-// scratch is 0, so the device's peak is its weights, within weights +
-// budget whatever the device can transform itself.
+// ExecuteConversionOnDevice: a ConversionPlan run onto a Device. For each
+// tensor in plan order, its final buffer is allocated on the device first,
+// then one of:
+//   - streamed: a tensor the device wants in its common layout (as GPUs
+//     want F16/BF16 matrices) goes from the checkpoint through two 16 MiB
+//     staging chunks, the next read while the last uploads;
+//   - converted in place on the device: when the device transforms that
+//     layout itself (Device::TransformScratchBytes) with no more scratch
+//     than the plan gave the step, the tensor streams in its common layout
+//     into its final buffer and the device permutes it there, its scratch
+//     a device buffer (kScratch) freed right after;
+//   - staged through host: otherwise it is read whole into host staging,
+//     converted there with the planned strategy (its scratch on the host)
+//     and uploaded; device scratch 0.
+// Either way the device's peak is within weights + budget: the planner
+// bounded every step's scratch by the budget.
 // The two streaming chunks are pinned host memory when the device offers
 // it (Device::AllocateStaging), allocated once and kept for the whole
 // conversion; a converted tensor's staging is the tensor itself. Both are
@@ -57,11 +64,15 @@ struct DeviceWeights {
 // scratch_peak_bytes and the staging peak as staging_peak_bytes.
 // Errors: the device's (ResourceExhausted naming the tensor, ...), the
 // source's, Cancelled when *cancel turns true between tensors.
-Result<DeviceWeights> ExecuteConversionOnDevice(const WeightSource& source,
-                                                const ConversionPlan& plan, Device* device,
-                                                MemoryLedger* host_ledger,
-                                                ConversionObserver* observer,
-                                                const std::atomic<bool>* cancel,
-                                                RelayoutReport* report);
+// Whether a tensor that the device can transform is converted there.
+enum class DeviceTransforms : uint8_t {
+  kWhenSupported,  // in place on the device when it can (the default)
+  kNever,          // always staged through host
+};
+
+Result<DeviceWeights> ExecuteConversionOnDevice(
+    const WeightSource& source, const ConversionPlan& plan, Device* device,
+    MemoryLedger* host_ledger, ConversionObserver* observer, const std::atomic<bool>* cancel,
+    RelayoutReport* report, DeviceTransforms transforms = DeviceTransforms::kWhenSupported);
 
 }  // namespace relayout

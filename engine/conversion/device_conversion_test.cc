@@ -1,6 +1,7 @@
 // The conversion onto a device, through the host-reference plugin: the
-// bytes equal the CPU conversion's, the device holds the weights and no
-// scratch, staging is bounded by one tensor, and a failure at any
+// bytes equal the CPU conversion's whether the device transforms in place
+// or the host does in staging; the device holds the weights and at most
+// one transform's scratch, staging is bounded, and a failure at any
 // allocation or upload is a clean error with nothing left behind.
 #include "engine/conversion/device_conversion.h"
 
@@ -47,7 +48,11 @@ class DeviceConversionTest : public ::testing::Test {
   std::optional<PreparedLoad> load_;
 };
 
-TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
+class DeviceConversionBytesTest : public DeviceConversionTest,
+                                  public ::testing::WithParamInterface<DeviceTransforms> {};
+
+TEST_P(DeviceConversionBytesTest, BytesOnTheDeviceEqualTheCpuConversion) {
+  const DeviceTransforms transforms = GetParam();
   MemoryLedger cpu_ledger;
   Result<LoadedWeights> cpu =
       ExecuteConversion(source(), plan(), &cpu_ledger, nullptr, nullptr, nullptr);
@@ -56,8 +61,8 @@ TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
   ASSERT_NE(device, nullptr);
   MemoryLedger host;
   RelayoutReport report;
-  Result<DeviceWeights> on_device =
-      ExecuteConversionOnDevice(source(), plan(), device.get(), &host, nullptr, nullptr, &report);
+  Result<DeviceWeights> on_device = ExecuteConversionOnDevice(
+      source(), plan(), device.get(), &host, nullptr, nullptr, &report, transforms);
   ASSERT_TRUE(on_device.ok()) << on_device.status();
   ASSERT_EQ(on_device->tensors.size(), cpu->tensors.size());
   uint64_t largest = 0;
@@ -72,21 +77,49 @@ TEST_F(DeviceConversionTest, BytesOnTheDeviceEqualTheCpuConversion) {
     EXPECT_EQ(std::memcmp(bytes.data(), want.buffer.data(), bytes.size()), 0) << got.name;
     largest = std::max(largest, got.buffer.size());
   }
-  // The device holds the weights and nothing else; staging held one
-  // converted tensor at a time and the two streaming chunks (each at most
-  // the largest streamed tensor); the host gave everything back.
   EXPECT_EQ(report.device, "hostref:0");
   EXPECT_EQ(load_->plan.device, "hostref:0");
   // The plan counted the device's sizes: its bound is the one measured.
   EXPECT_EQ(report.weights_bytes, plan().plan.weight_bytes);
-  EXPECT_EQ(report.measured_peak_bytes, report.weights_bytes);
-  EXPECT_EQ(device->ledger().current(MemoryCategory::kScratch), 0u);
-  EXPECT_GE(report.weights_bytes, plan().plan.weight_bytes);
   EXPECT_TRUE(report.bound_held());
-  EXPECT_GT(report.staging_peak_bytes, 0u);
-  EXPECT_LE(report.staging_peak_bytes, 3 * largest);
+  EXPECT_EQ(device->ledger().current(MemoryCategory::kScratch), 0u);
+  uint64_t on_device_scratch = 0;
+  size_t transformed_on_device = 0;
+  for (const TensorConversionReport& t : report.tensors) {
+    if (!t.on_device) continue;
+    ++transformed_on_device;
+    on_device_scratch = std::max(on_device_scratch, device->AllocSize(t.scratch_bytes));
+  }
+  if (transforms == DeviceTransforms::kNever) {
+    // Staged through host: the device held the weights and nothing else;
+    // staging held one converted tensor and the two streaming chunks.
+    EXPECT_EQ(transformed_on_device, 0u);
+    EXPECT_EQ(report.measured_peak_bytes, report.weights_bytes);
+    EXPECT_EQ(report.scratch_peak_bytes, 0u);
+    EXPECT_GT(report.host_scratch_peak_bytes, 0u);
+    EXPECT_GT(report.staging_peak_bytes, 0u);
+    EXPECT_LE(report.staging_peak_bytes, 3 * largest);
+  } else {
+    // Every matrix permuted in place on the device, one scratch at a time;
+    // the host only streamed.
+    EXPECT_GT(transformed_on_device, 10u);
+    EXPECT_EQ(report.scratch_peak_bytes, on_device_scratch);
+    // The scratch of a tensor coexists with the tensors before it only.
+    EXPECT_GT(report.measured_peak_bytes, report.weights_bytes);
+    EXPECT_LE(report.measured_peak_bytes, report.weights_bytes + on_device_scratch);
+    EXPECT_EQ(report.host_scratch_peak_bytes, 0u);
+    EXPECT_LE(report.staging_peak_bytes, 2 * largest);
+  }
   EXPECT_EQ(host.total_current(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Transforms, DeviceConversionBytesTest,
+                         ::testing::Values(DeviceTransforms::kWhenSupported,
+                                           DeviceTransforms::kNever),
+                         [](const auto& info) {
+                           return info.param == DeviceTransforms::kNever ? "StagedThroughHost"
+                                                                         : "InPlaceOnTheDevice";
+                         });
 
 // With --layout native nothing is converted: every tensor streams from the
 // file through a bounded chunk and lands byte for byte as stored.
@@ -116,6 +149,7 @@ TEST(DeviceConversionNativeTest, UnconvertedTensorsStreamThroughABoundedChunk) {
   }
   EXPECT_LE(report.staging_peak_bytes, uint64_t{32} << 20);
   EXPECT_EQ(report.scratch_peak_bytes, 0u);
+  EXPECT_EQ(report.host_scratch_peak_bytes, 0u);
   EXPECT_EQ(host.total_current(), 0u);
 }
 

@@ -52,6 +52,9 @@ struct TensorConversionReport {
   uint64_t scratch_bytes = 0;
   double seconds = 0;  // read + convert
   double read_seconds = 0;
+  // Converted in place on the device (its scratch on the device), rather
+  // than in host memory before the upload.
+  bool on_device = false;
 };
 
 // What `relayoutd convert` reports and the server exports as metrics.
@@ -64,8 +67,11 @@ struct RelayoutReport {
   uint64_t measured_peak_bytes = 0;  // the ledger's peak during conversion
   uint64_t scratch_peak_bytes = 0;   // the ledger's peak of scratch alone
   uint64_t staging_peak_bytes = 0;   // host staging on the way to a device (0 on the CPU)
-  uint64_t os_peak_rss_bytes = 0;    // VmHWM after conversion (0 if unreadable)
-  uint64_t baseline_rss_bytes = 0;   // VmRSS before loading (0 if unreadable)
+  // Host scratch of tensors converted in staging before their upload to a
+  // device (0 on the CPU, whose scratch is scratch_peak_bytes).
+  uint64_t host_scratch_peak_bytes = 0;
+  uint64_t os_peak_rss_bytes = 0;   // VmHWM after conversion (0 if unreadable)
+  uint64_t baseline_rss_bytes = 0;  // VmRSS before loading (0 if unreadable)
   double seconds = 0;
   double bytes_per_second = 0;
   std::vector<TensorConversionReport> tensors;  // in plan order

@@ -129,6 +129,12 @@ Status Device::Attention(const kernels::PagedAttentionParams&, int64_t, DeviceRe
 Status Device::Argmax(DeviceRef, int64_t, int64_t, std::span<int32_t>) {
   return NoOp(spec_, "argmax");
 }
+std::optional<uint64_t> Device::TransformScratchBytes(const DeviceMatmulWeight&) const {
+  return std::nullopt;
+}
+Status Device::TransformInPlace(const DeviceMatmulWeight&, DeviceRef) {
+  return NoOp(spec_, "transform_in_place");
+}
 
 Status Device::Download(DeviceRef src, std::span<std::byte> dst) {
   const uint64_t bytes = dst.size();

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -227,6 +228,13 @@ class Device {
                            DeviceRef v_pool, DeviceRef out);
   // out[r] = the first index of row r's maximum.
   virtual Status Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<int32_t> out);
+  // The device scratch TransformInPlace needs to turn w (uploaded in its
+  // common layout) into w's layout; nullopt when the device cannot.
+  virtual std::optional<uint64_t> TransformScratchBytes(const DeviceMatmulWeight& w) const;
+  // Converts w.data in place into w's layout with `scratch` (at least
+  // TransformScratchBytes(w) bytes on this device).
+  virtual Status TransformInPlace(const DeviceMatmulWeight& w, DeviceRef scratch);
+
   // Whether every op of the forward pass is there (a plugin may lack some).
   virtual bool runs_forward_pass() const { return false; }
   // Whether the ops also take plain host memory (DeviceRef::Host): the CPU.

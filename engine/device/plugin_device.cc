@@ -139,6 +139,15 @@ Result<rl_ref> PluginDevice::Ref(const DeviceRef& r, std::string_view op) const 
   return rl_ref{static_cast<rl_buffer*>(r.handle), r.offset};
 }
 
+std::span<const rl_attention_span> PluginDevice::RawSpans(
+    std::span<const kernels::AttentionSpan> spans) {
+  spans_.clear();
+  for (const kernels::AttentionSpan& s : spans) {
+    spans_.push_back({s.first_row, s.rows, s.start_position, s.block_table});
+  }
+  return spans_;
+}
+
 Status PluginDevice::Missing(std::string_view op) const {
   return Status::Unimplemented(spec(), StrCat("the ", api_.name, " plugin has no ", op, " op"));
 }
@@ -290,13 +299,10 @@ Status PluginDevice::KvWrite(const kernels::PagedAttentionParams& p, int64_t poo
   ASSIGN_OR_RETURN(rl_ref rv, Ref(v, "kv_write"));
   ASSIGN_OR_RETURN(rl_ref rkp, Ref(k_pool, "kv_write"));
   ASSIGN_OR_RETURN(rl_ref rvp, Ref(v_pool, "kv_write"));
-  spans_.clear();
-  for (const kernels::AttentionSpan& s : spans) {
-    spans_.push_back({s.first_row, s.rows, s.start_position, s.block_table});
-  }
   const rl_attention_params raw = RawParams(p, pool_blocks);
-  return Check(api_.kv_write(device_, &raw, rk, rv, spans_.data(),
-                             static_cast<int64_t>(spans_.size()), rkp, rvp),
+  const std::span<const rl_attention_span> raw_spans = RawSpans(spans);
+  return Check(api_.kv_write(device_, &raw, rk, rv, raw_spans.data(),
+                             static_cast<int64_t>(raw_spans.size()), rkp, rvp),
                "kv_write");
 }
 
@@ -308,13 +314,10 @@ Status PluginDevice::Attention(const kernels::PagedAttentionParams& p, int64_t p
   ASSIGN_OR_RETURN(rl_ref rkp, Ref(k_pool, "attention"));
   ASSIGN_OR_RETURN(rl_ref rvp, Ref(v_pool, "attention"));
   ASSIGN_OR_RETURN(rl_ref ro, Ref(out, "attention"));
-  spans_.clear();
-  for (const kernels::AttentionSpan& s : spans) {
-    spans_.push_back({s.first_row, s.rows, s.start_position, s.block_table});
-  }
   const rl_attention_params raw = RawParams(p, pool_blocks);
-  return Check(api_.attention(device_, &raw, rq, spans_.data(), static_cast<int64_t>(spans_.size()),
-                              rkp, rvp, ro),
+  const std::span<const rl_attention_span> raw_spans = RawSpans(spans);
+  return Check(api_.attention(device_, &raw, rq, raw_spans.data(),
+                              static_cast<int64_t>(raw_spans.size()), rkp, rvp, ro),
                "attention");
 }
 
@@ -325,6 +328,27 @@ Status PluginDevice::Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<i
   }
   ASSIGN_OR_RETURN(rl_ref rx, Ref(x, "argmax"));
   return Check(api_.argmax(device_, rx, rows, cols, out.data()), "argmax");
+}
+
+std::optional<uint64_t> PluginDevice::TransformScratchBytes(const DeviceMatmulWeight& w) const {
+  if (api_.transform_scratch_bytes == nullptr || api_.transform_in_place == nullptr) {
+    return std::nullopt;
+  }
+  const rl_matmul_weight raw = RawWeight(w, rl_ref{nullptr, 0});
+  const uint64_t bytes = api_.transform_scratch_bytes(device_, &raw);
+  if (bytes == UINT64_MAX) return std::nullopt;
+  return bytes;
+}
+
+Status PluginDevice::TransformInPlace(const DeviceMatmulWeight& w, DeviceRef scratch) {
+  if (api_.transform_in_place == nullptr) return Missing("transform_in_place");
+  ASSIGN_OR_RETURN(rl_ref data, Ref(w.data, "transform_in_place"));
+  rl_ref rs{nullptr, 0};
+  if (scratch.device != nullptr || scratch.handle != nullptr) {
+    ASSIGN_OR_RETURN(rs, Ref(scratch, "transform_in_place"));
+  }
+  const rl_matmul_weight raw = RawWeight(w, data);
+  return Check(api_.transform_in_place(device_, &raw, rs), "transform_in_place");
 }
 
 }  // namespace relayout

@@ -75,6 +75,8 @@ class PluginDevice final : public Device {
                    std::span<const kernels::AttentionSpan> spans, DeviceRef k_pool,
                    DeviceRef v_pool, DeviceRef out) override;
   Status Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<int32_t> out) override;
+  std::optional<uint64_t> TransformScratchBytes(const DeviceMatmulWeight& w) const override;
+  Status TransformInPlace(const DeviceMatmulWeight& w, DeviceRef scratch) override;
 
  private:
   PluginDevice(std::shared_ptr<const PluginLibrary> library, rl_device* device, std::string spec,
@@ -92,6 +94,8 @@ class PluginDevice final : public Device {
   // not one of this device's buffers.
   Result<rl_ref> Ref(const DeviceRef& r, std::string_view op) const;
   Status Missing(std::string_view op) const;
+  // The spans as the ABI takes them, in spans_.
+  std::span<const rl_attention_span> RawSpans(std::span<const kernels::AttentionSpan> spans);
 
   std::shared_ptr<const PluginLibrary> library_;
   const rl_device_api& api_;

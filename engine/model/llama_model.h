@@ -52,6 +52,7 @@
 #include "engine/conversion/device_conversion.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/device/device.h"
+#include "engine/device/device_weight.h"
 #include "engine/memory/memory_ledger.h"
 #include "engine/model/kv_cache.h"
 #include "kernels/cpu/matmul/matmul.h"
@@ -74,9 +75,6 @@ struct BatchEntry {
 // and parameters from its Layout. Unimplemented naming the tensor for a
 // dtype no matmul reads, the transposed layout, or a non-2-D shape.
 Result<kernels::MatmulWeight> MatmulWeightFor(const LoadedTensor& tensor);
-Result<DeviceMatmulWeight> MatmulWeightFor(const std::string& name, DType dtype,
-                                           const std::vector<int64_t>& shape, const Layout& layout,
-                                           DeviceRef data);
 
 class LlamaModel {
  public:

@@ -39,6 +39,9 @@
 #include "kernels/cpu/attention/kv_write.h"
 #include "kernels/cpu/attention/paged_attention.h"
 #include "kernels/cpu/attention/paged_attention_testing.h"
+#include "kernels/cpu/layout/bf16_kpair.h"
+#include "kernels/cpu/layout/quant_row_group.h"
+#include "kernels/cpu/layout/row_group_interleave.h"
 #include "kernels/cpu/matmul/matmul.h"
 #include "kernels/cpu/matmul/matmul_testing.h"
 #include "kernels/cpu/ops/add.h"
@@ -466,26 +469,40 @@ uint64_t PoolBytes(const rl_attention_params* p) {
          (p->kv_dtype == RL_KV_F16 ? 2 : 4);
 }
 
+// What kv_write and attention share: the shape, the spans (checked against
+// the pool) and both pools' bytes.
+struct PagedOperands {
+  k::PagedAttentionParams shape;
+  std::vector<k::AttentionSpan> spans;
+  int64_t rows = 0;  // the batch rows the spans cover
+  unsigned char* k_pool = nullptr;
+  unsigned char* v_pool = nullptr;
+};
+
+rl_status ResolvePaged(const char* op, const rl_attention_params* p, const rl_attention_span* spans,
+                       int64_t num_spans, rl_ref k_pool, rl_ref v_pool, PagedOperands* out) {
+  if (!AttentionShape(p, &out->shape) || !Spans(p, spans, num_spans, &out->spans, &out->rows)) {
+    return Refused(op);
+  }
+  HOSTREF_OPERAND(k_pool, PoolBytes(p), op, &out->k_pool);
+  HOSTREF_OPERAND(v_pool, PoolBytes(p), op, &out->v_pool);
+  return RL_OK;
+}
+
 rl_status KvWriteOp(rl_device*, const rl_attention_params* p, rl_ref k_rows, rl_ref v_rows,
                     const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
                     rl_ref v_pool) {
-  k::PagedAttentionParams shape;
-  thread_local std::vector<k::AttentionSpan> ks;
-  int64_t rows = 0;
-  if (!AttentionShape(p, &shape) || !Spans(p, spans, num_spans, &ks, &rows)) {
-    return Refused("kv_write");
+  thread_local PagedOperands o;
+  if (rl_status s = ResolvePaged("kv_write", p, spans, num_spans, k_pool, v_pool, &o); s != RL_OK) {
+    return s;
   }
   const int64_t kv_dim = int64_t{p->num_kv_heads} * p->head_dim;
   float* kr = nullptr;
   float* vr = nullptr;
-  unsigned char* kp = nullptr;
-  unsigned char* vp = nullptr;
-  HOSTREF_OPERAND(k_rows, rows * kv_dim, "kv_write k", &kr);
-  HOSTREF_OPERAND(v_rows, rows * kv_dim, "kv_write v", &vr);
-  HOSTREF_OPERAND(k_pool, PoolBytes(p), "kv_write k_pool", &kp);
-  HOSTREF_OPERAND(v_pool, PoolBytes(p), "kv_write v_pool", &vp);
-  if (!k::KvWrite(kv_dim, p->block_size, p->pool_blocks, shape.kv_elem, kr, vr, ks.data(),
-                  num_spans, kp, vp)) {
+  HOSTREF_OPERAND(k_rows, o.rows * kv_dim, "kv_write k", &kr);
+  HOSTREF_OPERAND(v_rows, o.rows * kv_dim, "kv_write v", &vr);
+  if (!k::KvWrite(kv_dim, p->block_size, p->pool_blocks, o.shape.kv_elem, kr, vr, o.spans.data(),
+                  num_spans, o.k_pool, o.v_pool)) {
     return Refused("kv_write");
   }
   return RL_OK;
@@ -494,25 +511,86 @@ rl_status KvWriteOp(rl_device*, const rl_attention_params* p, rl_ref k_rows, rl_
 rl_status AttentionOp(rl_device* device, const rl_attention_params* p, rl_ref q,
                       const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
                       rl_ref v_pool, rl_ref out) {
-  k::PagedAttentionParams shape;
-  thread_local std::vector<k::AttentionSpan> ks;
-  int64_t rows = 0;
-  if (!AttentionShape(p, &shape) || !Spans(p, spans, num_spans, &ks, &rows)) {
-    return Refused("attention");
+  thread_local PagedOperands o;
+  if (rl_status s = ResolvePaged("attention", p, spans, num_spans, k_pool, v_pool, &o);
+      s != RL_OK) {
+    return s;
   }
   const int64_t q_dim = int64_t{p->num_heads} * p->head_dim;
   float* qs = nullptr;
-  float* o = nullptr;
-  unsigned char* kp = nullptr;
-  unsigned char* vp = nullptr;
-  HOSTREF_OPERAND(q, rows * q_dim, "attention q", &qs);
-  HOSTREF_OPERAND(out, rows * q_dim, "attention out", &o);
-  HOSTREF_OPERAND(k_pool, PoolBytes(p), "attention k_pool", &kp);
-  HOSTREF_OPERAND(v_pool, PoolBytes(p), "attention v_pool", &vp);
-  if (!k::PagedAttention(shape, qs, ks.data(), num_spans, kp, vp, o, &device->pool)) {
+  float* y = nullptr;
+  HOSTREF_OPERAND(q, o.rows * q_dim, "attention q", &qs);
+  HOSTREF_OPERAND(out, o.rows * q_dim, "attention out", &y);
+  if (!k::PagedAttention(o.shape, qs, o.spans.data(), num_spans, o.k_pool, o.v_pool, y,
+                         &device->pool)) {
     return Refused("attention");
   }
   return RL_OK;
+}
+
+// ---- Layout transforms: the kernels' blocked in-place permutations ----
+
+k::QuantBlockFormat QuantFormat(k::WeightType t) {
+  return t == k::WeightType::kQ8_0   ? k::kQ8_0BlockFormat
+         : t == k::WeightType::kQ4_0 ? k::kQ4_0BlockFormat
+                                     : k::kQ4_1BlockFormat;
+}
+
+// The scratch of w's in-place transform, or UINT64_MAX.
+uint64_t TransformScratchBytes(rl_device*, const rl_matmul_weight* w) {
+  k::MatmulWeight hw;
+  if (!HostWeight(w, &hw)) return UINT64_MAX;
+  const size_t rows = static_cast<size_t>(hw.rows), cols = static_cast<size_t>(hw.cols);
+  switch (hw.layout) {
+    case k::WeightLayout::kRowGroup:
+      return k::RowGroupScratchBytes({rows, cols, hw.type == k::WeightType::kF32 ? 4u : 2u,
+                                      static_cast<size_t>(hw.group_rows),
+                                      static_cast<size_t>(hw.k_block)});
+    case k::WeightLayout::kQuantRowGroup:
+      return k::QuantRowGroupScratchBytes(
+          {rows, cols / 32, QuantFormat(hw.type), static_cast<size_t>(hw.group_rows)});
+    case k::WeightLayout::kBf16KPair:
+      return k::Bf16KPairScratchBytes({rows, cols, static_cast<size_t>(hw.group_rows)});
+    case k::WeightLayout::kRowMajor:
+      return 0;
+  }
+  return UINT64_MAX;
+}
+
+rl_status TransformInPlaceOp(rl_device* device, const rl_matmul_weight* w, rl_ref scratch) {
+  k::MatmulWeight hw;
+  const uint64_t need = TransformScratchBytes(device, w);
+  if (!HostWeight(w, &hw) || need == UINT64_MAX) return Refused("transform_in_place");
+  unsigned char* data = nullptr;
+  unsigned char* tmp = nullptr;
+  HOSTREF_OPERAND(w->data, static_cast<uint64_t>(k::MatmulWeightBytes(hw)), "transform data",
+                  &data);
+  if (need > 0) HOSTREF_OPERAND(scratch, need, "transform scratch", &tmp);
+  const size_t rows = static_cast<size_t>(hw.rows), cols = static_cast<size_t>(hw.cols);
+  bool ok = true;
+  switch (hw.layout) {
+    case k::WeightLayout::kRowGroup: {
+      const k::RowGroupParams p{rows, cols, hw.type == k::WeightType::kF32 ? 4u : 2u,
+                                static_cast<size_t>(hw.group_rows),
+                                static_cast<size_t>(hw.k_block)};
+      ok = k::RowGroupInterleaveForwardInPlace(data, p, 0, k::RowGroupCount(p), tmp, need);
+      break;
+    }
+    case k::WeightLayout::kQuantRowGroup: {
+      const k::QuantRowGroupParams p{rows, cols / 32, QuantFormat(hw.type),
+                                     static_cast<size_t>(hw.group_rows)};
+      ok = k::QuantRowGroupForwardInPlace(data, p, 0, k::QuantRowGroupCount(p), tmp, need);
+      break;
+    }
+    case k::WeightLayout::kBf16KPair: {
+      const k::Bf16KPairParams p{rows, cols, static_cast<size_t>(hw.group_rows)};
+      ok = k::Bf16KPairForwardInPlace(data, p, 0, k::Bf16KPairGroupCount(p), tmp, need);
+      break;
+    }
+    case k::WeightLayout::kRowMajor:
+      break;
+  }
+  return ok ? RL_OK : Refused("transform_in_place");
 }
 
 rl_status ArgmaxOp(rl_device*, rl_ref x, int64_t rows, int64_t cols, int32_t* out_host) {
@@ -554,6 +632,8 @@ constexpr rl_device_api kApi = {
     &KvWriteOp,
     &AttentionOp,
     &ArgmaxOp,
+    &TransformScratchBytes,
+    &TransformInPlaceOp,
 };
 
 }  // namespace

@@ -83,8 +83,10 @@ std::string ReportText(const RelayoutReport& r) {
   out << "measured_peak_bytes  " << bytes(r.measured_peak_bytes) << "  bound weights + budget "
       << (r.bound_held() ? "held" : "BROKEN") << "\n";
   out << "scratch_peak_bytes   " << bytes(r.scratch_peak_bytes) << "\n";
-  if (r.staging_peak_bytes > 0)
-    out << "staging_peak_bytes   " << bytes(r.staging_peak_bytes) << "\n";
+  if (r.device != "cpu") {
+    out << "staging_peak_bytes   " << bytes(r.staging_peak_bytes) << "  host, to the device\n";
+    out << "host_scratch_peak    " << bytes(r.host_scratch_peak_bytes) << "\n";
+  }
   out << "os_peak_rss_bytes    " << bytes(r.os_peak_rss_bytes) << "\n";
   out << "baseline_rss_bytes   " << bytes(r.baseline_rss_bytes) << "\n";
   char line[256];
@@ -97,7 +99,8 @@ std::string ReportText(const RelayoutReport& r) {
   out << line;
   for (const TensorConversionReport& t : r.tensors) {
     std::snprintf(line, sizeof line, "%-28s %-18s %-18s %12llu %10.4f\n", t.internal_name.c_str(),
-                  t.layout.c_str(), std::string(StrategyName(t.strategy)).c_str(),
+                  t.layout.c_str(),
+                  StrCat(StrategyName(t.strategy), t.on_device ? " (device)" : "").c_str(),
                   static_cast<unsigned long long>(t.scratch_bytes), t.seconds);
     out << line;
   }
@@ -115,6 +118,7 @@ std::string ReportJson(const RelayoutReport& r) {
   w.Key("measured_peak_bytes").Uint(r.measured_peak_bytes);
   w.Key("scratch_peak_bytes").Uint(r.scratch_peak_bytes);
   w.Key("staging_peak_bytes").Uint(r.staging_peak_bytes);
+  w.Key("host_scratch_peak_bytes").Uint(r.host_scratch_peak_bytes);
   w.Key("os_peak_rss_bytes").Uint(r.os_peak_rss_bytes);
   w.Key("baseline_rss_bytes").Uint(r.baseline_rss_bytes);
   w.Key("seconds").Double(r.seconds);
@@ -131,6 +135,7 @@ std::string ReportJson(const RelayoutReport& r) {
     w.Key("strategy").String(StrategyName(t.strategy));
     w.Key("bytes").Uint(t.bytes);
     w.Key("scratch_bytes").Uint(t.scratch_bytes);
+    w.Key("on_device").Bool(t.on_device);
     w.Key("seconds").Double(t.seconds);
     w.EndObject();
   }

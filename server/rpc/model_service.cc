@@ -47,6 +47,8 @@ void ToProtoReport(const RelayoutReport& r, bool include_tensors, v1::RelayoutRe
   out->set_predicted_peak_bytes(r.predicted_peak_bytes);
   out->set_measured_peak_bytes(r.measured_peak_bytes);
   out->set_scratch_peak_bytes(r.scratch_peak_bytes);
+  out->set_staging_peak_bytes(r.staging_peak_bytes);
+  out->set_host_scratch_peak_bytes(r.host_scratch_peak_bytes);
   out->set_os_peak_rss_bytes(r.os_peak_rss_bytes);
   out->set_baseline_rss_bytes(r.baseline_rss_bytes);
   out->set_seconds(r.seconds);
@@ -62,6 +64,7 @@ void ToProtoReport(const RelayoutReport& r, bool include_tensors, v1::RelayoutRe
     p->set_strategy(std::string(StrategyName(t.strategy)));
     p->set_bytes(t.bytes);
     p->set_scratch_bytes(t.scratch_bytes);
+    p->set_on_device(t.on_device);
     p->set_seconds(t.seconds);
   }
 }
