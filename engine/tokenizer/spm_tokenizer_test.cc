@@ -245,8 +245,20 @@ TEST(SpmTokenizerTest, Encodes512TokenPromptInUnderAMillisecond) {
   const double start = CpuMillis();
   for (int i = 0; i < kRuns; ++i) ids = EncodeOk(*tok, text);
   const double ms = (CpuMillis() - start) / kRuns;
-  // Generous under sanitizers; the optimized build takes about a tenth.
-  EXPECT_LT(ms, 5.0) << ids.size() << " tokens";
+  // The optimized build takes about 0.5 ms; ASan and UBSan make it ten
+  // times slower and more (5.06 ms was seen on a CI machine).
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr double kLimitMs = 25.0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  constexpr double kLimitMs = 25.0;
+#else
+  constexpr double kLimitMs = 1.0;
+#endif
+#else
+  constexpr double kLimitMs = 1.0;
+#endif
+  EXPECT_LT(ms, kLimitMs) << ids.size() << " tokens";
   RecordProperty("encode_ms", std::to_string(ms));
 }
 
