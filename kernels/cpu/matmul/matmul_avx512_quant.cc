@@ -65,13 +65,7 @@ struct GroupLoader {
 struct TileLoader {
   const QuantTile* t;
 
-  void Prefetch(int64_t b) const {
-    if (t->prefetch_bytes == 0) return;
-    const uintptr_t from = t->prefetch_from + static_cast<uintptr_t>(b * t->prefetch_bytes);
-    for (int64_t i = 0; i < t->prefetch_bytes; i += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(from + static_cast<uintptr_t>(i)), _MM_HINT_T0);
-    }
-  }
+  void Prefetch(int64_t b) const { PrefetchTileBlock(*t, b); }
 
   static __m512 Gather(const uint8_t* const* p, int64_t off) {
     return _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm_setr_epi16(

@@ -17,6 +17,17 @@ namespace {
 
 enum class QuantKind { k8_0, k4_0, k4_1 };
 
+// A tile's next weight block into L1 ahead of its use (the rows of a GGUF
+// tile lie far apart; QuantTile::prefetch_* say where), for both ISAs'
+// TileLoader. prefetcht0, as _mm_prefetch(_MM_HINT_T0).
+inline void PrefetchTileBlock(const QuantTile& t, int64_t b) {
+  if (t.prefetch_bytes == 0) return;
+  const uintptr_t from = t.prefetch_from + static_cast<uintptr_t>(b * t.prefetch_bytes);
+  for (int64_t i = 0; i < t.prefetch_bytes; i += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(from + static_cast<uintptr_t>(i)), 0, 3);
+  }
+}
+
 template <class Kernel, QuantKind kQ>
 void WalkQuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
   const int fields = kQ == QuantKind::k4_1 ? 2 : 1;
