@@ -76,6 +76,7 @@ typedef int32_t rl_status;
 
 typedef struct rl_device rl_device;  // opaque: one opened device
 typedef struct rl_buffer rl_buffer;  // opaque: one allocation on a device
+typedef struct rl_event rl_event;    // opaque: a point in a device's stream of work
 
 typedef struct rl_device_info {
   char name[64];             // "NVIDIA H200", "host reference"
@@ -239,6 +240,22 @@ typedef struct rl_device_api {
   // floats), written to host memory before the call returns: greedy
   // sampling without downloading the logits.
   rl_status (*argmax)(rl_device* device, rl_ref x, int64_t rows, int64_t cols, int32_t* out_host);
+
+  // ---- Asynchronous uploads and events (optional, all four or none) ----
+
+  // Starts copying `bytes` from pinned host memory (host_alloc) into dst
+  // and may return before the copy is done; it is ordered with every other
+  // copy and op of the device (one in-order stream). The caller must not
+  // touch src until an event recorded after the call has completed.
+  rl_status (*upload_async)(rl_device* device, rl_buffer* dst, uint64_t offset, const void* src,
+                            uint64_t bytes);
+  rl_status (*event_create)(rl_device* device, rl_event** out);
+  void (*event_destroy)(rl_device* device, rl_event* event);
+  // Marks the stream after everything issued so far.
+  rl_status (*event_record)(rl_device* device, rl_event* event);
+  // Blocks until the work before the event's last record is done (at once
+  // for an event never recorded).
+  rl_status (*event_synchronize)(rl_device* device, rl_event* event);
 
   // ---- Layout transforms (optional) ----
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <future>
 #include <optional>
 #include <utility>
 
@@ -23,27 +22,43 @@ double SecondsSince(Clock::time_point start) {
 }
 
 // Two staging chunks for the streamed tensors, pinned when the device offers
-// it, allocated at the first streamed tensor and kept to the end: while one
-// chunk uploads, the next is read into the other.
+// it, allocated at the first streamed tensor and kept to the end: chunk k
+// is read into one while chunk k - 1 uploads (asynchronously, on a device
+// that can) from the other. Each chunk's event says when its upload is done
+// and the chunk may be overwritten; the ring waits for both before it goes.
 struct StagingRing {
+  Device* device = nullptr;
   StagingBuffer slot[2];
+  DeviceEvent uploaded[2];
   uint64_t chunk = 0;
 
-  Status Ensure(Device* device, MemoryLedger* host_ledger, uint64_t bytes) {
+  ~StagingRing() {
+    for (DeviceEvent& e : uploaded) {
+      if (device != nullptr) (void)device->Wait(e);
+    }
+  }
+
+  Status Ensure(Device* d, MemoryLedger* host_ledger, uint64_t bytes) {
     if (chunk >= bytes || chunk == kStagingChunkBytes) return Status::OK();
+    if (device != nullptr) {
+      for (DeviceEvent& e : uploaded) RETURN_IF_ERROR(device->Wait(e));
+    }
+    device = d;
     slot[0] = StagingBuffer();
     slot[1] = StagingBuffer();
     chunk = 0;
     const uint64_t size = std::min(bytes, kStagingChunkBytes);
-    ASSIGN_OR_RETURN(slot[0], device->AllocateStaging(size, host_ledger));
-    ASSIGN_OR_RETURN(slot[1], device->AllocateStaging(size, host_ledger));
+    for (int i = 0; i < 2; ++i) {
+      ASSIGN_OR_RETURN(slot[i], d->AllocateStaging(size, host_ledger));
+      ASSIGN_OR_RETURN(uploaded[i], d->CreateEvent());
+    }
     chunk = size;
     return Status::OK();
   }
 };
 
-// Streams a tensor that needs no conversion through the ring: chunk k + 1
-// is read (on another thread) while chunk k uploads.
+// Streams a tensor that needs no conversion (or is converted after, on the
+// device) through the ring into its final buffer.
 Status StreamOntoDevice(const WeightSource& source, const TensorConversion& t, Device* device,
                         MemoryLedger* host_ledger, StagingRing* ring, DeviceBuffer& buffer,
                         const std::string& what) {
@@ -51,30 +66,17 @@ Status StreamOntoDevice(const WeightSource& source, const TensorConversion& t, D
   if (total == 0) return Status::OK();
   RETURN_IF_ERROR(ring->Ensure(device, host_ledger, total));
   const uint64_t chunk = ring->chunk;
-  const auto part = [&](uint64_t k) {
-    const uint64_t offset = k * chunk;
-    return ring->slot[k % 2].span().first(std::min(chunk, total - offset));
-  };
-  const uint64_t chunks = (total + chunk - 1) / chunk;
-  RETURN_IF_ERROR(source.ReadTensorRange(t.source_index, 0, part(0)));
-  for (uint64_t k = 0; k < chunks; ++k) {
-    std::future<Status> next;
-    if (k + 1 < chunks) {
-      next = std::async(std::launch::async, [&, k] {
-        return source.ReadTensorRange(t.source_index, (k + 1) * chunk, part(k + 1));
-      });
-    }
-    const Status uploaded = device->Upload(buffer, k * chunk, part(k));
-    const Status read = next.valid() ? next.get() : Status::OK();
-    if (!uploaded.ok()) return uploaded.WithPrefix(what);
-    RETURN_IF_ERROR(read);
+  for (uint64_t k = 0, offset = 0; offset < total; ++k, offset += chunk) {
+    const size_t i = k % 2;
+    const auto part = ring->slot[i].span().first(std::min(chunk, total - offset));
+    RETURN_IF_ERROR(device->Wait(ring->uploaded[i]).WithPrefix(what));
+    RETURN_IF_ERROR(source.ReadTensorRange(t.source_index, offset, part));
+    RETURN_IF_ERROR(device->UploadAsync(buffer, offset, part).WithPrefix(what));
+    RETURN_IF_ERROR(device->Record(ring->uploaded[i]).WithPrefix(what));
   }
   return Status::OK();
 }
 
-// One tensor: its final buffer on the device first (so a device that is
-// full refuses before anything is read), then read and convert in staging,
-// then upload. Host scratch and the converted copy are gone on return.
 // The weight as the device would hold it after an in-place transform, when
 // the device can do it with no more scratch than the plan gave the step;
 // its scratch bytes in *scratch.

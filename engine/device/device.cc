@@ -199,4 +199,41 @@ Result<StagingBuffer> Device::AllocateStaging(uint64_t bytes, MemoryLedger* host
   return out;
 }
 
+DeviceEvent::~DeviceEvent() {
+  if (device_ != nullptr && handle_ != nullptr) device_->DoDestroyEvent(handle_);
+}
+
+DeviceEvent::DeviceEvent(DeviceEvent&& other) noexcept { *this = std::move(other); }
+
+DeviceEvent& DeviceEvent::operator=(DeviceEvent&& other) noexcept {
+  if (this != &other) {
+    if (device_ != nullptr && handle_ != nullptr) device_->DoDestroyEvent(handle_);
+    device_ = std::exchange(other.device_, nullptr);
+    handle_ = std::exchange(other.handle_, nullptr);
+  }
+  return *this;
+}
+
+Status Device::UploadAsync(DeviceBuffer& dst, uint64_t offset, std::span<const std::byte> src) {
+  RETURN_IF_ERROR(CheckRange(dst, offset, src.size(), "upload"));
+  return DoUploadAsync(dst.handle_, offset, src.data(), src.size());
+}
+
+Result<DeviceEvent> Device::CreateEvent() {
+  DeviceEvent event;
+  ASSIGN_OR_RETURN(event.handle_, DoCreateEvent());
+  event.device_ = this;
+  return event;
+}
+
+Status Device::Record(DeviceEvent& event) {
+  if (event.device_ != this) return Status::InvalidArgument(spec_, "an event of another device");
+  return event.handle_ != nullptr ? DoRecord(event.handle_) : Status::OK();
+}
+
+Status Device::Wait(DeviceEvent& event) {
+  if (event.device_ != this) return Status::InvalidArgument(spec_, "an event of another device");
+  return event.handle_ != nullptr ? DoWait(event.handle_) : Status::OK();
+}
+
 }  // namespace relayout

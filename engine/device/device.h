@@ -152,6 +152,24 @@ class StagingBuffer {
   MemoryLedger* ledger_ = nullptr;  // the reservation of a pinned buffer
 };
 
+// A point in a device's stream of work (kernels/device_abi.h's events).
+// Move-only owner. On a device whose copies are all synchronous it is
+// empty and always complete.
+class DeviceEvent {
+ public:
+  DeviceEvent() = default;
+  ~DeviceEvent();
+  DeviceEvent(const DeviceEvent&) = delete;
+  DeviceEvent& operator=(const DeviceEvent&) = delete;
+  DeviceEvent(DeviceEvent&& other) noexcept;
+  DeviceEvent& operator=(DeviceEvent&& other) noexcept;
+
+ private:
+  friend class Device;
+  Device* device_ = nullptr;
+  void* handle_ = nullptr;
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -184,6 +202,17 @@ class Device {
   // pinned when the device offers it, else ordinary host memory. Errors:
   // the ledger's ResourceExhausted.
   Result<StagingBuffer> AllocateStaging(uint64_t bytes, MemoryLedger* host_ledger);
+
+  // An upload that may return before it is done, ordered with the device's
+  // other work; src (staging from AllocateStaging) must stay untouched until
+  // an event recorded after it completes. Synchronous where the device has
+  // no asynchronous copies.
+  Status UploadAsync(DeviceBuffer& dst, uint64_t offset, std::span<const std::byte> src);
+  Result<DeviceEvent> CreateEvent();
+  // Marks the stream after everything issued so far.
+  Status Record(DeviceEvent& event);
+  // Returns when the work before the event's last Record is done.
+  Status Wait(DeviceEvent& event);
 
   // Synchronous copies and a fill; InvalidArgument when the range is
   // outside the buffer (nothing copied).
@@ -259,6 +288,16 @@ class Device {
   virtual Status DoUpload(void* handle, uint64_t offset, const std::byte* src, uint64_t bytes) = 0;
   virtual Status DoDownload(void* handle, uint64_t offset, std::byte* dst, uint64_t bytes) = 0;
   virtual Status DoFill(void* handle, uint64_t offset, uint8_t value, uint64_t bytes) = 0;
+  // Asynchronous uploads and events; the defaults are synchronous (an
+  // upload is done when it returns, events are null and complete).
+  virtual Status DoUploadAsync(void* handle, uint64_t offset, const std::byte* src,
+                               uint64_t bytes) {
+    return DoUpload(handle, offset, src, bytes);
+  }
+  virtual Result<void*> DoCreateEvent() { return nullptr; }
+  virtual void DoDestroyEvent(void* /*event*/) {}
+  virtual Status DoRecord(void* /*event*/) { return Status::OK(); }
+  virtual Status DoWait(void* /*event*/) { return Status::OK(); }
   // Pinned host memory, or null (Unimplemented) when the device has none.
   virtual Result<std::byte*> DoHostAlloc(uint64_t /*bytes*/) {
     return Status::Unimplemented(spec_, "no pinned host memory");
@@ -267,6 +306,7 @@ class Device {
 
  private:
   friend class DeviceBuffer;
+  friend class DeviceEvent;
   friend class StagingBuffer;
   Status Free(DeviceBuffer& buffer);
   // InvalidArgument unless [offset, offset + bytes) lies in a buffer of

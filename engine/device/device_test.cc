@@ -98,6 +98,37 @@ TEST(DeviceBufferTest, ABufferOfAnotherDeviceIsRefused) {
   EXPECT_NE(s.message().find("another device"), std::string::npos) << s;
 }
 
+// The host-reference plugin defers asynchronous uploads until something
+// needs them, as a GPU may: staging reused before its event completed shows
+// up as the wrong bytes, and waiting on the event first gives the right ones.
+TEST(HostrefTest, AsyncUploadsReadTheirSourceLateSoTheEventMustBeWaitedFor) {
+  std::unique_ptr<Device> device = Hostref();
+  ASSERT_NE(device, nullptr);
+  MemoryLedger host;
+  Result<StagingBuffer> staging = device->AllocateStaging(4, &host);
+  ASSERT_TRUE(staging.ok()) << staging.status();
+  EXPECT_TRUE(staging->pinned());
+  EXPECT_EQ(host.current(MemoryCategory::kStaging), 4u);
+  Result<DeviceBuffer> b = device->Allocate(8, MemoryCategory::kWeights, "b");
+  Result<DeviceEvent> done = device->CreateEvent();
+  ASSERT_TRUE(b.ok() && done.ok());
+  const auto upload = [&](uint64_t offset, uint8_t value, bool wait_before_reuse) {
+    std::memset(staging->span().data(), value, 4);
+    ASSERT_TRUE(device->UploadAsync(*b, offset, staging->span()).ok());
+    ASSERT_TRUE(device->Record(*done).ok());
+    if (wait_before_reuse) ASSERT_TRUE(device->Wait(*done).ok());
+    std::memset(staging->span().data(), 0xEE, 4);  // the next chunk's bytes
+  };
+  upload(0, 0x11, /*wait_before_reuse=*/false);
+  upload(4, 0x22, /*wait_before_reuse=*/true);
+  std::vector<std::byte> got(8);
+  ASSERT_TRUE(device->Download(*b, 0, got).ok());
+  EXPECT_EQ(got[0], std::byte{0x22});  // reused too early: the next upload's bytes
+  EXPECT_EQ(got[4], std::byte{0x22});  // waited for
+  staging->Release();
+  EXPECT_EQ(host.current(MemoryCategory::kStaging), 0u);
+}
+
 TEST(HostrefTest, AnAbsurdSizeIsRefusedNotWrapped) {
   std::unique_ptr<Device> device = Hostref();
   ASSERT_NE(device, nullptr);

@@ -120,6 +120,38 @@ Status PluginDevice::DoFill(void* handle, uint64_t offset, uint8_t value, uint64
   return Check(api_.fill(device_, static_cast<rl_buffer*>(handle), offset, value, bytes), "fill");
 }
 
+bool PluginDevice::has_async() const {
+  return api_.upload_async != nullptr && api_.event_create != nullptr &&
+         api_.event_destroy != nullptr && api_.event_record != nullptr &&
+         api_.event_synchronize != nullptr;
+}
+
+Status PluginDevice::DoUploadAsync(void* handle, uint64_t offset, const std::byte* src,
+                                   uint64_t bytes) {
+  if (!has_async()) return DoUpload(handle, offset, src, bytes);
+  return Check(api_.upload_async(device_, static_cast<rl_buffer*>(handle), offset, src, bytes),
+               "upload");
+}
+
+Result<void*> PluginDevice::DoCreateEvent() {
+  if (!has_async()) return nullptr;
+  rl_event* event = nullptr;
+  RETURN_IF_ERROR(Check(api_.event_create(device_, &event), "event"));
+  return static_cast<void*>(event);
+}
+
+void PluginDevice::DoDestroyEvent(void* event) {
+  api_.event_destroy(device_, static_cast<rl_event*>(event));
+}
+
+Status PluginDevice::DoRecord(void* event) {
+  return Check(api_.event_record(device_, static_cast<rl_event*>(event)), "event record");
+}
+
+Status PluginDevice::DoWait(void* event) {
+  return Check(api_.event_synchronize(device_, static_cast<rl_event*>(event)), "event wait");
+}
+
 Result<std::byte*> PluginDevice::DoHostAlloc(uint64_t bytes) {
   if (api_.host_alloc == nullptr || api_.host_free == nullptr) {
     return Status::Unimplemented(spec(), "no pinned host memory");

@@ -86,6 +86,13 @@ class PluginDevice final : public Device {
   Status DoUpload(void* handle, uint64_t offset, const std::byte* src, uint64_t bytes) override;
   Status DoDownload(void* handle, uint64_t offset, std::byte* dst, uint64_t bytes) override;
   Status DoFill(void* handle, uint64_t offset, uint8_t value, uint64_t bytes) override;
+  Status DoUploadAsync(void* handle, uint64_t offset, const std::byte* src,
+                       uint64_t bytes) override;
+  Result<void*> DoCreateEvent() override;
+  void DoDestroyEvent(void* event) override;
+  Status DoRecord(void* event) override;
+  Status DoWait(void* event) override;
+  bool has_async() const;
   Result<std::byte*> DoHostAlloc(uint64_t bytes) override;
   void DoHostFree(std::byte* data) override;
   // A Status from a plugin's code and its last_error.

@@ -1,7 +1,14 @@
-// The CUDA backend's device table (kernels/device_abi.h, version 2): devices,
-// memory and staging over the CUDA runtime, which is linked statically so
-// the plugin needs only the driver. Every CUDA error becomes a status code
-// and a message for last_error; nothing aborts.
+// The CUDA backend's device table (kernels/device_abi.h, version 3): devices,
+// memory, staging and asynchronous uploads over the CUDA runtime, which is
+// linked statically so the plugin needs only the driver. Every CUDA error
+// becomes a status code and a message for last_error; nothing aborts. The
+// forward-pass ops and the layout transforms are not here yet (NULL
+// entries): the engine then keeps the model on the CPU under --device auto
+// and says so.
+//
+// One in-order stream per device: the legacy default stream, so that the
+// synchronous copies (cudaMemcpy) and the asynchronous uploads
+// (cudaMemcpyAsync from pinned memory) are ordered with each other.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -153,24 +160,69 @@ rl_status Synchronize(rl_device* device) {
 
 const char* LastError() { return last_error.c_str(); }
 
+rl_status UploadAsync(rl_device*, rl_buffer* dst, uint64_t offset, const void* src,
+                      uint64_t bytes) {
+  if (rl_status s = CheckRange(dst, offset, bytes); s != RL_OK) return s;
+  if (bytes == 0) return RL_OK;
+  return FromCuda(cudaMemcpyAsync(static_cast<char*>(dst->ptr) + offset, src, bytes,
+                                  cudaMemcpyHostToDevice, cudaStreamLegacy),
+                  "upload_async");
+}
+
+}  // namespace
+
+struct rl_event {
+  cudaEvent_t event = nullptr;
+};
+
+namespace {
+
+rl_status EventCreate(rl_device* device, rl_event** out) {
+  if (rl_status s = FromCuda(cudaSetDevice(device->index), "cudaSetDevice"); s != RL_OK) return s;
+  auto* e = new rl_event;
+  if (rl_status s =
+          FromCuda(cudaEventCreateWithFlags(&e->event, cudaEventDisableTiming), "cudaEventCreate");
+      s != RL_OK) {
+    delete e;
+    return s;
+  }
+  *out = e;
+  return RL_OK;
+}
+
+void EventDestroy(rl_device*, rl_event* event) {
+  if (event == nullptr) return;
+  cudaEventDestroy(event->event);
+  delete event;
+}
+
+rl_status EventRecord(rl_device*, rl_event* event) {
+  return FromCuda(cudaEventRecord(event->event, cudaStreamLegacy), "cudaEventRecord");
+}
+
+rl_status EventSynchronize(rl_device*, rl_event* event) {
+  return FromCuda(cudaEventSynchronize(event->event), "cudaEventSynchronize");
+}
+
 constexpr rl_device_api kApi = {
-    RL_DEVICE_ABI_VERSION,
-    "cuda",
-    &DeviceCount,
-    &OpenDevice,
-    &CloseDevice,
-    &DeviceInfo,
-    &AllocSize,
-    &BufferAlloc,
-    &BufferFree,
-    &BufferHostPtr,
-    &Upload,
-    &Download,
-    &Fill,
-    &HostAlloc,
-    &HostFree,
-    &Synchronize,
-    &LastError,
+    RL_DEVICE_ABI_VERSION, "cuda", &DeviceCount, &OpenDevice, &CloseDevice, &DeviceInfo, &AllocSize,
+    &BufferAlloc, &BufferFree, &BufferHostPtr, &Upload, &Download, &Fill, &HostAlloc, &HostFree,
+    &Synchronize, &LastError,
+    // The forward-pass ops: not yet.
+    nullptr,  // matmul_supported
+    nullptr,  // matmul
+    nullptr,  // add_row_bias
+    nullptr,  // embedding
+    nullptr,  // rms_norm
+    nullptr,  // rope
+    nullptr,  // add
+    nullptr,  // silu_gate
+    nullptr,  // kv_write
+    nullptr,  // attention
+    nullptr,  // argmax
+    &UploadAsync, &EventCreate, &EventDestroy, &EventRecord, &EventSynchronize,
+    nullptr,  // transform_scratch_bytes
+    nullptr,  // transform_in_place
 };
 
 }  // namespace

@@ -10,6 +10,10 @@
 // checks both guards and answers RL_DATA_LOSS, naming the side, when
 // something wrote outside the buffer.
 //
+// Asynchronous uploads are deferred: upload_async queues the copy, and it
+// runs only when a later entry touches device memory or an event is
+// synchronized (see rl_device::pending).
+//
 // Fault injection, read from the environment when a device is opened:
 //   RELAYOUT_HOSTREF_FAIL_ALLOC_AT=N   the Nth buffer_alloc (1-based) fails
 //                                      with RL_RESOURCE_EXHAUSTED
@@ -90,6 +94,21 @@ struct rl_device {
   std::mutex mu;
   uint64_t in_use = 0;                 // guarded by mu: alloc_size of live buffers
   relayout::kernels::ThreadPool pool;  // the ops'
+  // upload_async's copies, deferred until something needs their result
+  // (any later entry that touches device memory, an event's synchronize):
+  // an engine that reuses a staging buffer before its event completed
+  // uploads the wrong bytes here, as it would on a GPU.
+  struct PendingCopy {
+    rl_buffer* dst;
+    uint64_t offset;
+    const void* src;
+    uint64_t bytes;
+  };
+  std::vector<PendingCopy> pending;
+};
+
+struct rl_event {
+  bool recorded = false;
 };
 
 struct rl_buffer {
@@ -255,7 +274,53 @@ rl_status HostAlloc(rl_device*, uint64_t bytes, void** out) {
 
 void HostFree(rl_device*, void* ptr) { std::free(ptr); }
 
+// Runs the deferred copies, in issue order.
+void Flush(rl_device* device) {
+  for (const rl_device::PendingCopy& c : device->pending) {
+    if (c.bytes > 0) std::memcpy(c.dst->data() + c.offset, c.src, c.bytes);
+  }
+  device->pending.clear();
+}
+
 rl_status Synchronize(rl_device*) { return RL_OK; }
+
+rl_status UploadAsync(rl_device* device, rl_buffer* dst, uint64_t offset, const void* src,
+                      uint64_t bytes) {
+  if (rl_status s = CheckRange(dst, offset, bytes, "upload_async"); s != RL_OK) return s;
+  const uint64_t n = device->uploads.fetch_add(1) + 1;
+  if (device->fail_upload_at != 0 && n == device->fail_upload_at) {
+    return Fail(RL_INTERNAL, "hostref: upload " + std::to_string(n) + " failed (fault injection)");
+  }
+  device->pending.push_back({dst, offset, src, bytes});
+  return RL_OK;
+}
+
+rl_status EventCreate(rl_device*, rl_event** out) {
+  *out = new (std::nothrow) rl_event;
+  return *out != nullptr ? RL_OK : Fail(RL_RESOURCE_EXHAUSTED, "hostref: no memory for an event");
+}
+
+void EventDestroy(rl_device*, rl_event* event) { delete event; }
+
+rl_status EventRecord(rl_device*, rl_event* event) {
+  event->recorded = true;
+  return RL_OK;
+}
+
+// Everything issued is before any record, so waiting runs all of it.
+rl_status EventSynchronize(rl_device*, rl_event*) { return RL_OK; }
+
+// An entry that first runs the deferred copies (every entry that reads or
+// writes device memory, or waits for it).
+template <auto Fn>
+struct Flushing;
+template <typename R, typename... A, R (*Fn)(rl_device*, A...)>
+struct Flushing<Fn> {
+  static R Call(rl_device* device, A... args) {
+    Flush(device);
+    return Fn(device, args...);
+  }
+};
 
 // ---- Ops ----
 
@@ -612,28 +677,33 @@ constexpr rl_device_api kApi = {
     &DeviceInfo,
     &AllocSize,
     &BufferAlloc,
-    &BufferFree,
+    &Flushing<&BufferFree>::Call,
     &BufferHostPtr,
-    &Upload,
-    &Download,
-    &Fill,
+    &Flushing<&Upload>::Call,
+    &Flushing<&Download>::Call,
+    &Flushing<&Fill>::Call,
     &HostAlloc,
     &HostFree,
-    &Synchronize,
+    &Flushing<&Synchronize>::Call,
     &LastError,
     &MatmulSupportedOp,
-    &MatmulOp,
-    &AddRowBiasOp,
-    &EmbeddingOp,
-    &RmsNormOp,
-    &RopeOp,
-    &AddOp,
-    &SiluGateOp,
-    &KvWriteOp,
-    &AttentionOp,
-    &ArgmaxOp,
+    &Flushing<&MatmulOp>::Call,
+    &Flushing<&AddRowBiasOp>::Call,
+    &Flushing<&EmbeddingOp>::Call,
+    &Flushing<&RmsNormOp>::Call,
+    &Flushing<&RopeOp>::Call,
+    &Flushing<&AddOp>::Call,
+    &Flushing<&SiluGateOp>::Call,
+    &Flushing<&KvWriteOp>::Call,
+    &Flushing<&AttentionOp>::Call,
+    &Flushing<&ArgmaxOp>::Call,
+    &UploadAsync,
+    &EventCreate,
+    &EventDestroy,
+    &EventRecord,
+    &Flushing<&EventSynchronize>::Call,
     &TransformScratchBytes,
-    &TransformInPlaceOp,
+    &Flushing<&TransformInPlaceOp>::Call,
 };
 
 }  // namespace
