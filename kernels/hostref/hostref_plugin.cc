@@ -236,13 +236,20 @@ rl_status CheckRange(const rl_buffer* b, uint64_t offset, uint64_t bytes, const 
   return RL_OK;
 }
 
-rl_status Upload(rl_device* device, rl_buffer* dst, uint64_t offset, const void* src,
-                 uint64_t bytes) {
+// The checks every upload makes, synchronous or not: the range, and the
+// injected failure of the Nth one.
+rl_status StartUpload(rl_device* device, const rl_buffer* dst, uint64_t offset, uint64_t bytes) {
   if (rl_status s = CheckRange(dst, offset, bytes, "upload"); s != RL_OK) return s;
   const uint64_t n = device->uploads.fetch_add(1) + 1;
   if (device->fail_upload_at != 0 && n == device->fail_upload_at) {
     return Fail(RL_INTERNAL, "hostref: upload " + std::to_string(n) + " failed (fault injection)");
   }
+  return RL_OK;
+}
+
+rl_status Upload(rl_device* device, rl_buffer* dst, uint64_t offset, const void* src,
+                 uint64_t bytes) {
+  if (rl_status s = StartUpload(device, dst, offset, bytes); s != RL_OK) return s;
   if (bytes > 0) std::memcpy(dst->data() + offset, src, bytes);
   return RL_OK;
 }
@@ -286,11 +293,7 @@ rl_status Synchronize(rl_device*) { return RL_OK; }
 
 rl_status UploadAsync(rl_device* device, rl_buffer* dst, uint64_t offset, const void* src,
                       uint64_t bytes) {
-  if (rl_status s = CheckRange(dst, offset, bytes, "upload_async"); s != RL_OK) return s;
-  const uint64_t n = device->uploads.fetch_add(1) + 1;
-  if (device->fail_upload_at != 0 && n == device->fail_upload_at) {
-    return Fail(RL_INTERNAL, "hostref: upload " + std::to_string(n) + " failed (fault injection)");
-  }
+  if (rl_status s = StartUpload(device, dst, offset, bytes); s != RL_OK) return s;
   device->pending.push_back({dst, offset, src, bytes});
   return RL_OK;
 }
