@@ -22,8 +22,9 @@
 //     buffer (RL_INVALID_ARGUMENT otherwise, nothing copied).
 //
 //
-// Version 3 (this one): devices, memory and staging, the ops of a Llama
-// layer's forward pass and in-place layout transforms. Ops are
+// Version 3 (this one): devices, memory and staging, asynchronous uploads
+// and events, the ops of a Llama layer's forward pass and in-place layout
+// transforms. Ops are
 // optional entries: NULL means the plugin does not run that op, and the
 // engine refuses to place a model on it (Unimplemented naming the op), so a
 // plugin can grow one op at a time.
