@@ -71,7 +71,11 @@ Status StreamOntoDevice(const WeightSource& source, const TensorConversion& t, D
     const auto part = ring->slot[i].span().first(std::min(chunk, total - offset));
     RETURN_IF_ERROR(device->Wait(ring->uploaded[i]).WithPrefix(what));
     RETURN_IF_ERROR(source.ReadTensorRange(t.source_index, offset, part));
-    RETURN_IF_ERROR(device->UploadAsync(buffer, offset, part).WithPrefix(what));
+    // Asynchronous copies need pinned memory; a slot that fell back to
+    // ordinary memory uploads synchronously.
+    RETURN_IF_ERROR((ring->slot[i].pinned() ? device->UploadAsync(buffer, offset, part)
+                                            : device->Upload(buffer, offset, part))
+                        .WithPrefix(what));
     RETURN_IF_ERROR(device->Record(ring->uploaded[i]).WithPrefix(what));
   }
   return Status::OK();

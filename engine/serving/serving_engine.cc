@@ -75,11 +75,16 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Create(
     const ModelConfig& config, NamingScheme naming, DeviceWeights weights,
     std::unique_ptr<Device> device, std::unique_ptr<MemoryLedger> weights_ledger,
     std::shared_ptr<const Tokenizer> tokenizer, ServingEngineOptions options) {
-  if (device == nullptr) return Status::InvalidArgument("serving engine", "no device");
+  // The weights' buffers must go before their device on every path (the
+  // parameters' own destruction order is the compiler's): locals, device
+  // first.
+  std::unique_ptr<Device> owned_device = std::move(device);
+  DeviceWeights owned_weights = std::move(weights);
+  if (owned_device == nullptr) return Status::InvalidArgument("serving engine", "no device");
   return CreateWith(config, std::move(weights_ledger), std::move(tokenizer), std::move(options),
                     [&](ServingEngine* e) {
-                      e->device_ = std::move(device);
-                      return LlamaModel::Create(config, naming, std::move(weights),
+                      e->device_ = std::move(owned_device);
+                      return LlamaModel::Create(config, naming, std::move(owned_weights),
                                                 e->device_.get());
                     });
 }

@@ -104,7 +104,8 @@ struct rl_device {
     const void* src;
     uint64_t bytes;
   };
-  std::vector<PendingCopy> pending;
+  std::mutex pending_mu;             // buffer_free may run on any thread
+  std::vector<PendingCopy> pending;  // guarded by pending_mu
 };
 
 struct rl_event {
@@ -283,6 +284,7 @@ void HostFree(rl_device*, void* ptr) { std::free(ptr); }
 
 // Runs the deferred copies, in issue order.
 void Flush(rl_device* device) {
+  std::lock_guard<std::mutex> lock(device->pending_mu);
   for (const rl_device::PendingCopy& c : device->pending) {
     if (c.bytes > 0) std::memcpy(c.dst->data() + c.offset, c.src, c.bytes);
   }
@@ -294,6 +296,7 @@ rl_status Synchronize(rl_device*) { return RL_OK; }
 rl_status UploadAsync(rl_device* device, rl_buffer* dst, uint64_t offset, const void* src,
                       uint64_t bytes) {
   if (rl_status s = StartUpload(device, dst, offset, bytes); s != RL_OK) return s;
+  std::lock_guard<std::mutex> lock(device->pending_mu);
   device->pending.push_back({dst, offset, src, bytes});
   return RL_OK;
 }
@@ -521,6 +524,10 @@ bool Spans(const rl_attention_params* p, const rl_attention_span* spans, int64_t
     if (s.rows < 0 || s.first_row < 0 || s.start_position < 0 ||
         (s.rows > 0 && s.block_table == nullptr)) {
       return false;
+    }
+    if (s.rows == 0) {  // nothing to read or write: its table is not looked at
+      out->push_back({s.first_row, 0, s.start_position, s.block_table});
+      continue;
     }
     const int64_t blocks = (s.start_position + s.rows + p->block_size - 1) / p->block_size;
     for (int64_t b = 0; b < blocks; ++b) {
