@@ -40,6 +40,8 @@ struct ServerMetrics::Conversion {
   prometheus::Gauge* predicted_peak_bytes;
   prometheus::Gauge* peak_bytes;
   prometheus::Gauge* scratch_peak_bytes;
+  prometheus::Gauge* staging_peak_bytes;
+  prometheus::Gauge* host_scratch_peak_bytes;
   prometheus::Gauge* seconds;
   prometheus::Gauge* progress_ratio;
   std::array<prometheus::Counter*, kNumStrategies> converted;
@@ -144,6 +146,12 @@ void ServerMetrics::OnConversionPlanned(const ConversionPlanSummary& plan) {
                         "The memory ledger's measured peak of weights plus scratch");
   c->scratch_peak_bytes = gauge("relayout_conversion_scratch_peak_bytes",
                                 "The memory ledger's measured peak of scratch alone");
+  c->staging_peak_bytes =
+      gauge("relayout_conversion_staging_peak_bytes",
+            "Peak host memory staging the weights on their way to a plugin device (0 on the CPU)");
+  c->host_scratch_peak_bytes =
+      gauge("relayout_conversion_host_scratch_peak_bytes",
+            "Peak host scratch of tensors converted before their upload to a plugin device");
   c->seconds = gauge("relayout_conversion_seconds", "Wall-clock seconds of the conversion");
   c->progress_ratio =
       gauge("relayout_conversion_progress_ratio", "Fraction of the weight bytes converted");
@@ -195,6 +203,8 @@ void ServerMetrics::SetReport(const RelayoutReport& report) {
   conversion_->predicted_peak_bytes->Set(static_cast<double>(report.predicted_peak_bytes));
   conversion_->peak_bytes->Set(static_cast<double>(report.measured_peak_bytes));
   conversion_->scratch_peak_bytes->Set(static_cast<double>(report.scratch_peak_bytes));
+  conversion_->staging_peak_bytes->Set(static_cast<double>(report.staging_peak_bytes));
+  conversion_->host_scratch_peak_bytes->Set(static_cast<double>(report.host_scratch_peak_bytes));
   conversion_->seconds->Set(report.seconds);
   conversion_->progress_ratio->Set(1.0);
 }

@@ -48,9 +48,13 @@ TEST(ServerMetricsTest, ConversionMetricsAppearOncePlannedLabelledByDevice) {
   report.predicted_peak_bytes = 1032;
   report.measured_peak_bytes = 1020;
   report.scratch_peak_bytes = 20;
+  report.staging_peak_bytes = 33554432;
+  report.host_scratch_peak_bytes = 7;
   report.seconds = 1.5;
   m.SetReport(report);
   text = m.Serialize();
+  EXPECT_TRUE(Has(text, "relayout_conversion_staging_peak_bytes{device=\"cpu\"} 33554432")) << text;
+  EXPECT_TRUE(Has(text, "relayout_conversion_host_scratch_peak_bytes{device=\"cpu\"} 7"));
   EXPECT_TRUE(Has(text, "relayout_conversion_peak_bytes{device=\"cpu\"} 1020"));
   EXPECT_TRUE(Has(text, "relayout_conversion_scratch_peak_bytes{device=\"cpu\"} 20"));
   EXPECT_TRUE(Has(text, "relayout_conversion_seconds{device=\"cpu\"} 1.5"));

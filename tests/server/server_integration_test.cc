@@ -225,6 +225,7 @@ TEST_F(ServeTest, MetricsExposeEveryNameAndTheMeasuredPeakAndPassPromtool) {
                            "relayout_conversion_predicted_peak_bytes{",
                            "relayout_conversion_peak_bytes{",
                            "relayout_conversion_scratch_peak_bytes{",
+                           "relayout_conversion_staging_peak_bytes{",
                            "relayout_conversion_seconds{",
                            "relayout_conversion_progress_ratio{device=\"cpu\"} 1",
                            "relayout_tensors_converted_total{strategy=",
