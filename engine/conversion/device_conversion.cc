@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "engine/device/device_weight.h"
-#include "engine/memory/process_memory.h"
 
 namespace relayout {
 namespace {
@@ -162,11 +161,7 @@ Result<DeviceWeights> ExecuteConversionOnDevice(
   if (device == nullptr || host_ledger == nullptr) {
     return Status::InvalidArgument("relayout", "no device or no host ledger");
   }
-  const auto start = Clock::now();
-  // The host process's memory (for the host-reference plugin it includes
-  // the device's, which is host memory).
-  const Result<uint64_t> baseline_rss = ReadResidentBytes();
-  const bool hwm_reset = ResetPeakResident().ok();
+  const ConversionWindow window;
   MemoryLedger& ledger = device->ledger();
   const uint64_t base_bytes = ledger.total_current();
   ledger.ResetPeaks();
@@ -212,12 +207,7 @@ Result<DeviceWeights> ExecuteConversionOnDevice(
     report->scratch_peak_bytes = ledger.peak(MemoryCategory::kScratch);
     report->host_scratch_peak_bytes = peak_above(MemoryCategory::kScratch, base_scratch);
     report->staging_peak_bytes = peak_above(MemoryCategory::kStaging, base_staging);
-    report->baseline_rss_bytes = baseline_rss.ok() ? *baseline_rss : 0;
-    const Result<uint64_t> hwm = ReadPeakResidentBytes();
-    report->os_peak_rss_bytes = hwm.ok() && hwm_reset ? *hwm : 0;
-    report->seconds = SecondsSince(start);
-    report->bytes_per_second =
-        report->seconds > 0 ? static_cast<double>(plan.plan.weight_bytes) / report->seconds : 0;
+    window.Finish(plan.plan.weight_bytes, report);
     report->tensors = std::move(reports);
   }
   DeviceWeights weights;

@@ -75,14 +75,31 @@ const LoadedTensor* LoadedWeights::Find(TensorRole role, int layer) const {
   return nullptr;
 }
 
+ConversionWindow::ConversionWindow() : start_(Clock::now()) {
+  const Result<uint64_t> rss = ReadResidentBytes();
+  baseline_rss_ = rss.ok() ? *rss : 0;
+  // VmHWM is a process-lifetime peak: reset it so it measures this load.
+  hwm_reset_ = ResetPeakResident().ok();
+}
+
+double ConversionWindow::seconds() const {
+  return std::chrono::duration<double>(Clock::now() - start_).count();
+}
+
+void ConversionWindow::Finish(uint64_t weight_bytes, RelayoutReport* report) const {
+  report->baseline_rss_bytes = baseline_rss_;
+  const Result<uint64_t> hwm = ReadPeakResidentBytes();
+  report->os_peak_rss_bytes = hwm.ok() && hwm_reset_ ? *hwm : 0;
+  report->seconds = seconds();
+  report->bytes_per_second =
+      report->seconds > 0 ? static_cast<double>(weight_bytes) / report->seconds : 0;
+}
+
 Result<LoadedWeights> ExecuteConversion(const WeightSource& source, const ConversionPlan& plan,
                                         MemoryLedger* ledger, ConversionObserver* observer,
                                         const std::atomic<bool>* cancel, RelayoutReport* report) {
   if (ledger == nullptr) return Status::InvalidArgument("relayout", "no memory ledger");
-  const auto start = Clock::now();
-  const Result<uint64_t> baseline_rss = ReadResidentBytes();
-  // VmHWM is a process-lifetime peak: reset it so it measures this load.
-  const bool hwm_reset = ResetPeakResident().ok();
+  const ConversionWindow window;
   const uint64_t base_bytes = ledger->total_current();
   const uint64_t base_scratch = ledger->current(MemoryCategory::kScratch);
   ledger->ResetPeaks();
@@ -140,12 +157,7 @@ Result<LoadedWeights> ExecuteConversion(const WeightSource& source, const Conver
     report->measured_peak_bytes = measured;
     const uint64_t scratch_peak = snap.peak_bytes[static_cast<size_t>(MemoryCategory::kScratch)];
     report->scratch_peak_bytes = scratch_peak > base_scratch ? scratch_peak - base_scratch : 0;
-    report->baseline_rss_bytes = baseline_rss.ok() ? *baseline_rss : 0;
-    const Result<uint64_t> hwm = ReadPeakResidentBytes();
-    report->os_peak_rss_bytes = hwm.ok() && hwm_reset ? *hwm : 0;
-    report->seconds = SecondsSince(start);
-    report->bytes_per_second =
-        report->seconds > 0 ? static_cast<double>(plan.plan.weight_bytes) / report->seconds : 0;
+    window.Finish(plan.plan.weight_bytes, report);
     report->tensors = std::move(reports);
   }
   LoadedWeights weights;

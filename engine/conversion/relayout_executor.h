@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -106,6 +107,24 @@ Status ConvertTensorOnHost(const WeightSource& source, const TensorConversion& t
 // report's fields other than the times; out->buffer is left alone.
 void DescribeConvertedTensor(const TensorConversion& t, const PlanStep& step,
                              TensorConversionReport* report, LoadedTensor* out);
+
+// What every conversion's report measures around it, on the host: the
+// process's resident memory (VmRSS when it starts, VmHWM reset then, so the
+// peak is this conversion's) and the wall clock. For the host-reference
+// plugin the device's memory is host memory too, and counts here.
+class ConversionWindow {
+ public:
+  ConversionWindow();  // the start
+  double seconds() const;
+  // Sets baseline_rss_bytes, os_peak_rss_bytes (0 if unknown), seconds and
+  // bytes_per_second (over weight_bytes).
+  void Finish(uint64_t weight_bytes, RelayoutReport* report) const;
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+  uint64_t baseline_rss_ = 0;
+  bool hwm_reset_ = false;
+};
 
 Result<LoadedWeights> ExecuteConversion(const WeightSource& source, const ConversionPlan& plan,
                                         MemoryLedger* ledger, ConversionObserver* observer,
