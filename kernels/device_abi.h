@@ -22,9 +22,10 @@
 //     buffer (RL_INVALID_ARGUMENT otherwise, nothing copied).
 //
 //
-// Version 3 (this one): devices, memory and staging, asynchronous uploads
-// and events, the ops of a Llama layer's forward pass and in-place layout
-// transforms. Ops are
+// Version 4 (this one): devices, memory and staging, asynchronous uploads
+// and events, the ops of a Llama layer's forward pass, in-place layout
+// transforms, and step graphs (a decode step's ops replayed as one captured
+// graph). Ops are
 // optional entries: NULL means the plugin does not run that op, and the
 // engine refuses to place a model on it (Unimplemented naming the op), so a
 // plugin can grow one op at a time.
@@ -55,7 +56,7 @@
 extern "C" {
 #endif
 
-#define RL_DEVICE_ABI_VERSION 3
+#define RL_DEVICE_ABI_VERSION 4
 
 #if defined(__GNUC__)
 #define RL_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -270,6 +271,23 @@ typedef struct rl_device_api {
   // transform_scratch_bytes(w) bytes at `scratch` (a buffer of this
   // device). The engine's planner counted that scratch in the budget.
   rl_status (*transform_in_place)(rl_device* device, const rl_matmul_weight* w, rl_ref scratch);
+
+  // ---- Step graphs (optional, both or none) ----
+
+  // The engine brackets the ops of one forward step (a decode step of a
+  // batch) with step_begin and step_end and issues nothing but ops between
+  // them (no copies, fills, downloads, argmax or synchronize; a plugin
+  // answers those with RL_FAILED_PRECONDITION). The plugin may defer the
+  // ops to step_end and run them as one graph: captured the first time a
+  // step of its shape is seen (the same ops on the same operands with the
+  // same sizes, plus bounds it derives from the metadata such as a
+  // context-length bucket), then replayed with each later step's metadata
+  // (token ids, positions, spans, block tables), which the ops' host arrays
+  // carry as always. CUDA graphs turn a decode step's hundreds of launches
+  // into one. An op's argument errors are still returned by the op itself;
+  // errors of the deferred work come back from step_end. Steps do not nest.
+  rl_status (*step_begin)(rl_device* device);
+  rl_status (*step_end)(rl_device* device);
 } rl_device_api;
 
 // The three symbols a plugin exports.

@@ -264,6 +264,13 @@ class Device {
   // TransformScratchBytes(w) bytes on this device).
   virtual Status TransformInPlace(const DeviceMatmulWeight& w, DeviceRef scratch);
 
+  // Bracket the ops of one decode step (kernels/device_abi.h, step
+  // graphs): between them only ops are issued, and the device may defer
+  // them to StepEnd and replay the step as one captured graph. No-ops on a
+  // device without step graphs.
+  virtual Status StepBegin() { return Status::OK(); }
+  virtual Status StepEnd() { return Status::OK(); }
+
   // Whether every op of the forward pass is there (a plugin may lack some).
   virtual bool runs_forward_pass() const { return false; }
   // Whether the ops also take plain host memory (DeviceRef::Host): the CPU.

@@ -50,6 +50,9 @@ Result<std::shared_ptr<const PluginLibrary>> PluginLibrary::Load(const std::stri
       api->last_error == nullptr) {
     return Refused(path, "rl_plugin_init gave no table of this ABI version");
   }
+  if ((api->step_begin == nullptr) != (api->step_end == nullptr)) {
+    return Refused(path, "step_begin and step_end must come together");
+  }
   return std::shared_ptr<const PluginLibrary>(new PluginLibrary(path, api, s));
 }
 
@@ -248,6 +251,18 @@ bool PluginDevice::runs_forward_pass() const {
   const rl_device_api& a = api_;
   return a.matmul_supported && a.matmul && a.add_row_bias && a.embedding && a.rms_norm && a.rope &&
          a.add && a.silu_gate && a.kv_write && a.attention;
+}
+
+// Step graphs are optional, both entries or neither (the loader refuses a
+// table with one).
+Status PluginDevice::StepBegin() {
+  if (api_.step_begin == nullptr) return Status::OK();
+  return Check(api_.step_begin(device_), "step_begin");
+}
+
+Status PluginDevice::StepEnd() {
+  if (api_.step_end == nullptr) return Status::OK();
+  return Check(api_.step_end(device_), "step_end");
 }
 
 bool PluginDevice::MatmulSupported(const DeviceMatmulWeight& w) const {

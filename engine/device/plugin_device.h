@@ -77,6 +77,8 @@ class PluginDevice final : public Device {
   Status Argmax(DeviceRef x, int64_t rows, int64_t cols, std::span<int32_t> out) override;
   std::optional<uint64_t> TransformScratchBytes(const DeviceMatmulWeight& w) const override;
   Status TransformInPlace(const DeviceMatmulWeight& w, DeviceRef scratch) override;
+  Status StepBegin() override;
+  Status StepEnd() override;
 
  private:
   PluginDevice(std::shared_ptr<const PluginLibrary> library, rl_device* device, std::string spec,

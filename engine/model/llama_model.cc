@@ -381,7 +381,13 @@ Status LlamaModel::Forward(std::span<const BatchEntry> batch, KvCache* cache) {
       return s;
     }
   }
-  Status s = RunLayers(batch, cache, tokens);
+  // A decode step (one new token per sequence, only its logits wanted)
+  // has the same ops and operands every time: the device may capture it
+  // once as a graph and replay it (kernels/device_abi.h, step graphs).
+  const bool decode_step = std::all_of(batch.begin(), batch.end(), [](const BatchEntry& e) {
+    return e.tokens.size() == 1 && !e.all_logits;
+  });
+  Status s = RunLayers(batch, cache, tokens, decode_step);
   if (!s.ok()) {
     for (const BatchEntry& e : batch) (void)cache->SetLength(e.sequence, cache->length(e.sequence));
     return s;
@@ -393,7 +399,29 @@ Status LlamaModel::Forward(std::span<const BatchEntry> batch, KvCache* cache) {
   return Status::OK();
 }
 
-Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens) {
+Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens,
+                             bool decode_step) {
+  if (decode_step) {
+    RETURN_IF_ERROR(device_->StepBegin());
+    Status s = RunOps(batch, cache, tokens);
+    // The step ends even after a failed op, so the device leaves it.
+    Status end = device_->StepEnd();
+    RETURN_IF_ERROR(s);
+    RETURN_IF_ERROR(end);
+  } else {
+    RETURN_IF_ERROR(RunOps(batch, cache, tokens));
+  }
+  if (device_->accepts_host_memory()) {
+    logits_ = ws_->logits.floats();
+    return Status::OK();
+  }
+  const int64_t rows = logit_first_row_.back();
+  host_logits_.resize(static_cast<size_t>(rows * config_.vocab_size));
+  logits_ = host_logits_.data();
+  return device_->Download(ws_->logits, std::as_writable_bytes(std::span(host_logits_)));
+}
+
+Status LlamaModel::RunOps(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens) {
   const ModelConfig& c = config_;
   Workspace& w = *ws_;
   const int64_t hidden = c.hidden_size, ffn = c.ffn_size;
@@ -459,14 +487,7 @@ Status LlamaModel::RunLayers(std::span<const BatchEntry> batch, KvCache* cache, 
     r += n;
   }
   logit_first_row_.push_back(r);
-  RETURN_IF_ERROR(Matmul(output_, w.final, r, w.logits, -1));
-  if (d.accepts_host_memory()) {
-    logits_ = w.logits.floats();
-    return Status::OK();
-  }
-  host_logits_.resize(static_cast<size_t>(r * c.vocab_size));
-  logits_ = host_logits_.data();
-  return d.Download(w.logits, std::as_writable_bytes(std::span(host_logits_)));
+  return Matmul(output_, w.final, r, w.logits, -1);
 }
 
 std::span<const float> LlamaModel::Logits(size_t entry) const {

@@ -168,7 +168,12 @@ class LlamaModel {
   DeviceRef Aux(int64_t offset) const { return aux_ref_ + static_cast<uint64_t>(offset) * 4; }
   Status EnsureWorkspace(int64_t tokens, int64_t logit_rows);
   Status CheckBatch(std::span<const BatchEntry> batch, const KvCache& cache) const;
-  Status RunLayers(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens);
+  // The layers, the head and the logits' download; a decode step's ops
+  // bracketed by the device's StepBegin/StepEnd.
+  Status RunLayers(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens,
+                   bool decode_step);
+  // Every op of the forward pass, from the embedding to the head.
+  Status RunOps(std::span<const BatchEntry> batch, KvCache* cache, int64_t tokens);
   Status Matmul(const DeviceMatmulWeight& w, DeviceRef x, int64_t rows, DeviceRef y, int64_t bias);
 
   ModelConfig config_;

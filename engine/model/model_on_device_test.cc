@@ -3,6 +3,7 @@
 // error naming what did not fit, the device ledger and the plugin's own
 // accounting end at zero, and no buffer's guard bytes were touched; a
 // refused forward leaves the model serving the next request.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -135,6 +136,65 @@ TEST(ModelOnDeviceTest, WorkspaceOutOfMemoryRefusesTheBatchAndTheModelServesTheN
   BatchEntry next{small, {&token, 1}, 1, false};
   EXPECT_TRUE(model.Forward({&next, 1}, cache.get()).ok());
   EXPECT_EQ(cache->length(small), 2);
+}
+
+// The host-reference plugin's step counters (steps, captures, replays).
+std::array<uint64_t, 3> StepStats() {
+  std::array<uint64_t, 3> out{};
+  void* lib = dlopen(RELAYOUT_PLUGIN_BUILD_DIR "/librelayout_hostref.so", RTLD_NOW | RTLD_NOLOAD);
+  if (lib == nullptr) return out;
+  using Fn = void (*)(uint64_t*);
+  if (auto fn = reinterpret_cast<Fn>(dlsym(lib, "rl_hostref_step_stats"))) fn(out.data());
+  dlclose(lib);
+  return out;
+}
+
+// A decode step has one shape for a given batch size: a device capturing it
+// as a graph captures once and replays it for every later token; a prefill
+// is not a step. Between StepBegin and StepEnd only ops are accepted.
+TEST(ModelOnDeviceTest, DecodeStepsReplayOneCapturedShapePerBatchSize) {
+  const std::string path = ModelPath("stories260K", "model.gguf");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path;
+  kernels::ThreadPool pool(1);
+  Result<testing::LoadedModel> loaded = testing::LoadModel(path, "auto", &pool, "hostref");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  LlamaModel& model = *loaded->model;
+  auto cache = std::move(*KvCache::Create(model.kv_cache_shape(), 4 << 20, model.device()));
+  const std::array<uint64_t, 3> before = StepStats();
+  std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  const SequenceId a = cache->CreateSequence();
+  const SequenceId b = cache->CreateSequence();
+  BatchEntry prefill[] = {{a, prompt, 0, false}, {b, prompt, 0, false}};
+  ASSERT_TRUE(model.Forward(prefill, cache.get()).ok());
+  std::array<uint64_t, 3> after = StepStats();
+  EXPECT_EQ(after[0], before[0]) << "a prefill is not a decode step";
+  int32_t ta = ArgMax(model.Logits(0));
+  int32_t tb = ArgMax(model.Logits(1));
+  int64_t position = static_cast<int64_t>(prompt.size());
+  for (int i = 0; i < 10; ++i, ++position) {  // both sequences: one shape
+    BatchEntry step[] = {{a, {&ta, 1}, position, false}, {b, {&tb, 1}, position, false}};
+    ASSERT_TRUE(model.Forward(step, cache.get()).ok());
+    ta = ArgMax(model.Logits(0));
+    tb = ArgMax(model.Logits(1));
+  }
+  for (int i = 0; i < 5; ++i, ++position) {  // one sequence: a second shape
+    BatchEntry step{a, {&ta, 1}, position, false};
+    ASSERT_TRUE(model.Forward({&step, 1}, cache.get()).ok());
+    ta = ArgMax(model.Logits(0));
+  }
+  after = StepStats();
+  EXPECT_EQ(after[0] - before[0], 15u);
+  EXPECT_EQ(after[1] - before[1], 2u) << "one capture per batch size";
+  EXPECT_EQ(after[2] - before[2], 13u);
+
+  Device& device = *model.device();
+  ASSERT_TRUE(device.StepBegin().ok());
+  std::vector<std::byte> host(16);
+  const Status inside = device.Download(cache->keys(0), host);
+  EXPECT_EQ(inside.code(), StatusCode::kFailedPrecondition) << inside;
+  EXPECT_EQ(device.StepBegin().code(), StatusCode::kFailedPrecondition) << "steps do not nest";
+  EXPECT_TRUE(device.StepEnd().ok());
+  EXPECT_EQ(device.StepEnd().code(), StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

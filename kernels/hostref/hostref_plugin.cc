@@ -14,6 +14,16 @@
 // runs only when a later entry touches device memory or an event is
 // synchronized (see rl_device::pending).
 //
+// Steps are deferred as a graph-capturing device defers them: between
+// step_begin and step_end every op is validated when called but runs at
+// step_end (its host arrays copied, as a GPU plugin copies them into its
+// metadata arena), and every entry but the ops answers
+// RL_FAILED_PRECONDITION. Each step's shape signature (the ops, their
+// operands and sizes, the attention's context bucket) is counted as a
+// capture when new and a replay when seen before: the exported
+// rl_hostref_step_stats tells the tests whether an engine's decode steps
+// would replay one CUDA graph.
+//
 // Fault injection, read from the environment when a device is opened:
 //   RELAYOUT_HOSTREF_FAIL_ALLOC_AT=N   the Nth buffer_alloc (1-based) fails
 //                                      with RL_RESOURCE_EXHAUSTED
@@ -35,7 +45,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
+#include <set>
 #include <new>
 #include <string>
 #include <vector>
@@ -106,7 +118,19 @@ struct rl_device {
   };
   std::mutex pending_mu;             // buffer_free may run on any thread
   std::vector<PendingCopy> pending;  // guarded by pending_mu
+  // The step being recorded (the device's one user thread only).
+  bool in_step = false;
+  std::vector<std::function<void()>> step_ops;
+  std::string step_signature;
+  std::set<std::string> step_shapes;  // the "captured graphs"
 };
+
+namespace {
+// Every device's steps, for rl_hostref_step_stats.
+std::atomic<uint64_t> steps_ended{0};
+std::atomic<uint64_t> step_captures{0};
+std::atomic<uint64_t> step_replays{0};
+}  // namespace
 
 struct rl_event {
   bool recorded = false;
@@ -328,6 +352,69 @@ struct Flushing<Fn> {
   }
 };
 
+// An entry that is not an op: refused between step_begin and step_end.
+template <auto Fn>
+struct OutsideStep;
+template <typename R, typename... A, R (*Fn)(rl_device*, A...)>
+struct OutsideStep<Fn> {
+  static R Call(rl_device* device, A... args) {
+    if (device->in_step) {
+      return Fail(RL_FAILED_PRECONDITION, "hostref: only ops may be issued inside a step");
+    }
+    return Fn(device, args...);
+  }
+};
+
+// ---- Steps ----
+
+// Appends the values that make up an op's shape to a step's signature.
+void Sign(std::string*) {}
+template <typename T, typename... Rest>
+void Sign(std::string* out, const T& first, const Rest&... rest) {
+  if constexpr (std::is_same_v<T, rl_ref>) {
+    *out += std::to_string(reinterpret_cast<uintptr_t>(first.buffer)) + "+" +
+            std::to_string(first.offset);
+  } else if constexpr (std::is_convertible_v<const T&, const char*>) {
+    *out += first;  // the op's name
+  } else {
+    *out += std::to_string(first);
+  }
+  *out += ',';
+  Sign(out, rest...);
+}
+
+// Runs an op's work now, or at step_end inside a step.
+template <typename... Shape>
+rl_status Issue(rl_device* device, std::function<void()> work, const Shape&... shape) {
+  if (!device->in_step) {
+    work();
+    return RL_OK;
+  }
+  Sign(&device->step_signature, shape...);
+  device->step_signature += ';';
+  device->step_ops.push_back(std::move(work));
+  return RL_OK;
+}
+
+rl_status StepBegin(rl_device* device) {
+  if (device->in_step) return Fail(RL_FAILED_PRECONDITION, "hostref: step_begin inside a step");
+  Flush(device);
+  device->in_step = true;
+  device->step_ops.clear();
+  device->step_signature.clear();
+  return RL_OK;
+}
+
+rl_status StepEnd(rl_device* device) {
+  if (!device->in_step) return Fail(RL_FAILED_PRECONDITION, "hostref: step_end outside a step");
+  device->in_step = false;
+  ++steps_ended;
+  ++(device->step_shapes.insert(device->step_signature).second ? step_captures : step_replays);
+  for (std::function<void()>& op : device->step_ops) op();
+  device->step_ops.clear();
+  return RL_OK;
+}
+
 // ---- Ops ----
 
 namespace k = relayout::kernels;
@@ -424,20 +511,21 @@ rl_status MatmulOp(rl_device* device, const rl_matmul_weight* w, rl_ref x, int64
   float* ys = nullptr;
   HOSTREF_OPERAND(x, tokens * w->cols, "matmul x", &xs);
   HOSTREF_OPERAND(y, tokens * w->rows, "matmul y", &ys);
-  if (!k::Matmul(hw, xs, tokens, ys, &device->pool)) return Refused("matmul");
-  return RL_OK;
+  return Issue(
+      device, [=] { (void)k::Matmul(hw, xs, tokens, ys, &device->pool); }, "matmul", w->data,
+      w->dtype, w->layout, w->rows, w->cols, x, tokens, y);
 }
 
-rl_status AddRowBiasOp(rl_device*, rl_ref bias, int64_t rows, int64_t cols, rl_ref y) {
+rl_status AddRowBiasOp(rl_device* device, rl_ref bias, int64_t rows, int64_t cols, rl_ref y) {
   float* b = nullptr;
   float* ys = nullptr;
   HOSTREF_OPERAND(bias, cols, "add_row_bias bias", &b);
   HOSTREF_OPERAND(y, rows * cols, "add_row_bias y", &ys);
-  k::AddRowBias(b, rows, cols, ys);
-  return RL_OK;
+  return Issue(
+      device, [=] { k::AddRowBias(b, rows, cols, ys); }, "add_row_bias", bias, rows, cols, y);
 }
 
-rl_status EmbeddingOp(rl_device*, rl_ref table, int32_t dtype, int64_t vocab, int64_t dim,
+rl_status EmbeddingOp(rl_device* device, rl_ref table, int32_t dtype, int64_t vocab, int64_t dim,
                       const int32_t* tokens, int64_t n, rl_ref out) {
   k::WeightType type;
   if (!WeightType(dtype, &type) || vocab < 1 || dim < 1 || n < 0 || tokens == nullptr) {
@@ -448,11 +536,16 @@ rl_status EmbeddingOp(rl_device*, rl_ref table, int32_t dtype, int64_t vocab, in
   HOSTREF_OPERAND(table, static_cast<uint64_t>(k::EmbeddingRowBytes(type, dim) * vocab),
                   "embedding table", &t);
   HOSTREF_OPERAND(out, n * dim, "embedding out", &o);
-  if (!k::EmbeddingRows(t, type, vocab, dim, tokens, n, o)) return Refused("embedding");
-  return RL_OK;
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab) return Refused("embedding");
+  }
+  std::vector<int32_t> ids(tokens, tokens + n);
+  return Issue(
+      device, [=, ids = std::move(ids)] { (void)k::EmbeddingRows(t, type, vocab, dim, ids.data(), n, o); },
+      "embedding", table, dtype, vocab, dim, n, out);
 }
 
-rl_status RmsNormOp(rl_device*, rl_ref x, rl_ref weight, int64_t rows, int64_t dim, float eps,
+rl_status RmsNormOp(rl_device* device, rl_ref x, rl_ref weight, int64_t rows, int64_t dim, float eps,
                     rl_ref out) {
   float* xs = nullptr;
   float* w = nullptr;
@@ -460,11 +553,12 @@ rl_status RmsNormOp(rl_device*, rl_ref x, rl_ref weight, int64_t rows, int64_t d
   HOSTREF_OPERAND(x, rows * dim, "rms_norm x", &xs);
   HOSTREF_OPERAND(weight, dim, "rms_norm weight", &w);
   HOSTREF_OPERAND(out, rows * dim, "rms_norm out", &o);
-  k::RmsNorm(xs, w, rows, dim, eps, o);
-  return RL_OK;
+  return Issue(
+      device, [=] { k::RmsNorm(xs, w, rows, dim, eps, o); }, "rms_norm", x, weight, rows, dim,
+      out);
 }
 
-rl_status RopeOp(rl_device*, rl_ref x, int64_t rows, int32_t heads, int32_t head_dim,
+rl_status RopeOp(rl_device* device, rl_ref x, int64_t rows, int32_t heads, int32_t head_dim,
                  int32_t rope_dim, const int32_t* positions, rl_ref inv_freq, int32_t pairing) {
   if (heads < 1 || head_dim < 1 || rope_dim < 0 || rope_dim > head_dim || rope_dim % 2 != 0 ||
       positions == nullptr || (pairing != RL_ROPE_HALVES && pairing != RL_ROPE_INTERLEAVED)) {
@@ -474,29 +568,33 @@ rl_status RopeOp(rl_device*, rl_ref x, int64_t rows, int32_t heads, int32_t head
   float* f = nullptr;
   HOSTREF_OPERAND(x, rows * heads * head_dim, "rope x", &xs);
   HOSTREF_OPERAND(inv_freq, rope_dim / 2, "rope inv_freq", &f);
-  k::ApplyRope(xs, rows, heads, head_dim, rope_dim, positions, f,
-               pairing == RL_ROPE_HALVES ? k::RopePairing::kHalves : k::RopePairing::kInterleaved);
-  return RL_OK;
+  std::vector<int32_t> pos(positions, positions + std::max<int64_t>(rows, 0));
+  const k::RopePairing order =
+      pairing == RL_ROPE_HALVES ? k::RopePairing::kHalves : k::RopePairing::kInterleaved;
+  return Issue(
+      device,
+      [=, pos = std::move(pos)] {
+        k::ApplyRope(xs, rows, heads, head_dim, rope_dim, pos.data(), f, order);
+      },
+      "rope", x, rows, heads, head_dim, rope_dim, inv_freq, pairing);
 }
 
-rl_status AddOp(rl_device*, rl_ref src, int64_t n, rl_ref dst) {
+rl_status AddOp(rl_device* device, rl_ref src, int64_t n, rl_ref dst) {
   float* s = nullptr;
   float* d = nullptr;
   HOSTREF_OPERAND(src, n, "add src", &s);
   HOSTREF_OPERAND(dst, n, "add dst", &d);
-  k::Add(s, n, d);
-  return RL_OK;
+  return Issue(device, [=] { k::Add(s, n, d); }, "add", src, n, dst);
 }
 
-rl_status SiluGateOp(rl_device*, rl_ref gate, rl_ref up, int64_t n, rl_ref out) {
+rl_status SiluGateOp(rl_device* device, rl_ref gate, rl_ref up, int64_t n, rl_ref out) {
   float* g = nullptr;
   float* u = nullptr;
   float* o = nullptr;
   HOSTREF_OPERAND(gate, n, "silu_gate gate", &g);
   HOSTREF_OPERAND(up, n, "silu_gate up", &u);
   HOSTREF_OPERAND(out, n, "silu_gate out", &o);
-  k::SiluGate(g, u, n, o);
-  return RL_OK;
+  return Issue(device, [=] { k::SiluGate(g, u, n, o); }, "silu_gate", gate, up, n, out);
 }
 
 // The kernels' view of the attention shape; false when it is not one.
@@ -552,6 +650,29 @@ struct PagedOperands {
   int64_t rows = 0;  // the batch rows the spans cover
   unsigned char* k_pool = nullptr;
   unsigned char* v_pool = nullptr;
+  std::vector<std::vector<int32_t>> tables;  // copies of the spans' block tables
+
+  // Copies the block tables the spans point at (the caller's memory), so
+  // the operands outlive the call.
+  void Own() {
+    tables.clear();
+    tables.reserve(spans.size());
+    for (k::AttentionSpan& s : spans) {
+      const int64_t blocks = s.rows == 0 ? 0 : (s.start_position + s.rows + shape.block_size - 1) /
+                                                   shape.block_size;
+      tables.emplace_back(s.block_table, s.block_table + blocks);
+      s.block_table = tables.back().data();
+    }
+  }
+  // The bound a graph would be sized by: the longest context, rounded up
+  // to a power of two of at least 256 positions.
+  int64_t ContextBucket() const {
+    int64_t longest = 0;
+    for (const k::AttentionSpan& s : spans) longest = std::max(longest, s.start_position + s.rows);
+    int64_t bucket = 256;
+    while (bucket < longest) bucket *= 2;
+    return bucket;
+  }
 };
 
 rl_status ResolvePaged(const char* op, const rl_attention_params* p, const rl_attention_span* spans,
@@ -564,10 +685,10 @@ rl_status ResolvePaged(const char* op, const rl_attention_params* p, const rl_at
   return RL_OK;
 }
 
-rl_status KvWriteOp(rl_device*, const rl_attention_params* p, rl_ref k_rows, rl_ref v_rows,
+rl_status KvWriteOp(rl_device* device, const rl_attention_params* p, rl_ref k_rows, rl_ref v_rows,
                     const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
                     rl_ref v_pool) {
-  thread_local PagedOperands o;
+  PagedOperands o;
   if (rl_status s = ResolvePaged("kv_write", p, spans, num_spans, k_pool, v_pool, &o); s != RL_OK) {
     return s;
   }
@@ -576,17 +697,21 @@ rl_status KvWriteOp(rl_device*, const rl_attention_params* p, rl_ref k_rows, rl_
   float* vr = nullptr;
   HOSTREF_OPERAND(k_rows, o.rows * kv_dim, "kv_write k", &kr);
   HOSTREF_OPERAND(v_rows, o.rows * kv_dim, "kv_write v", &vr);
-  if (!k::KvWrite(kv_dim, p->block_size, p->pool_blocks, o.shape.kv_elem, kr, vr, o.spans.data(),
-                  num_spans, o.k_pool, o.v_pool)) {
-    return Refused("kv_write");
-  }
-  return RL_OK;
+  o.Own();
+  const int64_t bucket = o.ContextBucket();
+  return Issue(
+      device,
+      [=, o = std::move(o), block_size = int64_t{p->block_size}, pool_blocks = p->pool_blocks] {
+        (void)k::KvWrite(kv_dim, block_size, pool_blocks, o.shape.kv_elem, kr, vr, o.spans.data(),
+                         num_spans, o.k_pool, o.v_pool);
+      },
+      "kv_write", k_rows, v_rows, num_spans, o.rows, bucket, k_pool, v_pool);
 }
 
 rl_status AttentionOp(rl_device* device, const rl_attention_params* p, rl_ref q,
                       const rl_attention_span* spans, int64_t num_spans, rl_ref k_pool,
                       rl_ref v_pool, rl_ref out) {
-  thread_local PagedOperands o;
+  PagedOperands o;
   if (rl_status s = ResolvePaged("attention", p, spans, num_spans, k_pool, v_pool, &o);
       s != RL_OK) {
     return s;
@@ -596,11 +721,15 @@ rl_status AttentionOp(rl_device* device, const rl_attention_params* p, rl_ref q,
   float* y = nullptr;
   HOSTREF_OPERAND(q, o.rows * q_dim, "attention q", &qs);
   HOSTREF_OPERAND(out, o.rows * q_dim, "attention out", &y);
-  if (!k::PagedAttention(o.shape, qs, o.spans.data(), num_spans, o.k_pool, o.v_pool, y,
-                         &device->pool)) {
-    return Refused("attention");
-  }
-  return RL_OK;
+  o.Own();
+  const int64_t bucket = o.ContextBucket();
+  return Issue(
+      device,
+      [=, o = std::move(o)] {
+        (void)k::PagedAttention(o.shape, qs, o.spans.data(), num_spans, o.k_pool, o.v_pool, y,
+                                &device->pool);
+      },
+      "attention", q, num_spans, o.rows, bucket, k_pool, v_pool, out);
 }
 
 // ---- Layout transforms: the kernels' blocked in-place permutations ----
@@ -689,12 +818,12 @@ constexpr rl_device_api kApi = {
     &BufferAlloc,
     &Flushing<&BufferFree>::Call,
     &BufferHostPtr,
-    &Flushing<&Upload>::Call,
-    &Flushing<&Download>::Call,
-    &Flushing<&Fill>::Call,
+    &OutsideStep<&Flushing<&Upload>::Call>::Call,
+    &OutsideStep<&Flushing<&Download>::Call>::Call,
+    &OutsideStep<&Flushing<&Fill>::Call>::Call,
     &HostAlloc,
     &HostFree,
-    &Flushing<&Synchronize>::Call,
+    &OutsideStep<&Flushing<&Synchronize>::Call>::Call,
     &LastError,
     &MatmulSupportedOp,
     &Flushing<&MatmulOp>::Call,
@@ -706,14 +835,16 @@ constexpr rl_device_api kApi = {
     &Flushing<&SiluGateOp>::Call,
     &Flushing<&KvWriteOp>::Call,
     &Flushing<&AttentionOp>::Call,
-    &Flushing<&ArgmaxOp>::Call,
-    &UploadAsync,
+    &OutsideStep<&Flushing<&ArgmaxOp>::Call>::Call,
+    &OutsideStep<&UploadAsync>::Call,
     &EventCreate,
     &EventDestroy,
-    &EventRecord,
-    &Flushing<&EventSynchronize>::Call,
+    &OutsideStep<&EventRecord>::Call,
+    &OutsideStep<&Flushing<&EventSynchronize>::Call>::Call,
     &TransformScratchBytes,
-    &Flushing<&TransformInPlaceOp>::Call,
+    &OutsideStep<&Flushing<&TransformInPlaceOp>::Call>::Call,
+    &StepBegin,
+    &StepEnd,
 };
 
 }  // namespace
@@ -736,6 +867,15 @@ RL_PLUGIN_EXPORT int32_t rl_plugin_score(void) {
 #else
   return 1;
 #endif
+}
+
+// Test hook, over every device of the process: out[0..2] = steps ended,
+// steps of a shape not seen before on their device ("captures"), steps
+// whose shape was ("replays").
+RL_PLUGIN_EXPORT void rl_hostref_step_stats(uint64_t out[3]) {
+  out[0] = steps_ended.load();
+  out[1] = step_captures.load();
+  out[2] = step_replays.load();
 }
 
 #ifndef RELAYOUT_TEST_PLUGIN_NO_INIT
