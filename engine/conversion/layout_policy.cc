@@ -21,6 +21,9 @@ constexpr uint32_t kAvx2Rows = 8;
 constexpr uint32_t kAvx2KBlock = 8;
 constexpr uint32_t kKPairRows = 16;
 constexpr uint32_t kQuantRows = 8;
+// GPU: 8 rows of Q4_0 blocks are 144 = 9 x 16 bytes (Q4_1 160, Q8_0 272).
+constexpr uint32_t kGpuQuantRows = 8;
+constexpr int kGpuMinComputeMajor = 8;
 
 std::string_view kValidOverrides =
     "auto, native, or a layout name (row-major, gguf-blocks, rowgroup-g<G>k<KB>, "
@@ -51,7 +54,20 @@ std::string LayoutPolicy::mode_name() const {
   return "auto";
 }
 
+Layout LayoutPolicy::ChooseAutoGpu(DType dtype) const {
+  if (caps_.gpu_compute_major < kGpuMinComputeMajor) return CommonLayoutFor(dtype);
+  switch (dtype) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+      return Layout::QuantRowGroupInterleave(kGpuQuantRows);
+    default:
+      return CommonLayoutFor(dtype);
+  }
+}
+
 Layout LayoutPolicy::ChooseAuto(DType dtype) const {
+  if (caps_.gpu_compute_major > 0) return ChooseAutoGpu(dtype);
   const kernels::CpuFeatures& cpu = caps_.cpu;
   const bool avx2 = cpu.avx2 && cpu.fma;
   const Layout native = CommonLayoutFor(dtype);

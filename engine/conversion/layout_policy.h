@@ -9,6 +9,15 @@
 //   - BF16: bf16-kpair-g16 with AVX-512 BF16, else as F32;
 //   - Q8_0/Q4_0/Q4_1: q-rowgroup-g8 with AVX2+FMA+F16C, else native;
 //   - a tensor with fewer rows than the group is all tail: native.
+// Auto rules (CUDA GPU, compute capability 8.0 and up: the backend's
+// kernels are built for sm_80 and sm_90a):
+//   - Q8_0/Q4_0/Q4_1: q-rowgroup-g8, whose 8-row group blocks are whole
+//     16-byte units (9 for Q4_0), so a warp's lanes read consecutive group
+//     blocks with aligned 16-byte loads; the native blocks (18 bytes for
+//     Q4_0) allow only 2-byte-aligned loads;
+//   - F32/F16/BF16: native: row-major [out, in] is already the "TN" operand
+//     cuBLASLt wants, no transpose needed;
+//   - an older GPU keeps everything native.
 // Override (the --layout flag): "auto" applies the rules; "native" keeps every
 // tensor in its common layout; a layout name forces exactly that layout on
 // every 2-D matmul weight whose dtype it applies to (CheckLayoutApplies),
@@ -30,10 +39,13 @@
 
 namespace relayout {
 
-// What the policy knows of the device. CPU only for now; a GPU's caps join
-// here when the CUDA backend chooses layouts.
+// What the policy knows of the device the weights go to.
 struct DeviceCaps {
   kernels::CpuFeatures cpu;
+  // The CUDA compute capability when the weights go to a GPU; 0 otherwise
+  // (the CPU, or the host-reference device, which runs the CPU's kernels).
+  int gpu_compute_major = 0;
+  int gpu_compute_minor = 0;
 };
 
 class LayoutPolicy {
@@ -56,6 +68,7 @@ class LayoutPolicy {
   LayoutPolicy(const DeviceCaps& caps, Mode mode, Layout forced)
       : caps_(caps), mode_(mode), forced_(forced) {}
   Layout ChooseAuto(DType dtype) const;
+  Layout ChooseAutoGpu(DType dtype) const;
 
   DeviceCaps caps_;
   Mode mode_;

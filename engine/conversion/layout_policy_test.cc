@@ -75,6 +75,33 @@ TEST(LayoutPolicyTest, Avx512PicksSixteenRowGroupsAndBf16PicksKPair) {
   EXPECT_EQ(bf.Choose(DType::kF32, TensorRole::kAttnQ, kMat), Layout::RowGroupInterleave(16, 16));
 }
 
+DeviceCaps Gpu(int major, int minor) {
+  DeviceCaps caps = Avx512Bf16();  // the host's CPU does not matter
+  caps.gpu_compute_major = major;
+  caps.gpu_compute_minor = minor;
+  return caps;
+}
+
+TEST(LayoutPolicyTest, GpuTakesQuantRowGroupsOfEightAndKeepsFloatsRowMajor) {
+  for (const DeviceCaps& caps : {Gpu(8, 0), Gpu(9, 0)}) {
+    const LayoutPolicy p = Make(caps);
+    EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat),
+              Layout::QuantRowGroupInterleave(8));
+    EXPECT_EQ(p.Choose(DType::kQ4_1, TensorRole::kAttnQ, kMat), Layout::QuantRowGroupInterleave(8));
+    EXPECT_EQ(p.Choose(DType::kQ8_0, TensorRole::kOutput, kMat), Layout::QuantRowGroupInterleave(8));
+    // cuBLASLt's TN operand is the row-major [out, in] weight as stored.
+    EXPECT_EQ(p.Choose(DType::kBF16, TensorRole::kAttnQ, kMat), Layout::RowMajor());
+    EXPECT_EQ(p.Choose(DType::kF16, TensorRole::kFfnUp, kMat), Layout::RowMajor());
+    EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kFfnUp, kMat), Layout::RowMajor());
+    EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kTokenEmbd, kMat), Layout::GgufBlocks());
+  }
+  // Below sm_80 the backend has no kernels of its own for the group layout.
+  EXPECT_EQ(Make(Gpu(7, 5)).Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat), Layout::GgufBlocks());
+  // --layout native on a GPU: every tensor as stored.
+  EXPECT_EQ(Make(Gpu(9, 0), "native").Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat),
+            Layout::GgufBlocks());
+}
+
 TEST(LayoutPolicyTest, EmbeddingsNormsBiasesAndVectorsStayNative) {
   const LayoutPolicy p = Make(Avx512Bf16());
   EXPECT_EQ(p.Choose(DType::kQ8_0, TensorRole::kTokenEmbd, kMat), Layout::GgufBlocks());

@@ -34,6 +34,10 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
   ASSIGN_OR_RETURN(load.checkpoint, OpenCheckpoint(env, options.model_path));
   DeviceCaps caps;
   caps.cpu = kernels::DetectCpuFeatures();
+  if (load.device != nullptr) {
+    caps.gpu_compute_major = load.device->info().compute_major;
+    caps.gpu_compute_minor = load.device->info().compute_minor;
+  }
   ASSIGN_OR_RETURN(LayoutPolicy policy, LayoutPolicy::Create(caps, options.layout));
   load.policy = policy;
 
