@@ -56,12 +56,6 @@
 #include "kernels/cuda/simt/cuda_compat.h"
 #include "kernels/device_abi.h"
 
-#if defined(__CUDACC__)
-#define RL_ATTENTION_UNROLL _Pragma("unroll")
-#else
-#define RL_ATTENTION_UNROLL
-#endif
-
 namespace relayout::cuda {
 
 // One span of a batch, in device memory: rows first_row .. first_row + rows
@@ -187,7 +181,7 @@ RL_HD void StoreFloat4(float* p, const float4& v) {
 // or 8 halves), 16-byte aligned, widened to floats. F16 widening is exact.
 template <int kN>
 RL_HD void WidenKv(const float* src, float* dst) {
-  RL_ATTENTION_UNROLL
+  RL_UNROLL
   for (int i = 0; i < kN / 4; ++i) {
     const float4 f = LoadFloat4(src + 4 * i);
     dst[4 * i + 0] = f.x;
@@ -198,11 +192,11 @@ RL_HD void WidenKv(const float* src, float* dst) {
 }
 template <int kN>
 RL_HD void WidenKv(const uint16_t* src, float* dst) {
-  RL_ATTENTION_UNROLL
+  RL_UNROLL
   for (int i = 0; i < kN / 8; ++i) {
     const uint4 u = Load16(src + 8 * i);
     const unsigned w[4] = {u.x, u.y, u.z, u.w};
-    RL_ATTENTION_UNROLL
+    RL_UNROLL
     for (int k = 0; k < 4; ++k) {  // little-endian: the lower half is the earlier element
       dst[8 * i + 2 * k] = HalfToFloat(static_cast<uint16_t>(w[k] & 0xffffu));
       dst[8 * i + 2 * k + 1] = HalfToFloat(static_cast<uint16_t>(w[k] >> 16));
@@ -218,7 +212,7 @@ RL_HD void NarrowStore8(const float* f, float* dst) {
 }
 RL_HD void NarrowStore8(const float* f, uint16_t* dst) {
   unsigned w[4];
-  RL_ATTENTION_UNROLL
+  RL_UNROLL
   for (int k = 0; k < 4; ++k) {
     w[k] = static_cast<unsigned>(FloatToHalf(f[2 * k])) |
            (static_cast<unsigned>(FloatToHalf(f[2 * k + 1])) << 16);
@@ -463,24 +457,24 @@ __global__ void __launch_bounds__(kAttentionThreads, 8) DecodeAttentionKernel(At
       // which is staged, and drops the result, so the warp stays converged
       // around the shuffles.
       float dot[T::kUnroll];
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int u = 0; u < T::kUnroll; ++u) {
         const int32_t j = j0 + z + u * nz;
         const bool use = active && j < n;
         float k[T::kVec];
         WidenKv<T::kVec>(tile + (use ? j : 0) * kHeadDim + lane * T::kVec, k);
         float d = 0.0f;
-        RL_ATTENTION_UNROLL
+        RL_UNROLL
         for (int e = 0; e < T::kVec; ++e) d = fmaf(q[e], k[e], d);
         dot[u] = use ? d : 0.0f;
       }
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int off = T::kLanes / 2; off > 0; off >>= 1) {
-        RL_ATTENTION_UNROLL
+        RL_UNROLL
         for (int u = 0; u < T::kUnroll; ++u) dot[u] += __shfl_xor_sync(kFullMask, dot[u], off);
       }
       if (lane == 0) {
-        RL_ATTENTION_UNROLL
+        RL_UNROLL
         for (int u = 0; u < T::kUnroll; ++u) {
           const int32_t j = j0 + z + u * nz;
           if (active && j < n) scores[h * stride + (t0 - begin) + j] = dot[u] * a.scale;
@@ -513,7 +507,7 @@ __global__ void __launch_bounds__(kAttentionThreads, 8) DecodeAttentionKernel(At
 
   // 3. p . V.
   float o[T::kVec];
-  RL_ATTENTION_UNROLL
+  RL_UNROLL
   for (int e = 0; e < T::kVec; ++e) o[e] = 0.0f;
   for (int32_t t0 = begin; t0 < end; t0 += T::kTileTokens) {
     const int32_t n = Min(T::kTileTokens, end - t0);
@@ -529,14 +523,14 @@ __global__ void __launch_bounds__(kAttentionThreads, 8) DecodeAttentionKernel(At
       float v[T::kVec];
       WidenKv<T::kVec>(tile + (use ? j : 0) * kHeadDim + lane * T::kVec, v);
       const float pj = use ? p[j] : 0.0f;
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int e = 0; e < T::kVec; ++e) o[e] = fmaf(pj, v[e], o[e]);
     }
   }
   __syncthreads();  // the tile becomes the merge buffer
   if (active) {
     float* dst = merge + (z * gc + h) * kHeadDim + lane * T::kVec;
-    RL_ATTENTION_UNROLL
+    RL_UNROLL
     for (int e = 0; e < T::kVec; e += 4) {
       StoreFloat4(dst + e, make_float4(o[e], o[e + 1], o[e + 2], o[e + 3]));
     }
@@ -692,12 +686,12 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
   int32_t pos[kTm];  // each vector's position; vectors past the tile see every loaded position
   float m[kTm], l[kTm];
   float o[kTm][T::kDimChunks * 4];
-  RL_ATTENTION_UNROLL
+  RL_UNROLL
   for (int i = 0; i < kTm; ++i) {
     pos[i] = first_pos + (rg + i * T::kRowGroups) / gc;
     m[i] = -INFINITY;
     l[i] = 0.0f;
-    RL_ATTENTION_UNROLL
+    RL_UNROLL
     for (int d = 0; d < T::kDimChunks * 4; ++d) o[i][d] = 0.0f;
   }
 
@@ -716,10 +710,10 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
         WidenKv<kChunk>(k_pool + at, kf);
         WidenKv<kChunk>(v_pool + at, vf);
       } else {
-        RL_ATTENTION_UNROLL
+        RL_UNROLL
         for (int e = 0; e < kChunk; ++e) kf[e] = vf[e] = 0.0f;
       }
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int e = 0; e < kChunk; e += 4) {
         StoreFloat4(ks + j * T::kStride + part * kChunk + e,
                     make_float4(kf[e], kf[e + 1], kf[e + 2], kf[e + 3]));
@@ -731,22 +725,22 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
 
     // S = Q K^T for the thread's kTm x kTn (vector, position) pairs.
     float s[kTm][kTn];
-    RL_ATTENTION_UNROLL
+    RL_UNROLL
     for (int i = 0; i < kTm; ++i) {
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int j = 0; j < kTn; ++j) s[i][j] = 0.0f;
     }
     for (int dc = 0; dc < kHeadDim / 4; ++dc) {
       float4 qf[kTm], kf[kTn];
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int i = 0; i < kTm; ++i) {
         qf[i] = LoadFloat4(qs + (rg + i * T::kRowGroups) * T::kStride + 4 * dc);
       }
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int j = 0; j < kTn; ++j) kf[j] = LoadFloat4(ks + (ct + j * kCt) * T::kStride + 4 * dc);
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int i = 0; i < kTm; ++i) {
-        RL_ATTENTION_UNROLL
+        RL_UNROLL
         for (int j = 0; j < kTn; ++j) {
           s[i][j] = fmaf(qf[i].x, kf[j].x, s[i][j]);
           s[i][j] = fmaf(qf[i].y, kf[j].y, s[i][j]);
@@ -758,17 +752,17 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
 
     // Online softmax: scale, causal mask, the running max over the row's
     // kCt lanes, rescale of the running sum and output, P to shared memory.
-    RL_ATTENTION_UNROLL
+    RL_UNROLL
     for (int i = 0; i < kTm; ++i) {
       float tile_max = -INFINITY;
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int j = 0; j < kTn; ++j) {
         const int32_t c = ct + j * kCt;
         const bool visible = c < n && t0 + c <= pos[i];
         s[i][j] = visible ? s[i][j] * a.scale : -INFINITY;
         tile_max = fmaxf(tile_max, s[i][j]);
       }
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int off = kCt / 2; off > 0; off >>= 1) {
         tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, off));
       }
@@ -778,10 +772,10 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
       const float correction = expf(m[i] - m_new);
       m[i] = m_new;
       l[i] *= correction;
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int d = 0; d < T::kDimChunks * 4; ++d) o[i][d] *= correction;
       float* p_row = ps + (rg + i * T::kRowGroups) * T::kPStride;
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int j = 0; j < kTn; ++j) {
         const float p = expf(s[i][j] - m_new);  // masked: exp(-inf) = 0
         l[i] += p;                              // this thread's share of the row sum
@@ -793,12 +787,12 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
     // O += P V over the tile's n positions.
     for (int32_t c = 0; c < n; ++c) {
       float p[kTm];
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int i = 0; i < kTm; ++i) p[i] = ps[(rg + i * T::kRowGroups) * T::kPStride + c];
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int k = 0; k < T::kDimChunks; ++k) {
         const float4 v = LoadFloat4(vs + c * T::kStride + 4 * (ct + k * kCt));
-        RL_ATTENTION_UNROLL
+        RL_UNROLL
         for (int i = 0; i < kTm; ++i) {
           o[i][4 * k + 0] = fmaf(p[i], v.x, o[i][4 * k + 0]);
           o[i][4 * k + 1] = fmaf(p[i], v.y, o[i][4 * k + 1]);
@@ -810,10 +804,10 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
   }
 
   // The row sums over the kCt lanes, then out = o / l for the real vectors.
-  RL_ATTENTION_UNROLL
+  RL_UNROLL
   for (int i = 0; i < kTm; ++i) {
     float sum = l[i];
-    RL_ATTENTION_UNROLL
+    RL_UNROLL
     for (int off = kCt / 2; off > 0; off >>= 1) sum += __shfl_xor_sync(kFullMask, sum, off);
     const int r = rg + i * T::kRowGroups;
     if (r < live) {
@@ -821,7 +815,7 @@ __global__ void __launch_bounds__(kAttentionThreads) PrefillAttentionKernel(Atte
       const int hl = r - lr * gc;
       float* dst = a.out + (span.first_row + row0 + lr) * q_dim + (head0 + hl) * kHeadDim;
       const float inv = 1.0f / sum;
-      RL_ATTENTION_UNROLL
+      RL_UNROLL
       for (int k = 0; k < T::kDimChunks; ++k) {
         StoreFloat4(dst + 4 * (ct + k * kCt),
                     make_float4(o[i][4 * k] * inv, o[i][4 * k + 1] * inv, o[i][4 * k + 2] * inv,

@@ -61,16 +61,6 @@
 #include "kernels/cuda/simt/cuda_compat.h"
 #include "kernels/device_abi.h"
 
-// `#pragma unroll` for nvcc; nothing for the host compiler, which warns on
-// it.
-#if defined(__CUDACC__)
-#define RL_FLOAT_MATMUL_UNROLL _Pragma("unroll")
-#define RL_FLOAT_MATMUL_UNROLL_2 _Pragma("unroll 2")
-#else
-#define RL_FLOAT_MATMUL_UNROLL
-#define RL_FLOAT_MATMUL_UNROLL_2
-#endif
-
 namespace relayout::cuda {
 
 // ---- Launch shapes (host and device alike, unit-tested) ----
@@ -208,7 +198,7 @@ __device__ __forceinline__ void LoadFloats(const float* p, float (&out)[kWidth])
   if constexpr (kWidth == 1) {
     out[0] = __ldg(p);
   } else {
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int q = 0; q < kWidth / 4; ++q) {
       const float4 v = VecLoadRO<float4>(p + 4 * q);
       out[4 * q + 0] = v.x;
@@ -250,7 +240,7 @@ struct HalfWeight {
       // One 16-byte load of 8 halves; element 2j is the low half of word j.
       const uint4 v = VecLoadRO<uint4>(p);
       const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-      RL_FLOAT_MATMUL_UNROLL
+      RL_UNROLL
       for (int j = 0; j < 4; ++j) {
         out[2 * j] = Convert(words[j] & 0xffffu);
         out[2 * j + 1] = Convert(words[j] >> 16);
@@ -275,7 +265,7 @@ template <int kH, int kOffset, int kN, class T>
 __device__ __forceinline__ void ScatterSteps(T (&v)[kN], int lane, int* index) {
   if constexpr (kH >= 1) {
     const bool upper = (lane & kOffset) != 0;
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int i = 0; i < kH; ++i) {
       const T send = upper ? v[i] : v[i + kH];
       const T keep = upper ? v[i + kH] : v[i];
@@ -300,7 +290,7 @@ __device__ __forceinline__ T WarpSumScatter(T (&v)[kN], int lane, int* index) {
   *index = 0;
   ScatterSteps<kN / 2, 16>(v, lane, index);
   T sum = v[0];
-  RL_FLOAT_MATMUL_UNROLL
+  RL_UNROLL
   for (int offset = 16 / kN; offset >= 1; offset /= 2) {
     sum += __shfl_xor_sync(0xffffffffu, sum, offset);
   }
@@ -329,30 +319,30 @@ __global__ void __launch_bounds__(kFloatGemvThreads)
   // Rows and tokens past the end repeat the last one (valid memory, results
   // dropped at the store), so the loop has no per-row or per-token branch.
   int64_t w_start[kRows];
-  RL_FLOAT_MATMUL_UNROLL
+  RL_UNROLL
   for (int r = 0; r < kRows; ++r) w_start[r] = Min<int64_t>(first_row + r, rows - 1) * cols;
   const float* x_row[kTok];
-  RL_FLOAT_MATMUL_UNROLL
+  RL_UNROLL
   for (int t = 0; t < kTok; ++t) x_row[t] = x + Min<int64_t>(first_token + t, tokens - 1) * cols;
 
   Acc acc[kN];
-  RL_FLOAT_MATMUL_UNROLL
+  RL_UNROLL
   for (int i = 0; i < kN; ++i) acc[i] = Acc(0);
 
   const int64_t chunks = cols / kWidth;  // kVec: cols % kWidth == 0
-  RL_FLOAT_MATMUL_UNROLL_2
+  RL_UNROLL_N(2)
   for (int64_t c = lane; c < chunks; c += 32) {
     const int64_t k = c * kWidth;
     float wv[kRows][kWidth];
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int r = 0; r < kRows; ++r) W::template Load<kWidth>(w, w_start[r] + k, wv[r]);
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int t = 0; t < kTok; ++t) {
       float xv[kWidth];
       float_matmul_internal::LoadFloats<kWidth>(x_row[t] + k, xv);
-      RL_FLOAT_MATMUL_UNROLL
+      RL_UNROLL
       for (int r = 0; r < kRows; ++r) {
-        RL_FLOAT_MATMUL_UNROLL
+        RL_UNROLL
         for (int e = 0; e < kWidth; ++e) {
           acc[r * kTok + t] = float_matmul_internal::MulAdd(wv[r][e], xv[e], acc[r * kTok + t]);
         }
@@ -410,7 +400,7 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
   // threads read consecutive pieces of a row. Out-of-range rows and k read
   // as zeros (with kVec, cols % kWWidth == 0: a piece is wholly in or out).
   auto load = [&](int64_t k0) {
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int q = 0; q < kWLoads; ++q) {
       const int piece = tid + kThreads * q;
       const int row = piece / (kBK / kWWidth);
@@ -418,11 +408,11 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
       if (n0 + row < rows && k0 + kk < cols) {
         W::template Load<kWWidth>(w, (n0 + row) * cols + k0 + kk, w_reg[q]);
       } else {
-        RL_FLOAT_MATMUL_UNROLL
+        RL_UNROLL
         for (int e = 0; e < kWWidth; ++e) w_reg[q][e] = 0.0f;
       }
     }
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int q = 0; q < kXLoads; ++q) {
       const int piece = tid + kThreads * q;
       const int tok = piece / (kBK / kXWidth);
@@ -430,7 +420,7 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
       if (t0 + tok < tokens && k0 + kk < cols) {
         float_matmul_internal::LoadFloats<kXWidth>(x + (t0 + tok) * cols + k0 + kk, x_reg[q]);
       } else {
-        RL_FLOAT_MATMUL_UNROLL
+        RL_UNROLL
         for (int e = 0; e < kXWidth; ++e) x_reg[q][e] = 0.0f;
       }
     }
@@ -438,28 +428,28 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
   auto store = [&](int stage) {
     float* wt = w_tile + stage * kBK * kPM;
     float* xt = x_tile + stage * kBK * kPN;
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int q = 0; q < kWLoads; ++q) {
       const int piece = tid + kThreads * q;
       const int row = piece / (kBK / kWWidth);
       const int kk = piece % (kBK / kWWidth) * kWWidth;
-      RL_FLOAT_MATMUL_UNROLL
+      RL_UNROLL
       for (int e = 0; e < kWWidth; ++e) wt[(kk + e) * kPM + row] = w_reg[q][e];
     }
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int q = 0; q < kXLoads; ++q) {
       const int piece = tid + kThreads * q;
       const int tok = piece / (kBK / kXWidth);
       const int kk = piece % (kBK / kXWidth) * kXWidth;
-      RL_FLOAT_MATMUL_UNROLL
+      RL_UNROLL
       for (int e = 0; e < kXWidth; ++e) xt[(kk + e) * kPN + tok] = x_reg[q][e];
     }
   };
 
   Acc acc[4][8];  // [token j][row i]
-  RL_FLOAT_MATMUL_UNROLL
+  RL_UNROLL
   for (int j = 0; j < 4; ++j) {
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int i = 0; i < 8; ++i) acc[j][i] = Acc(0);
   }
 
@@ -473,16 +463,16 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
     if (more) load((step + 1) * kBK);  // in flight during the FMAs below
     const float* wt = w_tile + stage * kBK * kPM;
     const float* xt = x_tile + stage * kBK * kPN;
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int k = 0; k < kBK; ++k) {
       const float4 a0 = float_matmul_internal::VecLoad<float4>(wt + k * kPM + tn * 4);
       const float4 a1 = float_matmul_internal::VecLoad<float4>(wt + k * kPM + 64 + tn * 4);
       const float4 b = float_matmul_internal::VecLoad<float4>(xt + k * kPN + tt * 4);
       const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float bv[4] = {b.x, b.y, b.z, b.w};
-      RL_FLOAT_MATMUL_UNROLL
+      RL_UNROLL
       for (int j = 0; j < 4; ++j) {
-        RL_FLOAT_MATMUL_UNROLL
+        RL_UNROLL
         for (int i = 0; i < 8; ++i)
           acc[j][i] = float_matmul_internal::MulAdd(a[i], bv[j], acc[j][i]);
       }
@@ -497,12 +487,12 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
   // of Y: 256 contiguous bytes per store instruction when Y rows are
   // 16-byte aligned.
   const bool vector_store = (reinterpret_cast<uintptr_t>(y) & 15) == 0 && rows % 4 == 0;
-  RL_FLOAT_MATMUL_UNROLL
+  RL_UNROLL
   for (int j = 0; j < 4; ++j) {
     const int64_t token = t0 + tt * 4 + j;
     if (token >= tokens) continue;
     float* y_row = y + token * rows;
-    RL_FLOAT_MATMUL_UNROLL
+    RL_UNROLL
     for (int h = 0; h < 2; ++h) {
       const int64_t n = n0 + h * 64 + tn * 4;
       if (vector_store) {
@@ -514,7 +504,7 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
                           static_cast<float>(acc[j][4 * h + 3])));
         }
       } else {
-        RL_FLOAT_MATMUL_UNROLL
+        RL_UNROLL
         for (int i = 0; i < 4; ++i) {
           if (n + i < rows) y_row[n + i] = static_cast<float>(acc[j][4 * h + i]);
         }

@@ -32,7 +32,7 @@ class GuardedBytes {
   static constexpr size_t kGuard = 64;
   static constexpr unsigned char kGuardByte = 0xa5;
 
-  GuardedBytes(size_t bytes, size_t offset) : bytes_(bytes), offset_(offset) {
+  GuardedBytes(size_t bytes, size_t offset) : bytes_(bytes) {
     storage_.assign(bytes + offset + 2 * kGuard + 64, kGuardByte);
     const uintptr_t base = reinterpret_cast<uintptr_t>(storage_.data());
     start_ = (64 - base % 64) % 64 + kGuard + offset;
@@ -53,7 +53,6 @@ class GuardedBytes {
 
  private:
   size_t bytes_;
-  size_t offset_;
   size_t start_ = 0;
   std::vector<unsigned char> storage_;
 };

@@ -47,14 +47,6 @@
 #include "kernels/cuda/simt/cuda_compat.h"
 #include "kernels/device_abi.h"
 
-// `#pragma unroll` for nvcc; nothing for the host compiler, which warns on
-// it.
-#if defined(__CUDACC__)
-#define RL_LAYER_OPS_UNROLL _Pragma("unroll")
-#else
-#define RL_LAYER_OPS_UNROLL
-#endif
-
 namespace relayout::cuda {
 
 namespace layer_ops_internal {
@@ -132,7 +124,7 @@ __device__ __forceinline__ void VecStore(void* p, V v) {
 
 // Sum over a warp; every lane gets the total.
 __device__ __forceinline__ float WarpSum(float v) {
-  RL_LAYER_OPS_UNROLL
+  RL_UNROLL
   for (int offset = 16; offset >= 1; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
@@ -840,7 +832,7 @@ __device__ __forceinline__ void ArgmaxTake(float v, int32_t i, float* best_v, in
 }
 
 __device__ __forceinline__ void WarpArgmax(float* v, int32_t* i) {
-  RL_LAYER_OPS_UNROLL
+  RL_UNROLL
   for (int offset = 16; offset >= 1; offset /= 2) {
     const float ov = __shfl_xor_sync(0xffffffffu, *v, offset);
     const int32_t oi = __shfl_xor_sync(0xffffffffu, *i, offset);

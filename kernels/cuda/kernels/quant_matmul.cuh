@@ -36,16 +36,6 @@
 #include "kernels/cuda/kernels/quant_blocks.cuh"
 #include "kernels/cuda/simt/cuda_compat.h"
 
-// `#pragma unroll` for nvcc, nothing for the host compiler (which warns on
-// the unknown pragma). A candidate for cuda_compat.h.
-#ifndef RL_UNROLL
-#if defined(__CUDACC__)
-#define RL_UNROLL _Pragma("unroll")
-#else
-#define RL_UNROLL
-#endif
-#endif
-
 namespace relayout::cuda {
 
 // ---- Quantized activations (step 1) ----

@@ -205,10 +205,12 @@ TEST(QuantMatmulTest, WorkspaceHoldsAlignedArrays) {
   for (int64_t tokens : {1, 3, 9, 100}) {
     for (int64_t cols : {32, 96, 256, 4096}) {
       const int64_t bytes = QuantMatmulWorkspaceBytes(tokens, cols);
-      const Q8Activations a = Q8ActivationsIn(nullptr, tokens, cols);
+      std::vector<uint8_t> storage(static_cast<size_t>(bytes) + 256);
+      uint8_t* base = storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
+      const Q8Activations a = Q8ActivationsIn(base, tokens, cols);
       const int64_t blocks = tokens * cols / 32;
-      const auto off = [](const void* p) {
-        return static_cast<int64_t>(reinterpret_cast<uintptr_t>(p));
+      const auto off = [base](const void* p) {
+        return static_cast<int64_t>(static_cast<const uint8_t*>(p) - base);
       };
       EXPECT_EQ(off(a.q), 0);
       EXPECT_GE(off(a.d), tokens * cols);

@@ -338,13 +338,6 @@ RL_HD RelayoutPlan PlanRelayoutCopy(QuantType type, int64_t rows, int64_t cols, 
 
 // ---- Device helpers ----
 
-// `#pragma unroll` for nvcc; the host compiler does not know the pragma.
-#if defined(__CUDACC__)
-#define RL_RELAYOUT_UNROLL _Pragma("unroll")
-#else
-#define RL_RELAYOUT_UNROLL
-#endif
-
 // 16-byte and 2-byte accesses. On the host through memcpy (the buffers are
 // byte arrays; no type punning for the optimizer to exploit).
 __device__ __forceinline__ uint4 RelayoutLoad16(const uint8_t* p) {
@@ -395,7 +388,7 @@ __device__ __forceinline__ void RelayoutCopyRows16(uint8_t* dst, int32_t dst_pit
   for (int32_t base = tid; base < units; base += kRelayoutUnroll * nthreads) {
     uint4 v[kRelayoutUnroll];
     int32_t to[kRelayoutUnroll];
-    RL_RELAYOUT_UNROLL
+    RL_UNROLL
     for (int32_t k = 0; k < kRelayoutUnroll; ++k) {
       const int32_t u = base + k * nthreads;
       to[k] = -1;
@@ -407,7 +400,7 @@ __device__ __forceinline__ void RelayoutCopyRows16(uint8_t* dst, int32_t dst_pit
         v[k] = RelayoutLoad16(src + r * src_pitch + w);
       }
     }
-    RL_RELAYOUT_UNROLL
+    RL_UNROLL
     for (int32_t k = 0; k < kRelayoutUnroll; ++k) {
       if (to[k] >= 0) RelayoutStore16(dst + to[k], v[k]);
     }
@@ -427,7 +420,7 @@ __device__ __forceinline__ void RelayoutGatherUnits(uint8_t* dst, const uint8_t*
     const UnitSpan span = GroupUnitSpan(s, block, t - block * units_per_block);
     const uint8_t* from = stage + span.first;
     uint32_t h[8];
-    RL_RELAYOUT_UNROLL
+    RL_UNROLL
     for (int32_t i = 0; i < 8; ++i) h[i] = RelayoutLoad2(from + i * span.stride);
     RelayoutStore16(dst + t * 16, make_uint4(h[0] | h[1] << 16, h[2] | h[3] << 16,
                                              h[4] | h[5] << 16, h[6] | h[7] << 16));
@@ -445,12 +438,12 @@ __device__ __forceinline__ void RelayoutScatterUnits(uint8_t* stage, const uint8
   const int32_t units = blocks * units_per_block;
   for (int32_t base = tid; base < units; base += kRelayoutUnroll * nthreads) {
     uint4 v[kRelayoutUnroll];
-    RL_RELAYOUT_UNROLL
+    RL_UNROLL
     for (int32_t k = 0; k < kRelayoutUnroll; ++k) {
       const int32_t u = base + k * nthreads;
       v[k] = u < units ? RelayoutLoad16(src + u * 16) : make_uint4(0, 0, 0, 0);
     }
-    RL_RELAYOUT_UNROLL
+    RL_UNROLL
     for (int32_t k = 0; k < kRelayoutUnroll; ++k) {
       const int32_t u = base + k * nthreads;
       if (u < units) {
@@ -458,7 +451,7 @@ __device__ __forceinline__ void RelayoutScatterUnits(uint8_t* stage, const uint8
         const UnitSpan span = GroupUnitSpan(s, block, u - block * units_per_block);
         uint8_t* to = stage + span.first;
         const uint32_t words[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
-        RL_RELAYOUT_UNROLL
+        RL_UNROLL
         for (int32_t i = 0; i < 4; ++i) {
           RelayoutStore2(to + (2 * i) * span.stride, words[i] & 0xffffu);
           RelayoutStore2(to + (2 * i + 1) * span.stride, words[i] >> 16);

@@ -9,6 +9,8 @@
 //   RL_HD                    on a function called from kernels and host code
 //                            (index maps, dequantization, split sizes);
 //   RL_DYNAMIC_SHARED(T, p)  for `extern __shared__` memory (T* p);
+//   RL_UNROLL, RL_UNROLL_N(n) for `#pragma unroll` (the host compiler warns
+//                            on the pragma, so it sees nothing);
 //   relayout::cuda::Min/Max  rather than bare min/max (host has no global ones);
 //   HalfToFloat & co below   for f16/bf16 bit patterns (uint16_t), so no
 //                            __half type crosses the host compiler.
@@ -22,6 +24,9 @@
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 #define RL_HD __host__ __device__ __forceinline__
+#define RL_UNROLL _Pragma("unroll")
+#define RL_PRAGMA_(x) _Pragma(#x)
+#define RL_UNROLL_N(n) RL_PRAGMA_(unroll n)
 // One name for every kernel's dynamic shared memory, 16-byte aligned.
 #define RL_DYNAMIC_SHARED(T, name)                              \
   extern __shared__ __align__(16) unsigned char rl_smem_raw_[]; \
@@ -29,6 +34,8 @@
 #else
 #include "kernels/cuda/simt/simt_host.h"
 #define RL_HD inline
+#define RL_UNROLL
+#define RL_UNROLL_N(n)
 #define RL_DYNAMIC_SHARED(T, name) T* name = ::relayout::simt::DynamicShared<T>()
 #endif
 
