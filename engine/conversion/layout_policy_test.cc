@@ -88,7 +88,8 @@ TEST(LayoutPolicyTest, GpuTakesQuantRowGroupsOfEightAndKeepsFloatsRowMajor) {
     EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat),
               Layout::QuantRowGroupInterleave(8));
     EXPECT_EQ(p.Choose(DType::kQ4_1, TensorRole::kAttnQ, kMat), Layout::QuantRowGroupInterleave(8));
-    EXPECT_EQ(p.Choose(DType::kQ8_0, TensorRole::kOutput, kMat), Layout::QuantRowGroupInterleave(8));
+    EXPECT_EQ(p.Choose(DType::kQ8_0, TensorRole::kOutput, kMat),
+              Layout::QuantRowGroupInterleave(8));
     // cuBLASLt's TN operand is the row-major [out, in] weight as stored.
     EXPECT_EQ(p.Choose(DType::kBF16, TensorRole::kAttnQ, kMat), Layout::RowMajor());
     EXPECT_EQ(p.Choose(DType::kF16, TensorRole::kFfnUp, kMat), Layout::RowMajor());

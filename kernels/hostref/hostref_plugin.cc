@@ -47,8 +47,8 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
-#include <set>
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -541,12 +541,13 @@ rl_status EmbeddingOp(rl_device* device, rl_ref table, int32_t dtype, int64_t vo
   }
   std::vector<int32_t> ids(tokens, tokens + n);
   return Issue(
-      device, [=, ids = std::move(ids)] { (void)k::EmbeddingRows(t, type, vocab, dim, ids.data(), n, o); },
+      device,
+      [=, ids = std::move(ids)] { (void)k::EmbeddingRows(t, type, vocab, dim, ids.data(), n, o); },
       "embedding", table, dtype, vocab, dim, n, out);
 }
 
-rl_status RmsNormOp(rl_device* device, rl_ref x, rl_ref weight, int64_t rows, int64_t dim, float eps,
-                    rl_ref out) {
+rl_status RmsNormOp(rl_device* device, rl_ref x, rl_ref weight, int64_t rows, int64_t dim,
+                    float eps, rl_ref out) {
   float* xs = nullptr;
   float* w = nullptr;
   float* o = nullptr;
@@ -554,8 +555,7 @@ rl_status RmsNormOp(rl_device* device, rl_ref x, rl_ref weight, int64_t rows, in
   HOSTREF_OPERAND(weight, dim, "rms_norm weight", &w);
   HOSTREF_OPERAND(out, rows * dim, "rms_norm out", &o);
   return Issue(
-      device, [=] { k::RmsNorm(xs, w, rows, dim, eps, o); }, "rms_norm", x, weight, rows, dim,
-      out);
+      device, [=] { k::RmsNorm(xs, w, rows, dim, eps, o); }, "rms_norm", x, weight, rows, dim, out);
 }
 
 rl_status RopeOp(rl_device* device, rl_ref x, int64_t rows, int32_t heads, int32_t head_dim,
@@ -584,7 +584,8 @@ rl_status AddOp(rl_device* device, rl_ref src, int64_t n, rl_ref dst) {
   float* d = nullptr;
   HOSTREF_OPERAND(src, n, "add src", &s);
   HOSTREF_OPERAND(dst, n, "add dst", &d);
-  return Issue(device, [=] { k::Add(s, n, d); }, "add", src, n, dst);
+  return Issue(
+      device, [=] { k::Add(s, n, d); }, "add", src, n, dst);
 }
 
 rl_status SiluGateOp(rl_device* device, rl_ref gate, rl_ref up, int64_t n, rl_ref out) {
@@ -594,7 +595,8 @@ rl_status SiluGateOp(rl_device* device, rl_ref gate, rl_ref up, int64_t n, rl_re
   HOSTREF_OPERAND(gate, n, "silu_gate gate", &g);
   HOSTREF_OPERAND(up, n, "silu_gate up", &u);
   HOSTREF_OPERAND(out, n, "silu_gate out", &o);
-  return Issue(device, [=] { k::SiluGate(g, u, n, o); }, "silu_gate", gate, up, n, out);
+  return Issue(
+      device, [=] { k::SiluGate(g, u, n, o); }, "silu_gate", gate, up, n, out);
 }
 
 // The kernels' view of the attention shape; false when it is not one.
@@ -658,8 +660,8 @@ struct PagedOperands {
     tables.clear();
     tables.reserve(spans.size());
     for (k::AttentionSpan& s : spans) {
-      const int64_t blocks = s.rows == 0 ? 0 : (s.start_position + s.rows + shape.block_size - 1) /
-                                                   shape.block_size;
+      const int64_t blocks =
+          s.rows == 0 ? 0 : (s.start_position + s.rows + shape.block_size - 1) / shape.block_size;
       tables.emplace_back(s.block_table, s.block_table + blocks);
       s.block_table = tables.back().data();
     }

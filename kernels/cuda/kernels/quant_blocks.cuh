@@ -27,8 +27,8 @@ inline constexpr int kGpuQuantGroupRows = 8;
 enum class QuantType : int32_t { kQ8_0 = 0, kQ4_0 = 1, kQ4_1 = 2 };
 
 struct QuantFormat {
-  int32_t block_bytes;   // B
-  int32_t scale_fields;  // F leading f16 fields (d, or d and m)
+  int32_t block_bytes;    // B
+  int32_t scale_fields;   // F leading f16 fields (d, or d and m)
   int32_t payload_bytes;  // B - 2F
 };
 
@@ -47,7 +47,7 @@ RL_HD QuantFormat FormatOf(QuantType t) {
 // Where row `row`'s block `block` lives: its f16 fields (d at field 0, m at
 // field 1, `field_stride` bytes apart) and its payload.
 struct BlockPlace {
-  int64_t field;    // byte offset of field 0
+  int64_t field;  // byte offset of field 0
   int32_t field_stride;
   int64_t payload;  // byte offset of the payload
 };
@@ -69,9 +69,9 @@ RL_HD BlockPlace GroupBlockPlace(QuantType t, int64_t rows, int64_t blocks_per_r
   const int64_t r = row % group_rows;
   const int64_t group_block =
       (group * blocks_per_row + block) * static_cast<int64_t>(group_rows) * f.block_bytes;
-  return {group_block + 2 * r, 2 * group_rows,
-          group_block + 2 * static_cast<int64_t>(f.scale_fields) * group_rows +
-              r * f.payload_bytes};
+  return {
+      group_block + 2 * r, 2 * group_rows,
+      group_block + 2 * static_cast<int64_t>(f.scale_fields) * group_rows + r * f.payload_bytes};
 }
 
 RL_HD uint16_t LoadU16(const uint8_t* p) {
@@ -93,8 +93,8 @@ RL_HD int32_t BlockQuant(QuantType t, const uint8_t* payload, int32_t j) {
 RL_HD float DequantElement(QuantType t, const uint8_t* data, BlockPlace place, int32_t j) {
   const float d = HalfToFloat(LoadU16(data + place.field));
   const float q = static_cast<float>(BlockQuant(t, data + place.payload, j));
-  const float m = t == QuantType::kQ4_1 ? HalfToFloat(LoadU16(data + place.field + place.field_stride))
-                                        : 0.0f;
+  const float m =
+      t == QuantType::kQ4_1 ? HalfToFloat(LoadU16(data + place.field + place.field_stride)) : 0.0f;
 #if defined(__CUDA_ARCH__)
   // Rounded product then sum, as the host computes it (no fused multiply-add).
   return t == QuantType::kQ4_1 ? __fadd_rn(__fmul_rn(d, q), m) : __fmul_rn(d, q);

@@ -24,9 +24,14 @@
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 #define RL_HD __host__ __device__ __forceinline__
+#if defined(__CUDA_ARCH__)  // the device pass; nvcc's host pass hands pragmas to g++
 #define RL_UNROLL _Pragma("unroll")
 #define RL_PRAGMA_(x) _Pragma(#x)
 #define RL_UNROLL_N(n) RL_PRAGMA_(unroll n)
+#else
+#define RL_UNROLL
+#define RL_UNROLL_N(n)
+#endif
 // One name for every kernel's dynamic shared memory, 16-byte aligned.
 #define RL_DYNAMIC_SHARED(T, name)                              \
   extern __shared__ __align__(16) unsigned char rl_smem_raw_[]; \
@@ -108,7 +113,7 @@ RL_HD uint16_t FloatToHalf(float f) {
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to inf
   if (abs < 0x38800000u) {  // below the smallest normal half: subnormal or zero
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // < half the smallest subnormal
-    const uint32_t shift = 126 - (abs >> 23);                     // 14 .. 24
+    const uint32_t shift = 126 - (abs >> 23);                   // 14 .. 24
     const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
     uint32_t q = mant >> shift;
     const uint32_t rem = mant & ((1u << shift) - 1);

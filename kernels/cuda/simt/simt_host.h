@@ -129,7 +129,7 @@ class Block {
       : threads_(threads),
         barrier_(threads),
         shared_bytes_(shared_bytes),
-        shared_(new(std::align_val_t(64)) unsigned char[shared_bytes == 0 ? 1 : shared_bytes]) {
+        shared_(new (std::align_val_t(64)) unsigned char[shared_bytes == 0 ? 1 : shared_bytes]) {
     for (unsigned first = 0; first < threads; first += 32) {
       warps_.push_back(std::make_unique<Warp>(threads - first < 32 ? threads - first : 32));
     }

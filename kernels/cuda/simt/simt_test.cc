@@ -42,10 +42,10 @@ __global__ void WarpOps(int* out) {
   const int lane = threadIdx.x % 32;
   int v = lane + 1;
   for (int m = 16; m > 0; m /= 2) v += __shfl_xor_sync(0xffffffffu, v, m);
-  out[threadIdx.x * 8 + 0] = v;                                           // 528 everywhere
-  out[threadIdx.x * 8 + 1] = __shfl_sync(0xffffffffu, lane * 10, 3);      // lane 3's
-  out[threadIdx.x * 8 + 2] = __shfl_down_sync(0xffffffffu, lane, 4);      // lane + 4, or own
-  out[threadIdx.x * 8 + 3] = __shfl_up_sync(0xffffffffu, lane, 1);        // lane - 1, or own
+  out[threadIdx.x * 8 + 0] = v;                                       // 528 everywhere
+  out[threadIdx.x * 8 + 1] = __shfl_sync(0xffffffffu, lane * 10, 3);  // lane 3's
+  out[threadIdx.x * 8 + 2] = __shfl_down_sync(0xffffffffu, lane, 4);  // lane + 4, or own
+  out[threadIdx.x * 8 + 3] = __shfl_up_sync(0xffffffffu, lane, 1);    // lane - 1, or own
   out[threadIdx.x * 8 + 4] = static_cast<int>(__ballot_sync(0xffffffffu, lane % 2));
   out[threadIdx.x * 8 + 5] = __any_sync(0xffffffffu, lane == 31);
   out[threadIdx.x * 8 + 6] = __all_sync(0xffffffffu, lane < 31);
