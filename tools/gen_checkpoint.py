@@ -19,10 +19,20 @@ norm weights are 1 plus a little noise.
 Only one chunk of one tensor is in memory at a time, so the size of the model
 does not matter: `--preset 2gib-f16` (2 GiB) takes about 20 s and 150 MB of memory on 2 cores.
 
+`--fill bits` trades those values for speed, for checkpoints that are only
+timed (the GPU check's 8B-shaped ones): every 2-D weight is random bits shaped
+into valid numbers (floats: random sign and mantissa, magnitudes in
+[2^-7, 2^-5), never NaN or infinite; quantized blocks: random payloads under
+positive f16 scales of a weight-like size, Q4_1 minimums negative), drawn per
+chunk of rows on every core and written with positional writes. Norms keep
+their usual values. The two containers then hold different values (the bits
+are not permuted for GGUF's RoPE order); a seed still gives the same file.
+
 Examples:
   tools/gen_checkpoint.py --out /tmp/tiny --preset tiny
   tools/gen_checkpoint.py --out /tmp/m.gguf --format gguf --dtype Q4_0 --preset 1gib
   tools/gen_checkpoint.py --out /tmp/8b --preset 8b --shards 4
+  tools/gen_checkpoint.py --out /dev/shm/8b --preset 8b --dtype BF16 --fill bits
 """
 
 import argparse
@@ -302,9 +312,100 @@ def write_tensors(f, tensors, fmt, dtype, seed, align=1):
 
 
 # ---------------------------------------------------------------------------
+# Random bits (--fill bits)
+
+BITS_CHUNK_BYTES = 32 << 20  # bytes of one tensor drawn and written at once
+
+# Floats: (mask, base) on each element's bits: the sign, the lowest exponent
+# bit and the mantissa stay random, the other exponent bits are those of
+# 2^-7, so |x| is in [2^-7, 2^-5) (about 0.02 on average).
+FLOAT_BITS = {
+    "F32": (np.uint32, 0x80FFFFFF, 120 << 23),
+    "BF16": (np.uint16, 0x80FF, 120 << 7),
+    "F16": (np.uint16, 0x87FF, 8 << 10),
+}
+# Quantized blocks: per f16 field of the block (d, then m for Q4_1), the
+# (mask, base) on its bits: a random mantissa under a fixed exponent. Scales
+# are positive and sized so that d * q is about 0.02 on average; Q4_1's m is
+# a negative minimum of about -0.03 to -0.06.
+BLOCK_FIELD_BITS = {
+    "Q8_0": [(0x03FF, 3 << 10)],  # d in [2^-12, 2^-11)
+    "Q4_0": [(0x03FF, 7 << 10)],  # d in [2^-8, 2^-7)
+    "Q4_1": [(0x03FF, 6 << 10), (0x03FF, 0x8000 | 10 << 10)],  # d in [2^-9, 2^-8), m < 0
+}
+
+
+def bits_chunk(rng, dtype, nbytes):
+    """nbytes of dtype's encoding drawn as random bits shaped into valid values."""
+    raw = rng.bit_generator.random_raw(-(-nbytes // 8)).view(np.uint8)[:nbytes]
+    if dtype in FLOAT_BITS:
+        kind, mask, base = FLOAT_BITS[dtype]
+        v = raw.view(kind)
+        v &= kind(mask)
+        v |= kind(base)
+        return raw
+    fields = raw.view(np.uint16).reshape(-1, BLOCK_BYTES[dtype] // 2)
+    for i, (mask, base) in enumerate(BLOCK_FIELD_BITS[dtype]):
+        col = fields[:, i]
+        col &= np.uint16(mask)
+        col |= np.uint16(base)
+    return raw
+
+
+def write_tensors_bits(path, data_start, tensors, fmt, dtype, seed, align, workers):
+    """Writes the tensors' data at data_start with positional writes from a
+    pool: 2-D weights as random bits (one generator per chunk, keyed by the
+    seed, the tensor's name and the chunk's index), 1-D tensors with their
+    usual values. Padding is left to the file's size (zeros)."""
+    jobs, offset = [], data_start
+    for t in tensors:
+        dt = stored_dtype(t, fmt, dtype)
+        size = nbytes(t.shape, dt)
+        if t.is_norm:
+            jobs.append(("values", t, dt, offset, 0, size))
+        else:
+            row = size // t.shape[0]
+            step = max(1, BITS_CHUNK_BYTES // row) * row
+            for i, at in enumerate(range(0, size, step)):
+                jobs.append(("bits", t, dt, offset + at, i, min(step, size - at)))
+        offset += -(-size // align) * align
+
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, offset)
+
+        def run(job):
+            kind, t, dt, at, index, size = job
+            if kind == "values":
+                enc = ENCODERS[dt]
+                data = b"".join(memoryview(enc(x)).cast("B") for x in chunks_of(t, seed))
+            else:
+                rng = np.random.Generator(np.random.PCG64(
+                    [seed, zlib.crc32(t.hf_name.encode()), index]))
+                data = bits_chunk(rng, dt, size)
+            view = memoryview(data).cast("B")
+            while view:
+                n = os.pwrite(fd, view, at)
+                view, at = view[n:], at + n
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            # Bounded in flight: at most 2 * workers chunks in memory.
+            pending = collections.deque()
+            for job in jobs:
+                pending.append(pool.submit(run, job))
+                while len(pending) > 2 * workers:
+                    pending.popleft().result()
+            for f in pending:
+                f.result()
+    finally:
+        os.close(fd)
+    return offset - data_start
+
+
+# ---------------------------------------------------------------------------
 # Containers
 
-def write_safetensors_file(path, tensors, dtype, seed):
+def write_safetensors_file(path, tensors, dtype, seed, fill="uniform", workers=1):
     header, offset = {}, 0
     for t in tensors:
         n = nbytes(t.shape, dtype)
@@ -315,7 +416,10 @@ def write_safetensors_file(path, tensors, dtype, seed):
     blob += b" " * (-len(blob) % 8)  # data starts 8-byte aligned
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)) + blob)
-        write_tensors(f, tensors, "safetensors", dtype, seed)
+        if fill == "uniform":
+            write_tensors(f, tensors, "safetensors", dtype, seed)
+    if fill == "bits":
+        write_tensors_bits(path, 8 + len(blob), tensors, "safetensors", dtype, seed, 1, workers)
     return offset
 
 
@@ -335,7 +439,7 @@ def split_shards(tensors, n, dtype):
     return shards
 
 
-def write_safetensors(out, s, dtype, shards, seed):
+def write_safetensors(out, s, dtype, shards, seed, fill="uniform", workers=1):
     os.makedirs(out, exist_ok=True)
     tensors = plan_tensors(s)
     config = {
@@ -361,11 +465,13 @@ def write_safetensors(out, s, dtype, shards, seed):
         json.dump(config, f, indent=2)
         f.write("\n")
     if shards == 1:
-        return write_safetensors_file(os.path.join(out, "model.safetensors"), tensors, dtype, seed)
+        return write_safetensors_file(os.path.join(out, "model.safetensors"), tensors, dtype, seed,
+                                      fill, workers)
     weight_map, total = {}, 0
     for i, group in enumerate(split_shards(tensors, shards, dtype)):
         name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
-        total += write_safetensors_file(os.path.join(out, name), group, dtype, seed)
+        total += write_safetensors_file(os.path.join(out, name), group, dtype, seed, fill,
+                                        workers)
         weight_map.update({t.hf_name: name for t in group})
     with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))},
@@ -388,7 +494,7 @@ def _gguf_kv(key, value):
     return _gguf_str(key) + struct.pack("<II", 4, value)
 
 
-def write_gguf(out, s, dtype, seed, align=32):
+def write_gguf(out, s, dtype, seed, align=32, fill="uniform", workers=1):
     tensors = plan_tensors(s)
     kv = {
         "general.architecture": "llama",
@@ -419,7 +525,10 @@ def write_gguf(out, s, dtype, seed, align=32):
     blob += b"\0" * (-len(blob) % align)
     with open(out, "wb") as f:
         f.write(blob)
-        write_tensors(f, tensors, "gguf", dtype, seed, align)
+        if fill == "uniform":
+            write_tensors(f, tensors, "gguf", dtype, seed, align)
+    if fill == "bits":
+        write_tensors_bits(out, len(blob), tensors, "gguf", dtype, seed, align, workers)
     return offset
 
 
@@ -443,6 +552,11 @@ def parse_args(argv):
                    help="tie lm_head to the embedding (no lm_head / output tensor)")
     p.add_argument("--shards", type=int, default=1, help="safetensors: number of files")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fill", choices=("uniform", "bits"), default="uniform",
+                   help="uniform: the values above (default); bits: random bits shaped into "
+                   "valid numbers, on every core (fast; for checkpoints that are only timed)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="--fill bits: threads drawing and writing (default: the cores)")
     return p.parse_args(argv)
 
 
@@ -480,12 +594,14 @@ def main(argv):
     if a.format == "gguf" and os.path.isdir(out):
         out = os.path.join(out, "model.gguf")
     start = time.monotonic()
+    workers = max(1, a.workers)
     if a.format == "gguf":
-        size = write_gguf(out, s, dtype, a.seed)
+        size = write_gguf(out, s, dtype, a.seed, fill=a.fill, workers=workers)
     else:
-        size = write_safetensors(out, s, dtype, a.shards, a.seed)
+        size = write_safetensors(out, s, dtype, a.shards, a.seed, a.fill, workers)
     print(f"gen_checkpoint: wrote {out} ({a.format} {dtype}, hidden {s.hidden}, {s.layers} layers, "
-          f"heads {s.heads}/{s.kv_heads}, ffn {s.ffn}, vocab {s.vocab}, tied {s.tie}; "
+          f"heads {s.heads}/{s.kv_heads}, ffn {s.ffn}, vocab {s.vocab}, tied {s.tie}, "
+          f"fill {a.fill}; "
           f"{size / 2**20:.1f} MiB of tensors in {time.monotonic() - start:.1f} s)", file=sys.stderr)
     return 0
 

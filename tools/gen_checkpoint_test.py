@@ -224,6 +224,99 @@ class GgufTest(unittest.TestCase):
         self.assertEqual(types["output_norm.weight"], QT.F32)
 
 
+class BitsFillTest(unittest.TestCase):
+    """--fill bits: valid numbers of the promised size, fast, reproducible."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.out = self.dir.name
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def safetensors(self, dtype, *args):
+        out = os.path.join(self.out, dtype + "-".join(args))
+        r = generate("--out", out, "--dtype", dtype, "--fill", "bits", "--no-tie", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return read_safetensors(os.path.join(out, "model.safetensors"))
+
+    def test_floats_are_finite_and_weight_sized_with_norms_near_one(self):
+        for dtype in ("BF16", "F16", "F32"):
+            t = self.safetensors(dtype)
+            self.assertEqual(len(t), 3 + 9 * 2)
+            for name, w in t.items():
+                w = w.astype(np.float32)
+                self.assertTrue(np.all(np.isfinite(w)), (dtype, name))
+                if w.ndim == 1:
+                    self.assertAlmostEqual(float(w.mean()), 1.0, delta=0.01, msg=name)
+                    continue
+                a = np.abs(w)
+                self.assertTrue(np.all((a >= 2**-7) & (a < 2**-5)), (dtype, name))
+                self.assertAlmostEqual(float((w > 0).mean()), 0.5, delta=0.1, msg=name)
+                self.assertGreater(len(np.unique(w)), min(w.size // 4, 200), (dtype, name))
+
+    def test_the_same_seed_gives_the_same_file_whatever_the_workers(self):
+        a = os.path.join(self.out, "a")
+        b = os.path.join(self.out, "b")
+        c = os.path.join(self.out, "c")
+        for out, args in ((a, ["--workers", "1"]), (b, ["--workers", "3"]), (c, ["--seed", "9"])):
+            r = generate("--out", out, "--dtype", "BF16", "--fill", "bits", *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        read = lambda d: open(os.path.join(d, "model.safetensors"), "rb").read()  # noqa: E731
+        self.assertEqual(read(a), read(b))
+        self.assertNotEqual(read(a), read(c))
+
+    def test_many_chunks_per_tensor_and_shards(self):
+        saved = gc.BITS_CHUNK_BYTES
+        try:
+            gc.BITS_CHUNK_BYTES = 1000  # several chunks of whole rows per tensor
+            s = gc.Shape(**TINY, tie=False)
+            for shards in (1, 3):
+                out = os.path.join(self.out, f"s{shards}")
+                gc.write_safetensors(out, s, "BF16", shards, 5, fill="bits", workers=4)
+            one = read_safetensors(os.path.join(self.out, "s1", "model.safetensors"))
+            three = {}
+            for i in range(3):
+                three.update(read_safetensors(
+                    os.path.join(self.out, "s3", f"model-0000{i + 1}-of-00003.safetensors")))
+            self.assertEqual(sorted(one), sorted(three))
+            for name, w in one.items():
+                np.testing.assert_array_equal(w, three[name], name)
+                self.assertTrue(np.all(np.isfinite(w)), name)
+            rows = one["model.layers.0.mlp.up_proj.weight"]  # 192 rows of 128 bytes
+            self.assertFalse(np.array_equal(rows[:7], rows[7:14]))  # chunks differ
+        finally:
+            gc.BITS_CHUNK_BYTES = saved
+
+    def test_quantized_blocks_have_valid_scales(self):
+        for dtype, qtype, lo, hi in (("Q4_0", QT.Q4_0, 2**-8, 2**-7),
+                                     ("Q4_1", QT.Q4_1, 2**-9, 2**-8),
+                                     ("Q8_0", QT.Q8_0, 2**-12, 2**-11)):
+            path = os.path.join(self.out, dtype + ".gguf")
+            r = generate("--out", path, "--format", "gguf", "--dtype", dtype, "--fill", "bits",
+                         "--no-tie")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            reader = gguf.GGUFReader(path)
+            self.assertEqual(len(reader.tensors), 3 + 9 * 2)
+            for t in reader.tensors:
+                raw = np.asarray(t.data)
+                if t.name.endswith("norm.weight"):
+                    self.assertEqual(t.tensor_type, QT.F32)
+                    self.assertAlmostEqual(float(raw.mean()), 1.0, delta=0.01)
+                    continue
+                self.assertEqual(t.tensor_type, qtype, t.name)
+                blocks = raw.reshape(-1, gc.BLOCK_BYTES[dtype])
+                d = blocks[:, :2].copy().view(np.float16).astype(np.float32)[:, 0]
+                self.assertTrue(np.all((d >= lo) & (d < hi)), (dtype, t.name))
+                if dtype == "Q4_1":
+                    m = blocks[:, 2:4].copy().view(np.float16).astype(np.float32)[:, 0]
+                    self.assertTrue(np.all((m <= -2**-5) & (m > -2**-4)), t.name)
+                w = gguf.quants.dequantize(raw, qtype)
+                self.assertTrue(np.all(np.isfinite(w)), t.name)
+                self.assertLess(float(np.abs(w).max()), 0.15, t.name)
+                self.assertGreater(float(w.std()), 0.005, t.name)
+
+
 class PresetTest(unittest.TestCase):
     def resolve(self, *args):
         return gc.resolve(gc.parse_args(["--out", "x", *args]))
