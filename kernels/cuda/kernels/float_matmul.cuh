@@ -158,37 +158,7 @@ RL_HD void SplitBf16(float x, uint16_t* hi, uint16_t* lo) {
 
 namespace float_matmul_internal {
 
-// 8- and 16-byte vector accesses. The device faults on a misaligned one but
-// the host harness would not notice, so host builds check every one and
-// abort naming it: a wrong alignment split fails the tests.
-template <class V>
-__device__ __forceinline__ void CheckAligned(const void* p) {
-#if defined(__CUDACC__)
-  (void)p;
-#else
-  if (reinterpret_cast<uintptr_t>(p) % alignof(V) != 0) {
-    std::fprintf(stderr, "misaligned %zu-byte vector access at %p\n", sizeof(V), p);
-    std::abort();
-  }
-#endif
-}
-// A load of data no thread writes during the kernel (read-only path).
-template <class V>
-__device__ __forceinline__ V VecLoadRO(const void* p) {
-  CheckAligned<V>(p);
-  return __ldg(static_cast<const V*>(p));
-}
-// A load of data the kernel may write (in place ops).
-template <class V>
-__device__ __forceinline__ V VecLoad(const void* p) {
-  CheckAligned<V>(p);
-  return *static_cast<const V*>(p);
-}
-template <class V>
-__device__ __forceinline__ void VecStore(void* p, V v) {
-  CheckAligned<V>(p);
-  *static_cast<V*>(p) = v;
-}
+// Vector loads and stores: kernels/cuda/simt/cuda_compat.h.
 
 // ---- Weight element types: loads of 1 or kVecWidth elements as floats ----
 
@@ -465,9 +435,9 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
     const float* xt = x_tile + stage * kBK * kPN;
     RL_UNROLL
     for (int k = 0; k < kBK; ++k) {
-      const float4 a0 = float_matmul_internal::VecLoad<float4>(wt + k * kPM + tn * 4);
-      const float4 a1 = float_matmul_internal::VecLoad<float4>(wt + k * kPM + 64 + tn * 4);
-      const float4 b = float_matmul_internal::VecLoad<float4>(xt + k * kPN + tt * 4);
+      const float4 a0 = VecLoad<float4>(wt + k * kPM + tn * 4);
+      const float4 a1 = VecLoad<float4>(wt + k * kPM + 64 + tn * 4);
+      const float4 b = VecLoad<float4>(xt + k * kPN + tt * 4);
       const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float bv[4] = {b.x, b.y, b.z, b.w};
       RL_UNROLL
@@ -497,11 +467,10 @@ __global__ void __launch_bounds__(kFloatGemmThreads)
       const int64_t n = n0 + h * 64 + tn * 4;
       if (vector_store) {
         if (n < rows) {
-          float_matmul_internal::VecStore(
-              y_row + n,
-              make_float4(static_cast<float>(acc[j][4 * h]), static_cast<float>(acc[j][4 * h + 1]),
-                          static_cast<float>(acc[j][4 * h + 2]),
-                          static_cast<float>(acc[j][4 * h + 3])));
+          VecStore(y_row + n, make_float4(static_cast<float>(acc[j][4 * h]),
+                                          static_cast<float>(acc[j][4 * h + 1]),
+                                          static_cast<float>(acc[j][4 * h + 2]),
+                                          static_cast<float>(acc[j][4 * h + 3])));
         }
       } else {
         RL_UNROLL
@@ -525,17 +494,15 @@ __global__ void __launch_bounds__(kBf16ConvertThreads)
   const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   const int64_t groups = kVec ? n / 4 : 0;
   for (int64_t g = first; g < groups; g += stride) {
-    const float4 v = float_matmul_internal::VecLoadRO<float4>(x + 4 * g);
+    const float4 v = VecLoadRO<float4>(x + 4 * g);
     uint16_t h[4];
     uint16_t l[4];
     SplitBf16(v.x, &h[0], &l[0]);
     SplitBf16(v.y, &h[1], &l[1]);
     SplitBf16(v.z, &h[2], &l[2]);
     SplitBf16(v.w, &h[3], &l[3]);
-    float_matmul_internal::VecStore(
-        hi + 4 * g, make_uint2(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16)));
-    float_matmul_internal::VecStore(
-        lo + 4 * g, make_uint2(l[0] | (uint32_t{l[1]} << 16), l[2] | (uint32_t{l[3]} << 16)));
+    VecStore(hi + 4 * g, make_uint2(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16)));
+    VecStore(lo + 4 * g, make_uint2(l[0] | (uint32_t{l[1]} << 16), l[2] | (uint32_t{l[3]} << 16)));
   }
   for (int64_t i = 4 * groups + first; i < n; i += stride) SplitBf16(x[i], &hi[i], &lo[i]);
 }
@@ -548,10 +515,9 @@ __global__ void __launch_bounds__(kBf16ConvertThreads)
   const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   const int64_t groups = kVec ? n / 4 : 0;
   for (int64_t g = first; g < groups; g += stride) {
-    const float4 v = float_matmul_internal::VecLoadRO<float4>(x + 4 * g);
-    float_matmul_internal::VecStore(
-        out + 4 * g, make_uint2(FloatToBf16(v.x) | (uint32_t{FloatToBf16(v.y)} << 16),
-                                FloatToBf16(v.z) | (uint32_t{FloatToBf16(v.w)} << 16)));
+    const float4 v = VecLoadRO<float4>(x + 4 * g);
+    VecStore(out + 4 * g, make_uint2(FloatToBf16(v.x) | (uint32_t{FloatToBf16(v.y)} << 16),
+                                     FloatToBf16(v.z) | (uint32_t{FloatToBf16(v.w)} << 16)));
   }
   for (int64_t i = 4 * groups + first; i < n; i += stride) out[i] = FloatToBf16(x[i]);
 }

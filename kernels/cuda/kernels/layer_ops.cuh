@@ -90,37 +90,7 @@ RL_HD float FSqrt(float a) {
 
 RL_HD bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-// 8- and 16-byte vector accesses. The device faults on a misaligned one but
-// the host harness would not notice, so host builds check every one and
-// abort naming it: a wrong alignment split fails the tests.
-template <class V>
-__device__ __forceinline__ void CheckAligned(const void* p) {
-#if defined(__CUDACC__)
-  (void)p;
-#else
-  if (reinterpret_cast<uintptr_t>(p) % alignof(V) != 0) {
-    std::fprintf(stderr, "misaligned %zu-byte vector access at %p\n", sizeof(V), p);
-    std::abort();
-  }
-#endif
-}
-// A load of data no thread writes during the kernel (read-only path).
-template <class V>
-__device__ __forceinline__ V VecLoadRO(const void* p) {
-  CheckAligned<V>(p);
-  return __ldg(static_cast<const V*>(p));
-}
-// A load of data the kernel may write (in place ops).
-template <class V>
-__device__ __forceinline__ V VecLoad(const void* p) {
-  CheckAligned<V>(p);
-  return *static_cast<const V*>(p);
-}
-template <class V>
-__device__ __forceinline__ void VecStore(void* p, V v) {
-  CheckAligned<V>(p);
-  *static_cast<V*>(p) = v;
-}
+// Vector loads and stores: kernels/cuda/simt/cuda_compat.h.
 
 // Sum over a warp; every lane gets the total.
 __device__ __forceinline__ float WarpSum(float v) {
@@ -536,8 +506,6 @@ __global__ void __launch_bounds__(kElementwiseThreads)
     AddKernel(const float* src, int64_t n, float* dst, int64_t head, int64_t groups) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  using layer_ops_internal::VecLoad;
-  using layer_ops_internal::VecStore;
   for (int64_t g = first; g < groups; g += stride) {
     const float4 a = VecLoad<float4>(src + head + 4 * g);
     float4 b = VecLoad<float4>(dst + head + 4 * g);
@@ -563,8 +531,6 @@ __global__ void __launch_bounds__(kElementwiseThreads)
   using layer_ops_internal::SiluTimes;
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  using layer_ops_internal::VecLoad;
-  using layer_ops_internal::VecStore;
   for (int64_t g = first; g < groups; g += stride) {
     const int64_t i = head + 4 * g;
     const float4 a = VecLoad<float4>(gate + i);
@@ -615,9 +581,7 @@ __global__ void __launch_bounds__(kAddRowBiasThreads)
   const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (c >= units) return;
   if constexpr (kVec) {
-    using layer_ops_internal::VecLoad;
-    using layer_ops_internal::VecStore;
-    const float4 b = layer_ops_internal::VecLoadRO<float4>(bias + 4 * c);
+    const float4 b = VecLoadRO<float4>(bias + 4 * c);
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
       float* p = y + r * cols + 4 * c;
       float4 v = VecLoad<float4>(p);
@@ -701,7 +665,7 @@ __global__ void __launch_bounds__(kEmbeddingThreads)
     const float* row = static_cast<const float*>(table) + token * dim;
     if constexpr (kVec) {
       for (int64_t j = tid; j < dim / 4; j += threads) {
-        layer_ops_internal::VecStore(o + 4 * j, layer_ops_internal::VecLoadRO<float4>(row + 4 * j));
+        VecStore(o + 4 * j, VecLoadRO<float4>(row + 4 * j));
       }
     } else {
       for (int64_t j = tid; j < dim; j += threads) o[j] = __ldg(row + j);
@@ -717,13 +681,11 @@ __global__ void __launch_bounds__(kEmbeddingThreads)
     };
     if constexpr (kVec) {
       for (int64_t j = tid; j < dim / 8; j += threads) {
-        const uint4 v = layer_ops_internal::VecLoadRO<uint4>(row + 8 * j);
-        layer_ops_internal::VecStore(o + 8 * j,
-                                     make_float4(convert(v.x & 0xffffu), convert(v.x >> 16),
-                                                 convert(v.y & 0xffffu), convert(v.y >> 16)));
-        layer_ops_internal::VecStore(o + 8 * j + 4,
-                                     make_float4(convert(v.z & 0xffffu), convert(v.z >> 16),
-                                                 convert(v.w & 0xffffu), convert(v.w >> 16)));
+        const uint4 v = VecLoadRO<uint4>(row + 8 * j);
+        VecStore(o + 8 * j, make_float4(convert(v.x & 0xffffu), convert(v.x >> 16),
+                                        convert(v.y & 0xffffu), convert(v.y >> 16)));
+        VecStore(o + 8 * j + 4, make_float4(convert(v.z & 0xffffu), convert(v.z >> 16),
+                                            convert(v.w & 0xffffu), convert(v.w >> 16)));
       }
     } else {
       for (int64_t j = tid; j < dim; j += threads) o[j] = convert(__ldg(row + j));
@@ -864,7 +826,7 @@ __global__ void __launch_bounds__(1024) ArgmaxKernel(const float* __restrict__ x
   const int64_t groups = (cols - head) / 4;
   if (tid < head) ArgmaxTake(row[tid], tid, &best_v, &best_i);
   for (int64_t g = tid; g < groups; g += threads) {
-    const float4 v = layer_ops_internal::VecLoadRO<float4>(row + head + 4 * g);
+    const float4 v = VecLoadRO<float4>(row + head + 4 * g);
     const int32_t j = static_cast<int32_t>(head + 4 * g);
     ArgmaxTake(v.x, j, &best_v, &best_i);
     ArgmaxTake(v.y, j + 1, &best_v, &best_i);

@@ -24,6 +24,7 @@
 #include "kernels/cpu/ops/silu_gate.h"
 #include "kernels/cpu/reference/dequant.h"
 #include "kernels/cuda/simt/cuda_compat.h"
+#include "kernels/cuda/simt/simt_testing.h"
 
 namespace relayout::cuda {
 namespace {
@@ -33,37 +34,7 @@ using simt::HostLauncher;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Bytes placed at a 64-byte aligned address plus `offset`, with guard bytes
-// on both sides that must survive every launch.
-class GuardedBytes {
- public:
-  static constexpr size_t kGuard = 64;
-  static constexpr unsigned char kGuardByte = 0xa5;
-
-  GuardedBytes(size_t bytes, size_t offset) : bytes_(bytes) {
-    storage_.assign(bytes + offset + 2 * kGuard + 64, kGuardByte);
-    const uintptr_t base = reinterpret_cast<uintptr_t>(storage_.data());
-    start_ = (64 - base % 64) % 64 + kGuard + offset;
-  }
-  unsigned char* data() { return storage_.data() + start_; }
-  template <class T>
-  T* as() {
-    return reinterpret_cast<T*>(data());
-  }
-  void Fill(unsigned char byte) { std::memset(data(), byte, bytes_); }
-  void CopyFrom(const void* src) { std::memcpy(data(), src, bytes_); }
-  bool GuardsIntact() const {
-    for (size_t i = 0; i < storage_.size(); ++i) {
-      if ((i < start_ || i >= start_ + bytes_) && storage_[i] != kGuardByte) return false;
-    }
-    return true;
-  }
-
- private:
-  size_t bytes_;
-  size_t start_ = 0;
-  std::vector<unsigned char> storage_;
-};
+using simt::GuardedBytes;
 
 // Floats in guarded device-like memory, `offset` bytes past 16-byte
 // alignment.

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__CUDACC__)
@@ -135,6 +137,38 @@ RL_HD uint16_t FloatToBf16(float f) {
   const uint32_t x = FloatToBits(f);
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// 8- and 16-byte vector accesses. The device faults on a misaligned one but
+// the host harness would not notice, so host builds check every one and
+// abort naming it: a wrong alignment split fails the tests.
+template <class V>
+__device__ __forceinline__ void CheckAligned(const void* p) {
+#if defined(__CUDACC__)
+  (void)p;
+#else
+  if (reinterpret_cast<uintptr_t>(p) % alignof(V) != 0) {
+    std::fprintf(stderr, "misaligned %zu-byte vector access at %p\n", sizeof(V), p);
+    std::abort();
+  }
+#endif
+}
+// A load of data no thread writes during the kernel (read-only path).
+template <class V>
+__device__ __forceinline__ V VecLoadRO(const void* p) {
+  CheckAligned<V>(p);
+  return __ldg(static_cast<const V*>(p));
+}
+// A load of data the kernel may write (in-place ops).
+template <class V>
+__device__ __forceinline__ V VecLoad(const void* p) {
+  CheckAligned<V>(p);
+  return *static_cast<const V*>(p);
+}
+template <class V>
+__device__ __forceinline__ void VecStore(void* p, V v) {
+  CheckAligned<V>(p);
+  *static_cast<V*>(p) = v;
 }
 
 }  // namespace relayout::cuda
