@@ -261,21 +261,8 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, FloatMatmulShapes,
                                                               RL_DTYPE_BF16),
                                             ::testing::Bool()));
 
-// A launcher that records which kernels the host entries launch.
-struct RecordingLauncher {
-  std::vector<void (*)()>* kernels;
-  template <class... P, class... A>
-  void operator()(dim3, dim3, size_t, void (*kernel)(P...), A&&...) const {
-    kernels->push_back(reinterpret_cast<void (*)()>(kernel));
-  }
-  template <class... P>
-  void AllowSharedBytes(void (*)(P...), size_t) const {}
-};
-
-template <class... P>
-void (*Erased(void (*kernel)(P...)))() {
-  return reinterpret_cast<void (*)()>(kernel);
-}
+using simt::Erased;
+using simt::RecordingLauncher;
 
 // 16-byte loads only where they are aligned; the harness cannot tell an
 // unaligned float4 load from an aligned one, so the choice is checked here.

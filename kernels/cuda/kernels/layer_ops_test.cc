@@ -60,22 +60,8 @@ std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float lo = -1.0f, f
 
 bool SameBits(float a, float b) { return FloatToBits(a) == FloatToBits(b); }
 
-// A launcher that records which kernels the host entries launch (the
-// harness cannot tell an unaligned float4 access from an aligned one).
-struct RecordingLauncher {
-  std::vector<void (*)()>* kernels;
-  template <class... P, class... A>
-  void operator()(dim3, dim3, size_t, void (*kernel)(P...), A&&...) const {
-    kernels->push_back(reinterpret_cast<void (*)()>(kernel));
-  }
-  template <class... P>
-  void AllowSharedBytes(void (*)(P...), size_t) const {}
-};
-
-template <class... P>
-void (*Erased(void (*kernel)(P...)))() {
-  return reinterpret_cast<void (*)()>(kernel);
-}
+using simt::Erased;
+using simt::RecordingLauncher;
 
 // ============================================================================
 // Launch shapes

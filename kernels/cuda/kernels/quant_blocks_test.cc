@@ -3,6 +3,7 @@
 // (dequant.h row functions, block_dequant.h field functions), for every type,
 // with tail rows after the last full group and weights of one row.
 #include "kernels/cuda/kernels/quant_blocks.cuh"
+#include "kernels/cuda/kernels/quant_testing.h"
 
 #include <gtest/gtest.h>
 
@@ -32,29 +33,8 @@ kernels::QuantBlockFormat CpuFormat(QuantType t) {
                                  : kernels::kQ4_1BlockFormat;
 }
 
-// A finite f16 scale with a random sign, exponent and mantissa (normal or
-// subnormal), so the decode is exercised over the whole finite range.
-uint16_t RandomFiniteHalf(std::mt19937& rng) {
-  uint16_t h;
-  do {
-    h = static_cast<uint16_t>(rng());
-  } while ((h & 0x7c00u) == 0x7c00u);
-  return h;
-}
-
-// Random bytes for every payload, random finite f16 scale fields.
-std::vector<uint8_t> RandomNative(QuantType t, int64_t rows, int64_t blocks, std::mt19937& rng) {
-  const QuantFormat f = FormatOf(t);
-  std::vector<uint8_t> bytes(static_cast<size_t>(rows * blocks * f.block_bytes));
-  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
-  for (int64_t i = 0; i < rows * blocks; ++i) {
-    for (int field = 0; field < f.scale_fields; ++field) {
-      const uint16_t h = RandomFiniteHalf(rng);
-      std::memcpy(&bytes[static_cast<size_t>(i * f.block_bytes + 2 * field)], &h, 2);
-    }
-  }
-  return bytes;
-}
+using ::relayout::cuda::testing::RandomFiniteHalf;
+using ::relayout::cuda::testing::RandomNative;
 
 std::vector<float> ReferenceDequant(QuantType t, const std::vector<uint8_t>& native, int64_t n) {
   std::vector<float> out(static_cast<size_t>(n));

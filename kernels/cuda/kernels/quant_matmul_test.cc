@@ -11,6 +11,7 @@
 // Outputs are NaN-poisoned and followed by a guard region that must stay
 // untouched.
 #include "kernels/cuda/kernels/quant_matmul.cuh"
+#include "kernels/cuda/kernels/quant_testing.h"
 
 #include <gtest/gtest.h>
 
@@ -95,28 +96,8 @@ class Buffer {
 // NaN as the poison of float outputs (an element never written shows).
 constexpr uint8_t kPoisonByte = 0xff;
 
-uint16_t RandomFiniteHalf(std::mt19937& rng) {
-  uint16_t h;
-  do {
-    h = static_cast<uint16_t>(rng());
-  } while ((h & 0x7c00u) == 0x7c00u);
-  return h;
-}
-
-// A weight in GGUF order: random bytes for every payload, random finite f16
-// scale fields (any sign, exponent, subnormals included).
-std::vector<uint8_t> RandomNative(QuantType t, int64_t rows, int64_t blocks, std::mt19937& rng) {
-  const QuantFormat f = FormatOf(t);
-  std::vector<uint8_t> bytes(static_cast<size_t>(rows * blocks * f.block_bytes));
-  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
-  for (int64_t i = 0; i < rows * blocks; ++i) {
-    for (int field = 0; field < f.scale_fields; ++field) {
-      const uint16_t h = RandomFiniteHalf(rng);
-      std::memcpy(&bytes[static_cast<size_t>(i * f.block_bytes + 2 * field)], &h, 2);
-    }
-  }
-  return bytes;
-}
+using ::relayout::cuda::testing::RandomFiniteHalf;
+using ::relayout::cuda::testing::RandomNative;
 
 std::vector<uint8_t> ToGroups(QuantType t, const std::vector<uint8_t>& native, int64_t rows,
                               int64_t blocks) {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cuda/simt/cuda_compat.h"
+
 namespace relayout::simt {
 
 // Bytes placed at a 64-byte aligned address plus `offset`, with guard bytes
@@ -39,5 +41,23 @@ class GuardedBytes {
   size_t start_ = 0;
   std::vector<unsigned char> storage_;
 };
+
+// A launcher that records which kernels an op's host entry launches and
+// runs none: the harness cannot tell an unaligned float4 access from an
+// aligned one, so the choice of vector kernels is checked this way.
+struct RecordingLauncher {
+  std::vector<void (*)()>* kernels;
+  template <class... P, class... A>
+  void operator()(dim3, dim3, size_t, void (*kernel)(P...), A&&...) const {
+    kernels->push_back(reinterpret_cast<void (*)()>(kernel));
+  }
+  template <class... P>
+  void AllowSharedBytes(void (*)(P...), size_t) const {}
+};
+
+template <class... P>
+void (*Erased(void (*kernel)(P...)))() {
+  return reinterpret_cast<void (*)()>(kernel);
+}
 
 }  // namespace relayout::simt
