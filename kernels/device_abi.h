@@ -47,6 +47,14 @@
 //     quantized weights meet activations quantized to Q8 blocks of 32 with
 //     a float scale, F32 weights accumulate in double. A plugin that cannot
 //     meet them for a type says so in matmul_supported.
+//     One exception a plugin may take, for prefill only (tokens > 8): a
+//     quantized weight dequantized to BF16 and multiplied with x rounded
+//     to BF16 on tensor cores (the CUDA backend's cuBLASLt path). Against
+//     exact arithmetic on the stored weights its error is then within
+//     2^-8 sum_k |w_k x_k| plus float rounding, the same order as the Q8
+//     activations' own bound; the CUDA backend's
+//     RELAYOUT_CUDA_QUANT_GEMV_MAX_TOKENS keeps the Q8 numerics up to a
+//     larger batch.
 #pragma once
 
 #include <stddef.h>
