@@ -340,22 +340,8 @@ RL_HD RelayoutPlan PlanRelayoutCopy(QuantType type, int64_t rows, int64_t cols, 
 
 // 16-byte and 2-byte accesses. On the host through memcpy (the buffers are
 // byte arrays; no type punning for the optimizer to exploit).
-__device__ __forceinline__ uint4 RelayoutLoad16(const uint8_t* p) {
-#if defined(__CUDA_ARCH__)
-  return *reinterpret_cast<const uint4*>(p);
-#else
-  uint4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-#endif
-}
-__device__ __forceinline__ void RelayoutStore16(uint8_t* p, uint4 v) {
-#if defined(__CUDA_ARCH__)
-  *reinterpret_cast<uint4*>(p) = v;
-#else
-  std::memcpy(p, &v, sizeof v);
-#endif
-}
+__device__ __forceinline__ uint4 RelayoutLoad16(const uint8_t* p) { return VecLoad<uint4>(p); }
+__device__ __forceinline__ void RelayoutStore16(uint8_t* p, uint4 v) { VecStore<uint4>(p, v); }
 __device__ __forceinline__ uint32_t RelayoutLoad2(const uint8_t* p) {
 #if defined(__CUDA_ARCH__)
   return *reinterpret_cast<const uint16_t*>(p);
