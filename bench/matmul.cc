@@ -62,20 +62,8 @@ WeightType WeightTypeOf(DType d) {
 }
 
 int64_t TensorBytes(WeightType t, int64_t rows, int64_t cols) {
-  switch (t) {
-    case WeightType::kF32:
-      return rows * cols * 4;
-    case WeightType::kF16:
-    case WeightType::kBF16:
-      return rows * cols * 2;
-    case WeightType::kQ8_0:
-      return rows * cols / 32 * 34;
-    case WeightType::kQ4_0:
-      return rows * cols / 32 * 18;
-    case WeightType::kQ4_1:
-      return rows * cols / 32 * 20;
-  }
-  return 0;
+  return kernels::MatmulWeightBytes(
+      MatmulWeight{nullptr, t, WeightLayout::kRowMajor, rows, cols, 1, 0});
 }
 
 // Random weights: float values in [-1, 1); quantized blocks with random
@@ -100,7 +88,8 @@ std::vector<uint8_t> RandomWeights(WeightType t, int64_t rows, int64_t cols, std
     return bytes;
   }
   for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
-  const size_t block = t == WeightType::kQ8_0 ? 34 : t == WeightType::kQ4_0 ? 18 : 20;
+  // The bench's cases are the 32-element types whose f16 fields lead the block.
+  const size_t block = static_cast<size_t>(TensorBytes(t, 1, 32));
   const int fields = t == WeightType::kQ4_1 ? 2 : 1;
   for (size_t off = 0; off < bytes.size(); off += block) {
     for (int f = 0; f < fields; ++f) {

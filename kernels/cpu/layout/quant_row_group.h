@@ -1,5 +1,5 @@
 // Quantized row-group interleave of a GGUF-block matrix W[N, K] (Q8_0, Q4_0,
-// Q4_1: K / 32 blocks per row), and its inverse.
+// Q4_1, Q5_0, Q5_1, IQ4_NL: K / 32 blocks per row), and its inverse.
 //
 // Byte layout (docs/LAYOUTS.md has diagrams). With G = group_rows, a block of
 // B bytes that starts with F f16 scale fields (d, or d and m) and ends with a
@@ -11,6 +11,9 @@
 //       Q8_0 x G: f16 d[G];          int8  qs[G][32]
 //       Q4_0 x G: f16 d[G];          uint8 qs[G][16]
 //       Q4_1 x G: f16 d[G]; f16 m[G]; uint8 qs[G][16]
+//       Q5_0 x G: f16 d[G]; u16 qh_lo[G]; u16 qh_hi[G]; uint8 qs[G][16]
+//       Q5_1 x G: f16 d[G]; f16 m[G]; u16 qh_lo[G]; u16 qh_hi[G]; uint8 qs[G][16]
+//       IQ4_NL x G: as Q4_0
 //   - the N % G tail rows stay in the GGUF block layout after the last group.
 // Why: an AVX2 GEMV converts the G scales of a group block with one vcvtph2ps
 // and, for Q4, one 32-byte load gives the nibbles of 2 rows (row r in the low
@@ -37,6 +40,12 @@ struct QuantBlockFormat {
 inline constexpr QuantBlockFormat kQ8_0BlockFormat{34, 1};
 inline constexpr QuantBlockFormat kQ4_0BlockFormat{18, 1};
 inline constexpr QuantBlockFormat kQ4_1BlockFormat{20, 2};
+// Q5: the 4 bytes of fifth bits count as two fields (their low and high 16
+// bits), so the payload is the 16 nibble bytes as in Q4 and the kernels read
+// the group's nibbles the same way.
+inline constexpr QuantBlockFormat kQ5_0BlockFormat{22, 3};
+inline constexpr QuantBlockFormat kQ5_1BlockFormat{24, 4};
+inline constexpr QuantBlockFormat kIQ4_NLBlockFormat{18, 1};
 
 struct QuantRowGroupParams {
   size_t rows = 0;            // N

@@ -59,25 +59,51 @@ MatmulIsa BestIsa() {
   return best;
 }
 
-bool IsQuant(WeightType t) {
-  return t == WeightType::kQ8_0 || t == WeightType::kQ4_0 || t == WeightType::kQ4_1;
-}
+// Block shape of a weight type: elements and bytes per block (1 and the
+// element size for floats).
+struct BlockShape {
+  int64_t elems;
+  int64_t bytes;
+};
 
-int64_t WeightBytes(const MatmulWeight& w) {
-  switch (w.type) {
+BlockShape BlockShapeOf(WeightType t) {
+  switch (t) {
     case WeightType::kF32:
-      return w.rows * w.cols * 4;
+      return {1, 4};
     case WeightType::kF16:
     case WeightType::kBF16:
-      return w.rows * w.cols * 2;
+      return {1, 2};
     case WeightType::kQ8_0:
-      return w.rows * (w.cols / 32) * 34;
+      return {32, 34};
     case WeightType::kQ4_0:
-      return w.rows * (w.cols / 32) * 18;
+    case WeightType::kIQ4_NL:
+      return {32, 18};
     case WeightType::kQ4_1:
-      return w.rows * (w.cols / 32) * 20;
+      return {32, 20};
+    case WeightType::kQ5_0:
+      return {32, 22};
+    case WeightType::kQ5_1:
+      return {32, 24};
+    case WeightType::kQ2_K:
+      return {256, 84};
+    case WeightType::kQ3_K:
+      return {256, 110};
+    case WeightType::kQ4_K:
+      return {256, 144};
+    case WeightType::kQ5_K:
+      return {256, 176};
+    case WeightType::kQ6_K:
+      return {256, 210};
   }
-  return 0;
+  return {1, 0};
+}
+
+bool IsKQuant(WeightType t) { return BlockShapeOf(t).elems == 256; }
+bool IsQuant(WeightType t) { return BlockShapeOf(t).elems == 32; }
+
+int64_t WeightBytes(const MatmulWeight& w) {
+  const BlockShape b = BlockShapeOf(w.type);
+  return w.rows * (w.cols / b.elems) * b.bytes;
 }
 
 // Per-thread scratch for the prepared activations, grown as needed and kept.
@@ -114,6 +140,23 @@ void PrepareQ8(const IsaKernels& k, MatmulArgs& a, ThreadPool* pool) {
     k.quantize(x + t * kk, kk, q + t * kk, d + t * nb, sum + t * nb, s + t * nb);
   });
   a.xq = {q, d, sum, s};
+}
+
+void PrepareQ8K(const IsaKernels& k, MatmulArgs& a, ThreadPool* pool) {
+  const int64_t kk = a.w.cols;
+  const int64_t nb = kk / matmul_internal::kKBlock;
+  const int64_t ns = kk / matmul_internal::kKSub;
+  const size_t q_bytes = AlignUp(static_cast<size_t>(a.tokens * kk));
+  const size_t d_bytes = AlignUp(static_cast<size_t>(a.tokens * nb) * 4);
+  const size_t s_bytes = AlignUp(static_cast<size_t>(a.tokens * ns) * 2);
+  unsigned char* p = Scratch(q_bytes + d_bytes + s_bytes);
+  auto* q = reinterpret_cast<int8_t*>(p);
+  auto* d = reinterpret_cast<float*>(p + q_bytes);
+  auto* bsum = reinterpret_cast<int16_t*>(p + q_bytes + d_bytes);
+  const float* x = a.x;
+  ForEach(a.tokens >= 4 ? pool : nullptr, a.tokens,
+          [&](int64_t t) { k.quantize_k(x + t * kk, kk, q + t * kk, d + t * nb, bsum + t * ns); });
+  a.xk = {q, d, bsum};
 }
 
 void PrepareBf16(const IsaKernels& k, MatmulArgs& a, ThreadPool* pool) {
@@ -197,6 +240,11 @@ bool Matmul(const MatmulWeight& w, const float* x, int64_t tokens, float* y, Thr
     PrepareQ8(k, a, pool);
     kernel = k.quant;
     token_bytes = w.cols + w.cols / 32 * 12;
+    block_bytes = kQuantTokenBlockBytes;
+  } else if (IsKQuant(w.type)) {
+    PrepareQ8K(k, a, pool);
+    kernel = k.kquant;
+    token_bytes = w.cols + w.cols / 256 * 4 + w.cols / 16 * 2;
     block_bytes = kQuantTokenBlockBytes;
   } else if (w.type == WeightType::kBF16 && w.layout == WeightLayout::kBf16KPair &&
              isa == MatmulIsa::kAvx512 && DetectCpuFeatures().avx512bf16) {

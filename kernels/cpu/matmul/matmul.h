@@ -39,11 +39,27 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/layout/quant_row_group.h"
 #include "kernels/cpu/runtime/thread_pool.h"
 
 namespace relayout::kernels {
 
-enum class WeightType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1 };
+enum class WeightType : uint8_t {
+  kF32,
+  kF16,
+  kBF16,
+  kQ8_0,
+  kQ4_0,
+  kQ4_1,
+  kQ5_0,
+  kQ5_1,
+  kIQ4_NL,
+  kQ2_K,
+  kQ3_K,
+  kQ4_K,
+  kQ5_K,
+  kQ6_K,
+};
 enum class WeightLayout : uint8_t {
   kRowMajor,       // float row-major, or GGUF blocks in file order
   kRowGroup,       // row_group_interleave.h: group_rows, k_block
@@ -72,6 +88,10 @@ bool MatmulShapeSupported(const MatmulWeight& w);
 // permutation of the common one, so the same for all); 0 for an unknown
 // type.
 int64_t MatmulWeightBytes(const MatmulWeight& w);
+
+// The block format of a type in the quantized row-group layout
+// (quant_row_group.h): the 32-element block types. False for the others.
+bool QuantRowGroupFormatOf(WeightType type, QuantBlockFormat* format);
 
 // REQUIRES: MatmulSupported(w); x has tokens * w.cols floats and y has
 // tokens * w.rows floats; tokens >= 1. Returns false otherwise.

@@ -1,4 +1,5 @@
-// AVX2 kernels for quantized weights (Q8_0, Q4_0, Q4_1) against activations
+// AVX2 kernels for quantized weights of 32-element blocks (Q8_0, Q4_0, Q4_1,
+// Q5_0, Q5_1, IQ4_NL) against activations
 // quantized to Q8 (the algorithm of matmul_internal.h, bit for bit).
 //
 // Built with -mavx2 -mfma -mf16c; called only after the dispatcher has seen
@@ -12,9 +13,13 @@
 // once with no per-row horizontal sum. The q-rowgroup-g8 layout hands the
 // kernel a group block as: 8 f16 scales (one 16-byte load, one vcvtph2ps),
 // for Q4 the 8 rows' nibbles as four 32-byte loads of 2 rows each; GGUF rows
-// need 8 scalar scale loads and 8 16-byte loads instead.
+// need 8 scalar scale loads and 8 16-byte loads instead. Q5 and IQ4_NL take
+// the Q4 path: Q5's fifth bits are spread from 16-bit masks to bytes and or-ed
+// into the nibbles; IQ4_NL's nibbles index its table with one vpshufb, and the
+// signed values then multiply through the |w|, sign(x, w) pair as Q8_0 does.
 #include "kernels/cpu/matmul/matmul_internal.h"
 #include "kernels/cpu/matmul/matmul_quant_rows.h"
+#include "kernels/quant_format.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -52,6 +57,13 @@ struct GroupLoader {
     return LoadU256(base + b * stride + 16 * fields + 32 * j);
   }
   __m256i Q8Row(int64_t b, int r) const { return LoadU256(base + b * stride + 16 + 32 * r); }
+  // Q5: the 16-bit fifth-bit masks of rows 2j (low half) and 2j + 1, for the
+  // low nibbles (hi = 0: the qh field before last) or the high ones.
+  uint32_t QhPair(int64_t b, int j, int hi) const {
+    uint32_t v;
+    std::memcpy(&v, base + b * stride + 16 * (fields - 2 + hi) + 4 * j, sizeof v);
+    return v;
+  }
 };
 
 // Any 8 rows with a common block stride (GGUF rows, other group sizes, tails).
@@ -73,7 +85,23 @@ struct TileLoader {
                             LoadU128(t->payload[2 * j] + off));
   }
   __m256i Q8Row(int64_t b, int r) const { return LoadU256(t->payload[r] + b * t->block_stride); }
+  uint32_t QhPair(int64_t b, int j, int hi) const {
+    const int64_t off = b * t->block_stride + hi * t->qh_hi_offset;
+    return static_cast<uint16_t>(LoadI16(t->qh[2 * j] + off)) |
+           static_cast<uint32_t>(static_cast<uint16_t>(LoadI16(t->qh[2 * j + 1] + off))) << 16;
+  }
 };
+
+// Bit i of `bits` -> byte i of the result: 0x10 where set, else 0.
+__m256i FifthBits(uint32_t bits) {
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                          _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                             0x0202020202020202, 0x0303030303030303));
+  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select),
+                          _mm256_set1_epi8(0x10));
+}
 
 // 8 vectors of 8 int32 partial sums, one row each -> one vector of 8 row sums.
 __m256i ReduceRows8(const __m256i* v) {
@@ -111,7 +139,7 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
     __m256 dw = ld.Scales(b);
     __m256 mw = _mm256_setzero_ps();
     if constexpr (kQ != Q::k8_0) dw = _mm256_permutevar8x32_ps(dw, perm);
-    if constexpr (kQ == Q::k4_1) mw = _mm256_permutevar8x32_ps(ld.Mins(b), perm);
+    if constexpr (QuantHasMin(kQ)) mw = _mm256_permutevar8x32_ps(ld.Mins(b), perm);
     __m256i isum[TT];
     if constexpr (kQ == Q::k8_0) {
       __m256i w[8];
@@ -132,27 +160,49 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
         const __m256i v = ld.Q4Pair(b, j);
         lo[j] = _mm256_and_si256(v, m4);
         hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if constexpr (QuantHasHighBit(kQ)) {
+          lo[j] = _mm256_or_si256(lo[j], FifthBits(ld.QhPair(b, j, 0)));
+          hi[j] = _mm256_or_si256(hi[j], FifthBits(ld.QhPair(b, j, 1)));
+        }
+        if constexpr (kQ == Q::kIQ4NL) {
+          const __m256i table = _mm256_broadcastsi128_si256(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4_NLValues)));
+          lo[j] = _mm256_shuffle_epi8(table, lo[j]);
+          hi[j] = _mm256_shuffle_epi8(table, hi[j]);
+        }
       }
       for (int t = 0; t < TT; ++t) {
         const __m256i xl = _mm256_broadcastsi128_si256(LoadU128(q[t] + b * kQBlock));
         const __m256i xh = _mm256_broadcastsi128_si256(LoadU128(q[t] + b * kQBlock + 16));
         __m256i dot[4];
         for (int j = 0; j < 4; ++j) {
-          dot[j] = _mm256_madd_epi16(
-              _mm256_add_epi16(_mm256_maddubs_epi16(lo[j], xl), _mm256_maddubs_epi16(hi[j], xh)),
-              ones);
+          if constexpr (kQ == Q::kIQ4NL) {
+            // Pair sums reach 2 * 127 * 127: widen each half before adding.
+            dot[j] = _mm256_add_epi32(
+                _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(_mm256_abs_epi8(lo[j]), _mm256_sign_epi8(xl, lo[j])),
+                    ones),
+                _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(_mm256_abs_epi8(hi[j]), _mm256_sign_epi8(xh, hi[j])),
+                    ones));
+          } else {
+            dot[j] = _mm256_madd_epi16(
+                _mm256_add_epi16(_mm256_maddubs_epi16(lo[j], xl), _mm256_maddubs_epi16(hi[j], xh)),
+                ones);
+          }
         }
         isum[t] =
             _mm256_hadd_epi32(_mm256_hadd_epi32(dot[0], dot[1]), _mm256_hadd_epi32(dot[2], dot[3]));
-        if constexpr (kQ == Q::k4_0) {
-          isum[t] = _mm256_sub_epi32(isum[t], _mm256_set1_epi32(8 * sum[t][b]));
+        if constexpr (kQ == Q::k4_0 || kQ == Q::k5_0) {
+          const int32_t offset = kQ == Q::k4_0 ? 8 : 16;
+          isum[t] = _mm256_sub_epi32(isum[t], _mm256_set1_epi32(offset * sum[t][b]));
         }
       }
     }
     for (int t = 0; t < TT; ++t) {
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]),
                                _mm256_mul_ps(dw, _mm256_set1_ps(d[t][b])), acc[t]);
-      if constexpr (kQ == Q::k4_1) {
+      if constexpr (QuantHasMin(kQ)) {
         accm[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[t][b]), accm[t]);
       }
     }
@@ -160,7 +210,7 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
   const __m256i unperm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int t = 0; t < TT; ++t) {
     __m256 v = acc[t];
-    if constexpr (kQ == Q::k4_1) v = _mm256_add_ps(v, accm[t]);
+    if constexpr (QuantHasMin(kQ)) v = _mm256_add_ps(v, accm[t]);
     if constexpr (kQ != Q::k8_0) v = _mm256_permutevar8x32_ps(v, unperm);
     float* y = a.y + (t0 + t) * a.w.rows + row;
     if (rows == 8) {
@@ -243,7 +293,8 @@ void Quantize(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, floa
 }  // namespace
 
 const IsaKernels& Avx2Kernels() {
-  static constexpr IsaKernels kTable{Quantize, QuantRows, Avx2FloatRows, nullptr, nullptr};
+  static constexpr IsaKernels kTable{Quantize,      QuantRows, Avx2QuantizeK, Avx2KQuantRows,
+                                     Avx2FloatRows, nullptr,   nullptr};
   return kTable;
 }
 

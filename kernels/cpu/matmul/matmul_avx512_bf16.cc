@@ -114,7 +114,8 @@ void KPairRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
 }  // namespace
 
 const IsaKernels& Avx512Bf16Kernels() {
-  static constexpr IsaKernels kTable{nullptr, nullptr, nullptr, KPairRows, SplitBf16};
+  static constexpr IsaKernels kTable{nullptr, nullptr,   nullptr,  nullptr,
+                                     nullptr, KPairRows, SplitBf16};
   return kTable;
 }
 

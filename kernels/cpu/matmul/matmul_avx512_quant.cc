@@ -1,4 +1,5 @@
-// AVX-512 VNNI kernels for quantized weights (Q8_0, Q4_0, Q4_1) against
+// AVX-512 VNNI kernels for quantized weights of 32-element blocks (Q8_0,
+// Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) against
 // activations quantized to Q8 (the algorithm of matmul_internal.h, bit for
 // bit).
 //
@@ -15,9 +16,14 @@
 // the float step acc = fma(isum, dw * d, acc) covers 8 rows x 2 tokens per
 // instruction. In q-rowgroup-g8 a group block is read with one 16-byte scale
 // load and two (Q4) or four (Q8_0) 64-byte payload loads; GGUF rows need 8
-// scalar scale loads and 8 loads of 16 or 32 bytes.
+// scalar scale loads and 8 loads of 16 or 32 bytes. Q5 and IQ4_NL take the
+// Q4 path: the fifth bits of 4 rows are one 64-bit mask that adds 16 to the
+// selected nibble bytes; IQ4_NL's nibbles index its table (biased by +128 so
+// vpdpbusd sees unsigned weights) with one vpshufb, and 128 * sum(q) is
+// subtracted afterwards as for Q8_0.
 #include "kernels/cpu/matmul/matmul_internal.h"
 #include "kernels/cpu/matmul/matmul_quant_rows.h"
+#include "kernels/quant_format.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -60,6 +66,13 @@ struct GroupLoader {
   }
   // Q8_0: rows 2j (low 256 bits) and 2j + 1.
   __m512i Q8Duo(int64_t b, int j) const { return LoadU512(base + b * stride + 16 + 64 * j); }
+  // Q5: the fifth bits of rows 4h .. 4h + 3, 16 per row, for the low nibbles
+  // (hi = 0: the qh field before last) or the high ones.
+  __mmask64 QhQuad(int64_t b, int h, int hi) const {
+    uint64_t v;
+    std::memcpy(&v, base + b * stride + 16 * (fields - 2 + hi) + 8 * h, sizeof v);
+    return v;
+  }
 };
 
 struct TileLoader {
@@ -86,6 +99,15 @@ struct TileLoader {
     const int64_t off = b * t->block_stride;
     return _mm512_inserti64x4(_mm512_castsi256_si512(LoadU256(t->payload[2 * j] + off)),
                               LoadU256(t->payload[2 * j + 1] + off), 1);
+  }
+  __mmask64 QhQuad(int64_t b, int h, int hi) const {
+    const int64_t off = b * t->block_stride + hi * t->qh_hi_offset;
+    uint64_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      v |= static_cast<uint64_t>(static_cast<uint16_t>(LoadI16(t->qh[4 * h + i] + off)))
+           << (16 * i);
+    }
+    return v;
   }
 };
 
@@ -126,7 +148,7 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
     ld.Prefetch(b);
     const __m512 dw = _mm512_permutexvar_ps(lane_row, ld.Scales(b));
     __m512 mw = _mm512_setzero_ps();
-    if constexpr (kQ == Q::k4_1) mw = _mm512_permutexvar_ps(lane_row, ld.Mins(b));
+    if constexpr (QuantHasMin(kQ)) mw = _mm512_permutexvar_ps(lane_row, ld.Mins(b));
     __m512i folded[TT];
     if constexpr (kQ == Q::k8_0) {
       __m512i w[4];
@@ -148,6 +170,17 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
         const __m512i v = ld.Q4Quad(b, h);
         lo[h] = _mm512_and_si512(v, m4);
         hi[h] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        if constexpr (QuantHasHighBit(kQ)) {
+          const __m512i sixteen = _mm512_set1_epi8(0x10);
+          lo[h] = _mm512_mask_add_epi8(lo[h], ld.QhQuad(b, h, 0), lo[h], sixteen);
+          hi[h] = _mm512_mask_add_epi8(hi[h], ld.QhQuad(b, h, 1), hi[h], sixteen);
+        }
+        if constexpr (kQ == Q::kIQ4NL) {
+          const __m512i table =
+              _mm512_xor_si512(_mm512_broadcast_i32x4(LoadU128(kIQ4_NLValues)), bias);
+          lo[h] = _mm512_shuffle_epi8(table, lo[h]);
+          hi[h] = _mm512_shuffle_epi8(table, hi[h]);
+        }
       }
       for (int t = 0; t < TT; ++t) {
         const __m512i xl = _mm512_broadcast_i32x4(LoadU128(q[t] + b * kQBlock));
@@ -164,15 +197,17 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
       const int u = t + 1 < TT ? t + 1 : t;
       __m512i isum = _mm512_add_epi32(_mm512_unpacklo_epi64(folded[t], folded[u]),
                                       _mm512_unpackhi_epi64(folded[t], folded[u]));
-      if constexpr (kQ != Q::k4_1) {
+      if constexpr (!QuantHasMin(kQ)) {
+        // The weights' bias: 128 (Q8_0, IQ4_NL), 8 (Q4_0), 16 (Q5_0).
+        constexpr int kShift = kQ == Q::k8_0 || kQ == Q::kIQ4NL ? 7 : kQ == Q::k4_0 ? 3 : 4;
         const __m512i sums = _mm512_mask_blend_epi32(second, _mm512_set1_epi32(sum[t][b]),
                                                      _mm512_set1_epi32(sum[u][b]));
-        isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(sums, kQ == Q::k8_0 ? 7 : 3));
+        isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(sums, kShift));
       }
       const __m512 dx =
           _mm512_mask_blend_ps(second, _mm512_set1_ps(d[t][b]), _mm512_set1_ps(d[u][b]));
       acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, dx), acc[p]);
-      if constexpr (kQ == Q::k4_1) {
+      if constexpr (QuantHasMin(kQ)) {
         const __m512 sx =
             _mm512_mask_blend_ps(second, _mm512_set1_ps(s[t][b]), _mm512_set1_ps(s[u][b]));
         accm[p] = _mm512_fmadd_ps(mw, sx, accm[p]);
@@ -181,7 +216,7 @@ void Micro(const Loader& ld, const MatmulArgs& a, int64_t t0, int64_t row, int r
   }
   for (int p = 0; p < kPairs; ++p) {
     __m512 v = acc[p];
-    if constexpr (kQ == Q::k4_1) v = _mm512_add_ps(v, accm[p]);
+    if constexpr (QuantHasMin(kQ)) v = _mm512_add_ps(v, accm[p]);
     alignas(64) float out[16];
     _mm512_store_ps(out, v);
     for (int j = 0; j < 4; ++j) {
@@ -263,7 +298,8 @@ void Quantize(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, floa
 }  // namespace
 
 const IsaKernels& Avx512Kernels() {
-  static constexpr IsaKernels kTable{Quantize, QuantRows, Avx512FloatRows, nullptr, nullptr};
+  static constexpr IsaKernels kTable{Quantize,        QuantRows, Avx2QuantizeK, Avx2KQuantRows,
+                                     Avx512FloatRows, nullptr,   nullptr};
   return kTable;
 }
 

@@ -21,9 +21,34 @@
 //        acc  = fma(float(isum), dw * d, acc)
 //        accm = fma(mw, s, accm)                       (Q4_1 only)
 //      y = acc (+ accm for Q4_1).
+//        Q5_0: w_j = q5_j - 16 (dot(q5, q) - 16 * sum), Q5_1: w_j = q5_j with
+//        mw as Q4_1, IQ4_NL: w_j = kIQ4_NLValues[nib_j].
 //   |isum| <= 32 * 128 * 127 < 2^24, so float(isum) is exact and the SIMD
 //   kernels, which keep one lane per row, give the same bits as the scalar
 //   loop, in either layout.
+//
+// The K-quant algorithm (Q2_K .. Q6_K; super-blocks of 256 in sub-blocks s of
+// 16 elements, 32-element sub-blocks counting as two with equal scales):
+//   1K. Each token's x is quantized once per call to Q8_K: per super-block
+//       amax, d, q_j as in step 1 but over 256 elements, and bsum_s = sum of
+//       q over sub-block s (int16).
+//   2K. Each weight super-block is unpacked to unsigned u_j (0..63), integer
+//       sub-block scales sc_s and "min" terms m_s, and its f16 d, dmin:
+//         Q2_K: u = q2, sc = scale nibble, m = min nibble,  x = d sc u - dmin m
+//         Q3_K: u = q2 + 4 hbit, sc = scale6 - 32, m = 4 sc, x = d sc (u - 4)
+//         Q4_K: u = q4, sc, m = the 6-bit pair,             x = d sc u - dmin m
+//         Q5_K: u = q4 + 16 hbit, sc, m as Q4_K
+//         Q6_K: u = q6, sc = int8 scale, m = 32 sc,         x = d sc (u - 32)
+//       and for each row n, token t, super-block b:
+//         isum = sum_s sc_s * sum_{j in s} u_j q_j      (int32, exact)
+//         msum = sum_s m_s * bsum_s                      (int32, exact)
+//       Types without dmin (Q3_K, Q6_K), where m_s is the offset folded into
+//       the scale: acc = fma(float(isum - msum), d_w * d, acc); y = acc.
+//       Types with dmin: acc = fma(float(isum), d_w * d, acc),
+//       accm = fma(float(msum), dmin_w * d, accm); y = acc - accm.
+//   |isum| <= 16 * 16 * 63 * 127 * 128 < 2^31. float(isum) rounds once to
+//   nearest, the same on every ISA, so the SIMD kernels again match the
+//   scalar loop bit for bit.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +58,8 @@
 namespace relayout::kernels::matmul_internal {
 
 inline constexpr int kQBlock = 32;
+inline constexpr int kKBlock = 256;  // K-quant super-block
+inline constexpr int kKSub = 16;     // K-quant sub-block of the Q8_K sums
 // Rows of the fast quantized group-block kernels (q-rowgroup-g8).
 inline constexpr int kQuantGroupRows = 8;
 // Most rows in one tile of any kernel.
@@ -49,6 +76,13 @@ struct Q8Activations {
 // x rounded to a pair of bf16 (x ~= hi + lo, |x - hi - lo| <= 2^-16 |x|),
 // packed as one uint32 per K-pair (element 2p in the low half), for
 // vdpbf16ps. [tokens][ceil(K / 2)], the odd K's last pair padded with 0.
+// Activations quantized to Q8_K, token-major (step 1K above).
+struct Q8KActivations {
+  const int8_t* q = nullptr;      // [tokens][K]
+  const float* d = nullptr;       // [tokens][K / 256]
+  const int16_t* bsum = nullptr;  // [tokens][K / 16]
+};
+
 struct Bf16PairActivations {
   const uint32_t* hi = nullptr;
   const uint32_t* lo = nullptr;
@@ -60,6 +94,7 @@ struct MatmulArgs {
   int64_t tokens = 0;
   float* y = nullptr;
   Q8Activations xq;
+  Q8KActivations xk;
   Bf16PairActivations xb;
   // Tokens per cache block: the kernels run all row tiles of their range over
   // one block of tokens before the next, so the block's activations stay in
@@ -77,14 +112,18 @@ struct MatmulArgs {
 using RowsKernel = void (*)(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
 // Quantizes one token row of k floats (k % 32 == 0) as in step 1.
 using QuantizeFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, float* s);
+// Quantizes one token row of k floats (k % 256 == 0) as in step 1K.
+using QuantizeKFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int16_t* bsum);
 // Fills one token's hi/lo bf16 pairs (Bf16PairActivations).
 using SplitBf16Fn = void (*)(const float* x, int64_t k, uint32_t* hi, uint32_t* lo);
 
 // One ISA's kernels. Null entries mean "not available here".
 struct IsaKernels {
   QuantizeFn quantize = nullptr;
-  RowsKernel quant = nullptr;  // Q8_0, Q4_0, Q4_1 in any supported layout
-  RowsKernel flt = nullptr;    // F32, F16, BF16 in any supported layout
+  RowsKernel quant = nullptr;  // 32-element block types in any supported layout
+  QuantizeKFn quantize_k = nullptr;
+  RowsKernel kquant = nullptr;  // K-quants (row-major GGUF blocks)
+  RowsKernel flt = nullptr;     // F32, F16, BF16 in any supported layout
   // BF16 K-pair with vdpbf16ps; needs args.xb. Null without AVX-512 BF16.
   RowsKernel bf16_kpair = nullptr;
   SplitBf16Fn split_bf16 = nullptr;
@@ -102,6 +141,9 @@ const IsaKernels& Avx512Bf16Kernels();
 // files that define those (only on x86-64).
 void Avx2FloatRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
 void Avx512FloatRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
+// The K-quant kernels and Q8_K quantizer of matmul_avx2_kquant.cc.
+void Avx2QuantizeK(const float* x, int64_t k, int8_t* q, float* d, int16_t* bsum);
+void Avx2KQuantRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
 
 // ---- Row tiles: where a tile's rows live, computed by baseline code. ----
 
@@ -114,6 +156,10 @@ struct QuantTile {
   const uint8_t* scale[kMaxTileRows];
   const uint8_t* min[kMaxTileRows];
   const uint8_t* payload[kMaxTileRows];
+  // Q5_0/Q5_1: the low and high 16 bits of a row's fifth bits (qh) are the
+  // block's last two 2-byte fields, at qh[r] and qh[r] + qh_hi_offset.
+  const uint8_t* qh[kMaxTileRows];
+  int64_t qh_hi_offset = 0;
   int64_t block_stride = 0;
   int rows = 0;
   // GGUF rows are short runs (K/32 blocks each) that the hardware prefetcher

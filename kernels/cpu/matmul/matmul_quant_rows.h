@@ -15,7 +15,23 @@
 namespace relayout::kernels::matmul_internal {
 namespace {
 
-enum class QuantKind { k8_0, k4_0, k4_1 };
+enum class QuantKind { k8_0, k4_0, k4_1, k5_0, k5_1, kIQ4NL };
+
+// 2-byte fields per block (matmul_tiles.cc's QuantFormatOf) and block bytes.
+constexpr int QuantFields(QuantKind q) {
+  return q == QuantKind::k4_1 ? 2 : q == QuantKind::k5_0 ? 3 : q == QuantKind::k5_1 ? 4 : 1;
+}
+constexpr int64_t QuantBlockBytes(QuantKind q) {
+  return q == QuantKind::k8_0   ? 34
+         : q == QuantKind::k5_0 ? 22
+         : q == QuantKind::k5_1 ? 24
+         : q == QuantKind::k4_1 ? 20
+                                : 18;
+}
+// Types whose weights carry a min (y = acc + accm).
+constexpr bool QuantHasMin(QuantKind q) { return q == QuantKind::k4_1 || q == QuantKind::k5_1; }
+// Types with a fifth bit per element (qh).
+constexpr bool QuantHasHighBit(QuantKind q) { return q == QuantKind::k5_0 || q == QuantKind::k5_1; }
 
 // A tile's next weight block into L1 ahead of its use (the rows of a GGUF
 // tile lie far apart; QuantTile::prefetch_* say where), for both ISAs'
@@ -30,8 +46,8 @@ inline void PrefetchTileBlock(const QuantTile& t, int64_t b) {
 
 template <class Kernel, QuantKind kQ>
 void WalkQuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  const int fields = kQ == QuantKind::k4_1 ? 2 : 1;
-  const int64_t block_bytes = kQ == QuantKind::k8_0 ? 34 : kQ == QuantKind::k4_0 ? 18 : 20;
+  const int fields = QuantFields(kQ);
+  const int64_t block_bytes = QuantBlockBytes(kQ);
   for (int64_t p0 = row_begin; p0 < row_end; p0 += a.row_panel) {
     const int64_t p1 = p0 + a.row_panel < row_end ? p0 + a.row_panel : row_end;
     for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
@@ -60,6 +76,12 @@ void WalkQuantRowsByType(const MatmulArgs& a, int64_t row_begin, int64_t row_end
       return WalkQuantRows<Kernel, QuantKind::k8_0>(a, row_begin, row_end);
     case WeightType::kQ4_0:
       return WalkQuantRows<Kernel, QuantKind::k4_0>(a, row_begin, row_end);
+    case WeightType::kQ5_0:
+      return WalkQuantRows<Kernel, QuantKind::k5_0>(a, row_begin, row_end);
+    case WeightType::kQ5_1:
+      return WalkQuantRows<Kernel, QuantKind::k5_1>(a, row_begin, row_end);
+    case WeightType::kIQ4_NL:
+      return WalkQuantRows<Kernel, QuantKind::kIQ4NL>(a, row_begin, row_end);
     default:
       return WalkQuantRows<Kernel, QuantKind::k4_1>(a, row_begin, row_end);
   }

@@ -19,9 +19,30 @@ FloatElem FloatElemOf(WeightType t) {
 }
 
 QuantKind QuantKindOf(WeightType t) {
-  return t == WeightType::kQ8_0   ? QuantKind::kQ8_0
-         : t == WeightType::kQ4_0 ? QuantKind::kQ4_0
-                                  : QuantKind::kQ4_1;
+  switch (t) {
+    case WeightType::kQ8_0:
+      return QuantKind::kQ8_0;
+    case WeightType::kQ4_0:
+      return QuantKind::kQ4_0;
+    case WeightType::kQ5_0:
+      return QuantKind::kQ5_0;
+    case WeightType::kQ5_1:
+      return QuantKind::kQ5_1;
+    case WeightType::kIQ4_NL:
+      return QuantKind::kIQ4_NL;
+    case WeightType::kQ2_K:
+      return QuantKind::kQ2_K;
+    case WeightType::kQ3_K:
+      return QuantKind::kQ3_K;
+    case WeightType::kQ4_K:
+      return QuantKind::kQ4_K;
+    case WeightType::kQ5_K:
+      return QuantKind::kQ5_K;
+    case WeightType::kQ6_K:
+      return QuantKind::kQ6_K;
+    default:
+      return QuantKind::kQ4_1;
+  }
 }
 
 size_t ElemBytes(WeightType t) { return t == WeightType::kF32 ? 4 : 2; }
@@ -32,9 +53,10 @@ RowGroupParams RowGroupOf(const MatmulWeight& w) {
 }
 
 QuantRowGroupParams QuantRowGroupOf(const MatmulWeight& w) {
-  return QuantRowGroupParams{static_cast<size_t>(w.rows), static_cast<size_t>(w.cols / 32),
-                             reference::QuantBlockFormatOf(QuantKindOf(w.type)),
-                             static_cast<size_t>(w.group_rows)};
+  return QuantRowGroupParams{
+      static_cast<size_t>(w.rows),
+      static_cast<size_t>(w.cols / reference::QuantBlockElems(QuantKindOf(w.type))),
+      reference::QuantBlockFormatOf(QuantKindOf(w.type)), static_cast<size_t>(w.group_rows)};
 }
 
 Bf16KPairParams KPairOf(const MatmulWeight& w) {
@@ -44,12 +66,21 @@ Bf16KPairParams KPairOf(const MatmulWeight& w) {
 
 }  // namespace
 
+bool QuantRowGroupFormatOf(WeightType type, QuantBlockFormat* format) {
+  if (IsFloat(type) || reference::QuantBlockElems(QuantKindOf(type)) != 32) return false;
+  *format = reference::QuantBlockFormatOf(QuantKindOf(type));
+  return true;
+}
+
 bool MatmulSupported(const MatmulWeight& w) { return w.data != nullptr && MatmulShapeSupported(w); }
 
 bool MatmulShapeSupported(const MatmulWeight& w) {
   if (w.rows <= 0 || w.cols <= 0) return false;
   const bool quant = !IsFloat(w.type);
-  if (quant && w.cols % 32 != 0) return false;
+  const int block = quant ? reference::QuantBlockElems(QuantKindOf(w.type)) : 1;
+  if (w.cols % block != 0) return false;
+  // The K-quants are read in their file layout only.
+  if (block == 256 && w.layout != WeightLayout::kRowMajor) return false;
   switch (w.layout) {
     case WeightLayout::kRowMajor:
       return true;
@@ -74,8 +105,10 @@ bool MatmulReference(const MatmulWeight& w, const float* x, int64_t tokens, floa
           reference::GemvRowMajor(FloatElemOf(w.type), w.data, static_cast<size_t>(w.rows),
                                   static_cast<size_t>(w.cols), xt, yt);
         } else {
-          reference::GemvGgufBlocks(QuantKindOf(w.type), w.data, static_cast<size_t>(w.rows),
-                                    static_cast<size_t>(w.cols / 32), xt, yt);
+          reference::GemvGgufBlocks(
+              QuantKindOf(w.type), w.data, static_cast<size_t>(w.rows),
+              static_cast<size_t>(w.cols / reference::QuantBlockElems(QuantKindOf(w.type))), xt,
+              yt);
         }
         break;
       case WeightLayout::kRowGroup:

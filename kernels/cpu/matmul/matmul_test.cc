@@ -1,4 +1,4 @@
-// Matmul on quantized weights (Q8_0, Q4_0, Q4_1): within the stated error
+// Matmul on quantized weights (every GGUF type it reads): within the stated error
 // bound of the float reference, and bit for bit equal across ISAs, layouts,
 // thread counts and token batching (the algorithm of matmul_internal.h).
 #include "kernels/cpu/matmul/matmul.h"
@@ -31,7 +31,12 @@ struct Shape {
   int64_t cols;
 };
 
-constexpr WeightType kQuantTypes[] = {WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_1};
+// The 32-element block types, which also have the quantized row-group layout.
+constexpr WeightType kQuantTypes[] = {WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_1,
+                                      WeightType::kQ5_0, WeightType::kQ5_1, WeightType::kIQ4_NL};
+constexpr WeightType kKQuantTypes[] = {WeightType::kQ2_K, WeightType::kQ3_K, WeightType::kQ4_K,
+                                       WeightType::kQ5_K, WeightType::kQ6_K};
+constexpr Shape kKShapes[] = {{1, 256}, {9, 512}, {33, 768}, {300, 256}};
 // Group sizes: 8 (the fast group-block kernels), others through row tiles.
 constexpr int32_t kGroups[] = {8, 3, 16};
 constexpr Shape kShapes[] = {{1, 32}, {7, 64}, {8, 32}, {17, 96}, {40, 576}, {4097, 64}};
@@ -77,6 +82,48 @@ TEST(MatmulQuantTest, EveryIsaAndLayoutMatchesScalarBitForBitAndReferenceWithinB
       }
     }
   }
+}
+
+// The K-quants (file layout only): the same contract, with Q8_K activations.
+TEST(MatmulQuantTest, KQuantsMatchScalarBitForBitAndReferenceWithinBound) {
+  IsaGuard guard;
+  ThreadPool pool(3);
+  std::mt19937 rng(17);
+  for (WeightType type : kKQuantTypes) {
+    for (const Shape& shape : kKShapes) {
+      TestWeight tw = MakeWeight(type, shape.rows, shape.cols, rng);
+      for (int64_t tokens : kTokens) {
+        SCOPED_TRACE(::testing::Message() << TypeName(type) << " N=" << shape.rows
+                                          << " K=" << shape.cols << " T=" << tokens);
+        const std::vector<float> x =
+            RandomFloats(static_cast<size_t>(tokens * shape.cols), rng, 2.0f);
+        std::vector<float> ref(static_cast<size_t>(tokens * shape.rows));
+        ASSERT_TRUE(MatmulReference(tw.native, x.data(), tokens, ref.data()));
+        ASSERT_TRUE(SetMatmulIsaForTesting(MatmulIsa::kScalar));
+        const std::vector<float> scalar = RunMatmul(tw.native, x, tokens, nullptr);
+        ExpectWithinBound(tw, x, tokens, scalar, ref);
+        for (MatmulIsa isa : AvailableIsas()) {
+          SCOPED_TRACE(MatmulIsaName(isa));
+          ASSERT_TRUE(SetMatmulIsaForTesting(isa));
+          ExpectSameBits(RunMatmul(tw.native, x, tokens, nullptr), scalar, "no pool");
+          ExpectSameBits(RunMatmul(tw.native, x, tokens, &pool), scalar, "pool");
+        }
+      }
+    }
+  }
+}
+
+// K-quants need whole super-blocks and are read in their file layout only.
+TEST(MatmulQuantTest, KQuantsRejectPartialSuperBlocksAndOtherLayouts) {
+  std::vector<uint8_t> bytes(144 * 4);
+  MatmulWeight w{bytes.data(), WeightType::kQ4_K, WeightLayout::kRowMajor, 2, 384, 1, 0};
+  EXPECT_FALSE(MatmulSupported(w));
+  w.cols = 512;
+  EXPECT_TRUE(MatmulSupported(w));
+  EXPECT_EQ(MatmulWeightBytes(w), 2 * 2 * 144);
+  w.layout = WeightLayout::kQuantRowGroup;
+  w.group_rows = 8;
+  EXPECT_FALSE(MatmulSupported(w));
 }
 
 // A token's result does not depend on the batch it is in (the Q8 rounding is

@@ -21,8 +21,14 @@
 namespace relayout::kernels::testing {
 
 inline bool IsQuantType(WeightType t) {
-  return t == WeightType::kQ8_0 || t == WeightType::kQ4_0 || t == WeightType::kQ4_1;
+  return t != WeightType::kF32 && t != WeightType::kF16 && t != WeightType::kBF16;
 }
+inline bool IsKQuantType(WeightType t) {
+  return t == WeightType::kQ2_K || t == WeightType::kQ3_K || t == WeightType::kQ4_K ||
+         t == WeightType::kQ5_K || t == WeightType::kQ6_K;
+}
+// Elements per block: 1 for floats, 32, or 256 for the K-quants.
+inline int64_t BlockElems(WeightType t) { return IsKQuantType(t) ? 256 : IsQuantType(t) ? 32 : 1; }
 
 inline const char* TypeName(WeightType t) {
   switch (t) {
@@ -38,9 +44,31 @@ inline const char* TypeName(WeightType t) {
       return "Q4_0";
     case WeightType::kQ4_1:
       return "Q4_1";
+    case WeightType::kQ5_0:
+      return "Q5_0";
+    case WeightType::kQ5_1:
+      return "Q5_1";
+    case WeightType::kIQ4_NL:
+      return "IQ4_NL";
+    case WeightType::kQ2_K:
+      return "Q2_K";
+    case WeightType::kQ3_K:
+      return "Q3_K";
+    case WeightType::kQ4_K:
+      return "Q4_K";
+    case WeightType::kQ5_K:
+      return "Q5_K";
+    case WeightType::kQ6_K:
+      return "Q6_K";
   }
   return "?";
 }
+
+// The quantized types the engine reads, in WeightType order.
+inline constexpr WeightType kQuantTypes[] = {
+    WeightType::kQ8_0, WeightType::kQ4_0,   WeightType::kQ4_1, WeightType::kQ5_0,
+    WeightType::kQ5_1, WeightType::kIQ4_NL, WeightType::kQ2_K, WeightType::kQ3_K,
+    WeightType::kQ4_K, WeightType::kQ5_K,   WeightType::kQ6_K};
 
 inline std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::uniform_real_distribution<float> dist(-scale, scale);
@@ -49,10 +77,55 @@ inline std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float scale 
   return v;
 }
 
+// The block as the quant row-group sees it; K-quant super-blocks as one
+// opaque payload.
 inline QuantBlockFormat FormatOf(WeightType t) {
-  return t == WeightType::kQ8_0   ? kQ8_0BlockFormat
-         : t == WeightType::kQ4_0 ? kQ4_0BlockFormat
-                                  : kQ4_1BlockFormat;
+  QuantBlockFormat f;
+  if (QuantRowGroupFormatOf(t, &f)) return f;
+  MatmulWeight one_block{nullptr, t, WeightLayout::kRowMajor, 1, 256, 1, 0};
+  return {static_cast<uint32_t>(MatmulWeightBytes(one_block)), 0};
+}
+
+// Byte offsets of a block's f16 fields (scale, and min where there is one).
+inline std::vector<size_t> HalfFieldsOf(WeightType t) {
+  switch (t) {
+    case WeightType::kQ5_1:
+      return {0, 2};
+    case WeightType::kQ2_K:
+      return {80, 82};
+    case WeightType::kQ3_K:
+      return {108};
+    case WeightType::kQ4_K:
+    case WeightType::kQ5_K:
+      return {0, 2};
+    case WeightType::kQ6_K:
+      return {208};
+    default:
+      return {0};
+  }
+}
+
+inline reference::DequantizeRowFn DequantizerOf(WeightType t) {
+  switch (t) {
+    case WeightType::kQ5_0:
+      return reference::DequantizeRowQ5_0;
+    case WeightType::kQ5_1:
+      return reference::DequantizeRowQ5_1;
+    case WeightType::kIQ4_NL:
+      return reference::DequantizeRowIQ4_NL;
+    case WeightType::kQ2_K:
+      return reference::DequantizeRowQ2_K;
+    case WeightType::kQ3_K:
+      return reference::DequantizeRowQ3_K;
+    case WeightType::kQ4_K:
+      return reference::DequantizeRowQ4_K;
+    case WeightType::kQ5_K:
+      return reference::DequantizeRowQ5_K;
+    case WeightType::kQ6_K:
+      return reference::DequantizeRowQ6_K;
+    default:
+      return nullptr;
+  }
 }
 
 // One weight matrix in its common layout, its float values, and (when asked)
@@ -90,7 +163,9 @@ inline TestWeight MakeWeight(WeightType type, int64_t rows, int64_t cols, std::m
         reference::DequantizeRowBF16(tw.native_bytes.data(), tw.values.data(), n);
       }
       break;
-    default: {
+    case WeightType::kQ8_0:
+    case WeightType::kQ4_0:
+    case WeightType::kQ4_1: {
       tw.native_bytes.resize(n / 32 * FormatOf(type).block_bytes);
       if (type == WeightType::kQ8_0) {
         reference::QuantizeRowQ8_0(f.data(), tw.native_bytes.data(), n);
@@ -102,6 +177,24 @@ inline TestWeight MakeWeight(WeightType type, int64_t rows, int64_t cols, std::m
         reference::QuantizeRowQ4_1(f.data(), tw.native_bytes.data(), n);
         reference::DequantizeRowQ4_1(tw.native_bytes.data(), tw.values.data(), n);
       }
+      break;
+    }
+    default: {
+      // Random quants and sub-block scales (every bit pattern is a valid
+      // block), with f16 scales and mins of moderate size.
+      const size_t block_bytes = FormatOf(type).block_bytes;
+      const size_t blocks = n / static_cast<size_t>(BlockElems(type));
+      tw.native_bytes.resize(blocks * block_bytes);
+      std::uniform_int_distribution<int> byte(0, 255);
+      std::uniform_real_distribution<float> half(-0.02f, 0.02f);
+      for (uint8_t& b : tw.native_bytes) b = static_cast<uint8_t>(byte(rng));
+      for (size_t i = 0; i < blocks; ++i) {
+        for (size_t off : HalfFieldsOf(type)) {
+          const uint16_t h = reference::F32ToF16(half(rng));
+          std::memcpy(&tw.native_bytes[i * block_bytes + off], &h, 2);
+        }
+      }
+      DequantizerOf(type)(tw.native_bytes.data(), tw.values.data(), static_cast<int64_t>(n));
     }
   }
   tw.native = MatmulWeight{tw.native_bytes.data(), type, WeightLayout::kRowMajor, rows, cols, 1, 0};
@@ -123,7 +216,8 @@ inline void MakePreferred(TestWeight& tw, WeightLayout layout, int32_t group_row
   const size_t g = static_cast<size_t>(group_rows);
   bool ok = false;
   if (layout == WeightLayout::kQuantRowGroup) {
-    const QuantRowGroupParams p{rows, cols / 32, FormatOf(w.type), g};
+    const QuantRowGroupParams p{rows, cols / static_cast<size_t>(BlockElems(w.type)),
+                                FormatOf(w.type), g};
     ok = QuantRowGroupForward(tw.native_bytes.data(), tw.preferred_bytes.data(), p, 0,
                               QuantRowGroupCount(p));
   } else if (layout == WeightLayout::kBf16KPair) {
@@ -156,15 +250,17 @@ inline double ErrorBound(WeightType type, const float* w_row, const float* x, in
     for (int64_t j = 0; j < k; ++j) mag += std::fabs(static_cast<double>(w_row[j]) * x[j]);
     return std::max(1e-5 * std::sqrt(static_cast<double>(k)), 2.0 * k * kU) * mag + 1e-30;
   }
-  for (int64_t b = 0; b < k / 32; ++b) {
+  // Activations are quantized in blocks of 32, or 256 (Q8_K) for the K-quants.
+  const int64_t block = BlockElems(type);
+  for (int64_t b = 0; b < k / block; ++b) {
     double amax = 0.0;
-    for (int j = 0; j < 32; ++j)
-      amax = std::max(amax, std::fabs(static_cast<double>(x[32 * b + j])));
+    for (int64_t j = 0; j < block; ++j)
+      amax = std::max(amax, std::fabs(static_cast<double>(x[block * b + j])));
     const double half_step = amax / 254.0 * (1.0 + 1.0 / (1 << 15));
-    for (int j = 0; j < 32; ++j) {
-      const double aw = std::fabs(static_cast<double>(w_row[32 * b + j]));
+    for (int64_t j = 0; j < block; ++j) {
+      const double aw = std::fabs(static_cast<double>(w_row[block * b + j]));
       quant += aw * half_step;
-      mag += aw * (std::fabs(static_cast<double>(x[32 * b + j])) + half_step);
+      mag += aw * (std::fabs(static_cast<double>(x[block * b + j])) + half_step);
     }
   }
   return quant + 2.0 * (k + k / 32 + 8) * kU * mag + 1e-30;

@@ -48,12 +48,20 @@ struct QuantFormat {
   int64_t fields;
 };
 
+// The 32-element block types as 2-byte fields and a payload
+// (quant_row_group.h): Q5_0/Q5_1 count their 4 bytes of fifth bits as two
+// fields, so that every payload is the 16 nibble bytes.
 QuantFormat QuantFormatOf(WeightType t) {
   switch (t) {
     case WeightType::kQ8_0:
       return {34, 1};
     case WeightType::kQ4_0:
+    case WeightType::kIQ4_NL:
       return {18, 1};
+    case WeightType::kQ5_0:
+      return {22, 3};
+    case WeightType::kQ5_1:
+      return {24, 4};
     default:
       return {20, 2};
   }
@@ -97,14 +105,17 @@ int MakeQuantTile(const MatmulWeight& w, int64_t row, int64_t row_end, int max_r
       const int64_t r = n % g;
       tile->scale[i] = group + 2 * r;
       tile->min[i] = group + 2 * g + 2 * r;
+      tile->qh[i] = f.fields >= 3 ? group + 2 * (f.fields - 2) * g + 2 * r : tile->scale[i];
       tile->payload[i] = group + 2 * f.fields * g + r * (f.block_bytes - 2 * f.fields);
     } else {
       const Byte* block = base + n * row_bytes;
       tile->scale[i] = block;
       tile->min[i] = block + 2;
+      tile->qh[i] = f.fields >= 3 ? block + 2 * (f.fields - 2) : block;
       tile->payload[i] = block + 2 * f.fields;
     }
   }
+  tile->qh_hi_offset = grouped ? 2 * g : 2;
   tile->block_stride = grouped ? g * f.block_bytes : f.block_bytes;
   tile->rows = static_cast<int>(rows);
   tile->prefetch_from = 0;

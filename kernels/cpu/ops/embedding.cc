@@ -1,7 +1,6 @@
 #include "kernels/cpu/ops/embedding.h"
 
 #include "kernels/cpu/reference/dequant.h"
-#include "kernels/quant_format.h"
 
 namespace relayout::kernels {
 namespace {
@@ -20,6 +19,22 @@ reference::DequantizeRowFn RowFn(WeightType type) {
       return &reference::DequantizeRowQ4_0;
     case WeightType::kQ4_1:
       return &reference::DequantizeRowQ4_1;
+    case WeightType::kQ5_0:
+      return &reference::DequantizeRowQ5_0;
+    case WeightType::kQ5_1:
+      return &reference::DequantizeRowQ5_1;
+    case WeightType::kIQ4_NL:
+      return &reference::DequantizeRowIQ4_NL;
+    case WeightType::kQ2_K:
+      return &reference::DequantizeRowQ2_K;
+    case WeightType::kQ3_K:
+      return &reference::DequantizeRowQ3_K;
+    case WeightType::kQ4_K:
+      return &reference::DequantizeRowQ4_K;
+    case WeightType::kQ5_K:
+      return &reference::DequantizeRowQ5_K;
+    case WeightType::kQ6_K:
+      return &reference::DequantizeRowQ6_K;
   }
   return nullptr;
 }
@@ -27,24 +42,14 @@ reference::DequantizeRowFn RowFn(WeightType type) {
 }  // namespace
 
 int64_t EmbeddingRowBytes(WeightType type, int64_t dim) {
-  if (dim <= 0) return 0;
-  const bool quant =
-      type == WeightType::kQ8_0 || type == WeightType::kQ4_0 || type == WeightType::kQ4_1;
-  if (quant && dim % kQK != 0) return 0;
-  switch (type) {
-    case WeightType::kF32:
-      return dim * 4;
-    case WeightType::kF16:
-    case WeightType::kBF16:
-      return dim * 2;
-    case WeightType::kQ8_0:
-      return dim / kQK * static_cast<int64_t>(sizeof(BlockQ8_0));
-    case WeightType::kQ4_0:
-      return dim / kQK * static_cast<int64_t>(sizeof(BlockQ4_0));
-    case WeightType::kQ4_1:
-      return dim / kQK * static_cast<int64_t>(sizeof(BlockQ4_1));
-  }
-  return 0;
+  // A one-row matrix of the type in its file layout: the matmul's own size
+  // and block-divisibility rules.
+  MatmulWeight row;
+  row.type = type;
+  row.rows = 1;
+  row.cols = dim;
+  if (!MatmulShapeSupported(row)) return 0;
+  return MatmulWeightBytes(row);
 }
 
 bool EmbeddingRows(const void* table, WeightType type, int64_t vocab, int64_t dim,

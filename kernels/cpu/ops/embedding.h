@@ -1,6 +1,7 @@
 // Embedding lookup: one dequantized table row per token.
 //   table  [vocab, dim] in the common layout of `type` (row-major floats, or
-//          GGUF blocks in file order: a row is dim / 32 whole blocks)
+//          GGUF blocks in file order: a row is dim / 32, or dim / 256 for
+//          the K-quants, whole blocks)
 //   out    [n, dim]:  out[t, :] = dequant(table[ids[t], :])
 // Rows go through the reference row dequantizers (reference/dequant.h), so
 // they equal what the matmul reference reads for the same bytes.

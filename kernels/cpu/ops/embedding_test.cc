@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/matmul/matmul_test_util.h"
 #include "kernels/cpu/reference/dequant.h"
 
 namespace relayout::kernels {
@@ -50,6 +51,8 @@ TEST(EmbeddingTest, GathersDequantizedRowsOfEveryType) {
         case WeightType::kQ4_1:
           reference::QuantizeRowQ4_1(src, dst, dim);
           break;
+        default:
+          FAIL() << "no quantizer for type " << static_cast<int>(type);
       }
     }
     // The expected rows: the whole table through the row dequantizer.
@@ -76,6 +79,27 @@ TEST(EmbeddingTest, GathersDequantizedRowsOfEveryType) {
   }
 }
 
+// Every quantized type, on random blocks: a gathered row equals that row of
+// the whole table dequantized (the matmul tests' weights).
+TEST(EmbeddingTest, GathersRowsOfEveryQuantizedType) {
+  const int64_t vocab = 6, dim = 512;
+  const std::vector<int32_t> ids = {5, 0, 3, 5};
+  std::mt19937 rng(11);
+  for (WeightType type : testing::kQuantTypes) {
+    const testing::TestWeight tw = testing::MakeWeight(type, vocab, dim, rng);
+    ASSERT_EQ(EmbeddingRowBytes(type, dim) * vocab, static_cast<int64_t>(tw.native_bytes.size()))
+        << testing::TypeName(type);
+    std::vector<float> out(ids.size() * dim, std::nanf(""));
+    ASSERT_TRUE(EmbeddingRows(tw.native_bytes.data(), type, vocab, dim, ids.data(),
+                              static_cast<int64_t>(ids.size()), out.data()));
+    for (size_t t = 0; t < ids.size(); ++t) {
+      for (int64_t i = 0; i < dim; ++i) {
+        ASSERT_EQ(out[t * dim + i], tw.values[ids[t] * dim + i]) << testing::TypeName(type);
+      }
+    }
+  }
+}
+
 TEST(EmbeddingTest, IdOutOfRangeIsRefusedAndNothingWritten) {
   std::vector<float> table(3 * 4, 1.0f);
   std::vector<float> out(2 * 4, -7.0f);
@@ -90,6 +114,9 @@ TEST(EmbeddingTest, QuantizedDimMustBeWholeBlocks) {
   EXPECT_EQ(EmbeddingRowBytes(WeightType::kQ8_0, 48), 0);
   EXPECT_EQ(EmbeddingRowBytes(WeightType::kQ4_1, 64), 40);
   EXPECT_EQ(EmbeddingRowBytes(WeightType::kF16, 7), 14);
+  EXPECT_EQ(EmbeddingRowBytes(WeightType::kQ4_K, 128), 0);
+  EXPECT_EQ(EmbeddingRowBytes(WeightType::kQ4_K, 512), 288);
+  EXPECT_EQ(EmbeddingRowBytes(WeightType::kQ5_0, 64), 44);
 }
 
 }  // namespace

@@ -86,6 +86,14 @@ uint16_t F32ToBF16(float f) {
 
 // ---------------------------------------------------------------------------
 // Rows. Blocks are copied out with memcpy: src needs no alignment.
+//
+// ggml's reference, like the gguf package's numpy, rounds the product a * b
+// before adding c; a fused multiply-add rounds once and would change the last
+// bit. The x86-64 baseline this file is built for has no FMA, and clang
+// (which fuses by default where FMA exists, e.g. on AArch64) is told not to.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
 
 namespace relayout::kernels::reference {
 namespace {
@@ -110,13 +118,12 @@ int TruncNibble(float v) {
   return static_cast<int>(v);
 }
 
-// Q6_K super-block: ql[128] low nibbles, qh[64] high 2 bits, int8 scales[16]
-// (one per 16 elements), f16 d; 210 bytes for 256 elements.
-constexpr size_t kQ6KQl = 0;
-constexpr size_t kQ6KQh = 128;
-constexpr size_t kQ6KScales = 192;
-constexpr size_t kQ6KD = 208;
-static_assert(kQ6KD + 2 == kBlockQ6_KBytes, "Q6_K block layout");
+// The two bits of element e (0..255) in a Q2_K/Q3_K qs[64]: element
+// 128 * h + 32 * k + l (h = 0..1, k = 0..3, l = 0..31) is bits 2k..2k+1 of
+// qs[32 * h + l].
+int Low2Bits(const uint8_t* qs, int e) {
+  return (qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+}
 
 }  // namespace
 
@@ -212,35 +219,120 @@ void DequantizeRowQ5_1(const void* src, float* dst, int64_t n) {
   }
 }
 
-void DequantizeRowQ6_K(const void* src, float* dst, int64_t n) {
-  const auto* blocks = static_cast<const unsigned char*>(src);
+void DequantizeRowIQ4_NL(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const auto b = LoadBlock<BlockIQ4_NL>(src, i);
+    const float d = F16ToF32(b.d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      dst[i * kQK + j] = d * kIQ4_NLValues[b.qs[j] & 0x0f];
+      dst[i * kQK + j + kQK / 2] = d * kIQ4_NLValues[b.qs[j] >> 4];
+    }
+  }
+}
+
+// In Q2_K and Q3_K, sub-block s (one scale, and in Q2_K one min) is elements
+// 16 * s .. 16 * s + 15; the low two bits of each come from Low2Bits, and
+// Q3_K's third bit of element 128 * h + 32 * k + l is bit 4 * h + k of hmask[l].
+void DequantizeRowQ2_K(const void* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    const unsigned char* block = blocks + i * kBlockQ6_KBytes;
-    uint16_t dh;
-    std::memcpy(&dh, block + kQ6KD, 2);
-    const float d = F16ToF32(dh);
-    const unsigned char* ql = block + kQ6KQl;
-    const unsigned char* qh = block + kQ6KQh;
-    const auto* sc = reinterpret_cast<const int8_t*>(block + kQ6KScales);
+    const auto b = LoadBlock<BlockQ2_K>(src, i);
+    const float d = F16ToF32(b.d);
+    const float min = F16ToF32(b.dmin);
     float* y = dst + i * kQKK;
-    // Two halves of 128 elements; in each, element l + 32 * k (k = 0..3) takes
-    // a nibble of ql[l] or ql[l + 32] and two bits of qh[l], minus 32.
-    for (int half = 0; half < 2; ++half) {
+    for (int s = 0; s < kQKK / 16; ++s) {
+      const float dl = d * (b.scales[s] & 0xf);
+      const float ml = min * (b.scales[s] >> 4);
+      for (int e = 16 * s; e < 16 * s + 16; ++e) y[e] = dl * Low2Bits(b.qs, e) - ml;
+    }
+  }
+}
+
+void DequantizeRowQ3_K(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const auto b = LoadBlock<BlockQ3_K>(src, i);
+    const float d = F16ToF32(b.d);
+    float* y = dst + i * kQKK;
+    for (int s = 0; s < kQKK / 16; ++s) {
+      // Six-bit scales, stored minus 32: the low four bits of 0..7 in the
+      // low nibbles of scales[0..7], of 8..15 in their high nibbles; the top
+      // two bits of s in bits 2 * (s / 4) of scales[8 + s % 4].
+      const int lo = s < 8 ? b.scales[s] & 0xf : b.scales[s - 8] >> 4;
+      const int hi = (b.scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+      const float dl = d * ((lo | (hi << 4)) - 32);
+      for (int e = 16 * s; e < 16 * s + 16; ++e) {
+        const int high = (b.hmask[e % 32] >> (4 * (e / 128) + e % 128 / 32)) & 1;
+        y[e] = dl * (Low2Bits(b.qs, e) - (high ? 0 : 4));
+      }
+    }
+  }
+}
+
+// In Q4_K and Q5_K, sub-block j (0..7) is elements 32 * j .. 32 * j + 31:
+// the low nibbles of qs[32 * (j / 2) ..] for even j, the high ones for odd j.
+// Q5_K's fifth bit of element 32 * j + l is bit j of qh[l].
+void DequantizeRowQ4_K(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const auto b = LoadBlock<BlockQ4_K>(src, i);
+    const float d = F16ToF32(b.d);
+    const float min = F16ToF32(b.dmin);
+    float* y = dst + i * kQKK;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      KQuantScaleMin(j, b.scales, &sc, &m);
+      const float d1 = d * sc;
+      const float m1 = min * m;
+      const uint8_t* q = b.qs + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      for (int l = 0; l < 32; ++l) y[32 * j + l] = d1 * ((q[l] >> shift) & 0xf) - m1;
+    }
+  }
+}
+
+void DequantizeRowQ5_K(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const auto b = LoadBlock<BlockQ5_K>(src, i);
+    const float d = F16ToF32(b.d);
+    const float min = F16ToF32(b.dmin);
+    float* y = dst + i * kQKK;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      KQuantScaleMin(j, b.scales, &sc, &m);
+      const float d1 = d * sc;
+      const float m1 = min * m;
+      const uint8_t* q = b.qs + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      for (int l = 0; l < 32; ++l) {
+        const int q5 = ((q[l] >> shift) & 0xf) | (((b.qh[l] >> j) & 1) << 4);
+        y[32 * j + l] = d1 * q5 - m1;
+      }
+    }
+  }
+}
+
+void DequantizeRowQ6_K(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const auto b = LoadBlock<BlockQ6_K>(src, i);
+    const float d = F16ToF32(b.d);
+    float* y = dst + i * kQKK;
+    // Two halves of 128 elements; in half h, element 128 * h + 32 * k + l
+    // (k = 0..3) is the low (k < 2) or high nibble of ql[64 * h + 32 * (k % 2) + l]
+    // and bits 2k..2k+1 of qh[32 * h + l], minus 32; element e has scale
+    // scales[e / 16].
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = b.ql + 64 * h;
+      const uint8_t* qh = b.qh + 32 * h;
+      const int8_t* sc = b.scales + 8 * h;
       for (int l = 0; l < 32; ++l) {
         const int is = l / 16;
-        const int q1 = static_cast<int8_t>((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = static_cast<int8_t>((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = static_cast<int8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = static_cast<int8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l + 0] = d * sc[is + 0] * q1;
-        y[l + 32] = d * sc[is + 2] * q2;
-        y[l + 64] = d * sc[is + 4] * q3;
-        y[l + 96] = d * sc[is + 6] * q4;
+        const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[128 * h + l + 0] = d * sc[is + 0] * q1;
+        y[128 * h + l + 32] = d * sc[is + 2] * q2;
+        y[128 * h + l + 64] = d * sc[is + 4] * q3;
+        y[128 * h + l + 96] = d * sc[is + 6] * q4;
       }
-      y += 128;
-      ql += 64;
-      qh += 32;
-      sc += 8;
     }
   }
 }

@@ -4,12 +4,15 @@
 //
 // Each DequantizeRow* converts n consecutive elements (a row, or several
 // rows back to back) from src, in the GGUF block layout of
-// kernels/quant_format.h, to dst. They do the operations of ggml's reference
-// dequantize_row_* in the same order, so results should equal ggml's bit for
-// bit (checked here against hand-built blocks, not yet against llama.cpp).
-//   REQUIRES: n >= 0 and a multiple of the type's block size (32 for Q4/Q5/Q8,
-//   256 for Q6_K); src holds n / block * block_bytes bytes (no alignment
-//   needed); dst holds n floats and does not overlap src.
+// kernels/quant_format.h, to dst. They do the float operations of ggml's
+// reference dequantize_row_* in the same order, with no multiply-add fused
+// (see dequant.cc), so results equal ggml's bit for bit where ggml does not
+// fuse either. Checked on hand-built blocks (dequant_test.cc) and, bitwise,
+// against the PyPI gguf package's dequantizers on random blocks of every type
+// and every tensor of ../shared/models/synthetic-kquant (dequant_gguf_check.py).
+//   REQUIRES: n >= 0 and a multiple of the type's block size (32 for Q4_0..Q8_0
+//   and IQ4_NL, 256 for the K-quants); src holds n / block * block_bytes bytes
+//   (no alignment needed); dst holds n floats and does not overlap src.
 //
 // The QuantizeRow* functions are ggml's round-to-nearest reference
 // quantizers (quantize_row_*_ref), for tests and synthetic checkpoints. Same
@@ -40,6 +43,11 @@ void DequantizeRowQ4_0(const void* src, float* dst, int64_t n);
 void DequantizeRowQ4_1(const void* src, float* dst, int64_t n);
 void DequantizeRowQ5_0(const void* src, float* dst, int64_t n);
 void DequantizeRowQ5_1(const void* src, float* dst, int64_t n);
+void DequantizeRowIQ4_NL(const void* src, float* dst, int64_t n);
+void DequantizeRowQ2_K(const void* src, float* dst, int64_t n);
+void DequantizeRowQ3_K(const void* src, float* dst, int64_t n);
+void DequantizeRowQ4_K(const void* src, float* dst, int64_t n);
+void DequantizeRowQ5_K(const void* src, float* dst, int64_t n);
 void DequantizeRowQ6_K(const void* src, float* dst, int64_t n);
 
 // Quantize n floats into blocks at dst. Per block of 32:

@@ -4,7 +4,9 @@
 
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <vector>
@@ -164,6 +166,282 @@ TEST(DequantizeRowTest, KnownQ6_KBlockFollowsItsLayout) {
     const int q = (nib | (hi << 4)) - 32;
     const float want = 0.25f * sc[half * 8 + l / 16 + 2 * k] * q;
     EXPECT_EQ(out[idx], want) << idx;
+  }
+}
+
+TEST(DequantizeRowTest, KnownIQ4_NLBlockLooksUpTheTable) {
+  BlockIQ4_NL b;
+  b.d = F32ToF16(0.5f);
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  float out[kQK];
+  DequantizeRowIQ4_NL(&b, out, kQK);
+  EXPECT_EQ(out[0], -63.5f);   // 0.5 * -127
+  EXPECT_EQ(out[16], 56.5f);   // 0.5 * 113
+  EXPECT_EQ(out[8], 0.5f);     // 0.5 * 1
+  EXPECT_EQ(out[31], -63.5f);  // nibble 0 again
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(out[j], 0.5f * kIQ4_NLValues[j]) << j;
+    EXPECT_EQ(out[j + 16], 0.5f * kIQ4_NLValues[15 - j]) << j;
+  }
+}
+
+// Builders of K-quant blocks from per-element quants and per-sub-block
+// scales, written from the layout (bit positions in, rather than out), so
+// the dequantizers are checked against an independent reading of it.
+
+// Element 128 * h + 32 * k + l's two low bits at bits 2k of qs[32 * h + l].
+void PackLow2(const int* q2, uint8_t* qs) {
+  std::memset(qs, 0, kQKK / 4);
+  for (int h = 0; h < 2; ++h) {
+    for (int k = 0; k < 4; ++k) {
+      for (int l = 0; l < 32; ++l) {
+        qs[32 * h + l] |= static_cast<uint8_t>((q2[128 * h + 32 * k + l] & 3) << (2 * k));
+      }
+    }
+  }
+}
+
+BlockQ2_K MakeQ2_K(float d, float dmin, const int* sc, const int* m, const int* q) {
+  BlockQ2_K b;
+  b.d = F32ToF16(d);
+  b.dmin = F32ToF16(dmin);
+  for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<uint8_t>(sc[s] | (m[s] << 4));
+  PackLow2(q, b.qs);
+  return b;
+}
+
+// sc6[s] in 0..63 (the scale is sc6 - 32), q[e] in -4..3.
+BlockQ3_K MakeQ3_K(float d, const int* sc6, const int* q) {
+  BlockQ3_K b;
+  b.d = F32ToF16(d);
+  std::memset(b.scales, 0, sizeof b.scales);
+  for (int s = 0; s < 16; ++s) {
+    b.scales[s % 8] |= static_cast<uint8_t>((sc6[s] & 0xf) << (s < 8 ? 0 : 4));
+    b.scales[8 + s % 4] |= static_cast<uint8_t>((sc6[s] >> 4) << (2 * (s / 4)));
+  }
+  int low[kQKK];
+  std::memset(b.hmask, 0, sizeof b.hmask);
+  for (int e = 0; e < kQKK; ++e) {
+    low[e] = q[e] & 3;  // q + 4 for negative q
+    // The high bit is set for q >= 0 (it cancels the -4).
+    if (q[e] >= 0) b.hmask[e % 32] |= static_cast<uint8_t>(1u << (e / 32));
+  }
+  PackLow2(low, b.qs);
+  return b;
+}
+
+// sc[j], m[j] in 0..63 for sub-blocks j = 0..7, in get_scale_min_k4's packing.
+void PackScaleMin(const int* sc, const int* m, uint8_t* q) {
+  std::memset(q, 0, 12);
+  for (int j = 0; j < 4; ++j) {
+    q[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+    q[j + 4] = static_cast<uint8_t>(m[j] | ((m[j + 4] >> 4) << 6));
+    q[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0xf) | ((m[j + 4] & 0xf) << 4));
+  }
+}
+
+// q[e] in 0..15 (Q4_K) or 0..31 (Q5_K).
+BlockQ4_K MakeQ4_K(float d, float dmin, const int* sc, const int* m, const int* q) {
+  BlockQ4_K b;
+  b.d = F32ToF16(d);
+  b.dmin = F32ToF16(dmin);
+  PackScaleMin(sc, m, b.scales);
+  for (int p = 0; p < 4; ++p) {
+    for (int l = 0; l < 32; ++l) {
+      b.qs[32 * p + l] = static_cast<uint8_t>(q[64 * p + l] | (q[64 * p + 32 + l] << 4));
+    }
+  }
+  return b;
+}
+
+BlockQ5_K MakeQ5_K(float d, float dmin, const int* sc, const int* m, const int* q) {
+  int low[kQKK];
+  for (int e = 0; e < kQKK; ++e) low[e] = q[e] & 0xf;
+  const BlockQ4_K b4 = MakeQ4_K(d, dmin, sc, m, low);
+  BlockQ5_K b;
+  b.d = b4.d;
+  b.dmin = b4.dmin;
+  std::memcpy(b.scales, b4.scales, sizeof b.scales);
+  std::memcpy(b.qs, b4.qs, sizeof b.qs);
+  std::memset(b.qh, 0, sizeof b.qh);
+  for (int e = 0; e < kQKK; ++e) b.qh[e % 32] |= static_cast<uint8_t>((q[e] >> 4) << (e / 32));
+  return b;
+}
+
+// Small scales and quants under power-of-two super-scales: every product and
+// difference below is exact, so the expectations are exact too.
+TEST(DequantizeRowTest, KnownQ2_KBlockFollowsItsLayout) {
+  int sc[16], m[16], q[kQKK];
+  for (int s = 0; s < 16; ++s) {
+    sc[s] = s;
+    m[s] = 15 - s;
+  }
+  for (int e = 0; e < kQKK; ++e) q[e] = (e * 7 + e / 32) % 4;
+  const BlockQ2_K b = MakeQ2_K(0.5f, 0.25f, sc, m, q);
+  float out[kQKK];
+  DequantizeRowQ2_K(&b, out, kQKK);
+  EXPECT_EQ(out[0], -3.75f);  // 0.5 * 0 * 0 - 0.25 * 15
+  EXPECT_EQ(out[17], -2.0f);  // q 3, sub-block 1: 0.5 * 1 * 3 - 0.25 * 14
+  EXPECT_EQ(out[250], 7.5f);  // q 1, sub-block 15: 0.5 * 15 * 1 - 0
+  for (int e = 0; e < kQKK; ++e) {
+    const int s = e / 16;
+    EXPECT_EQ(out[e], 0.5f * sc[s] * q[e] - 0.25f * m[s]) << e;
+  }
+}
+
+TEST(DequantizeRowTest, KnownQ3_KBlockFollowsItsLayout) {
+  int sc6[16], q[kQKK];
+  for (int s = 0; s < 16; ++s) sc6[s] = (s * 13 + 5) % 64;  // spans both signs and all 6 bits
+  for (int e = 0; e < kQKK; ++e) q[e] = (e * 5 + e / 64) % 8 - 4;
+  const BlockQ3_K b = MakeQ3_K(0.25f, sc6, q);
+  float out[kQKK];
+  DequantizeRowQ3_K(&b, out, kQKK);
+  EXPECT_EQ(out[0], 27.0f);     // 0.25 * (5 - 32) * -4
+  EXPECT_EQ(out[49], 3.0f);     // sub-block 3: 0.25 * (44 - 32) * 1
+  EXPECT_EQ(out[255], -12.0f);  // sub-block 15: 0.25 * (8 - 32) * 2
+  for (int e = 0; e < kQKK; ++e) {
+    EXPECT_EQ(out[e], 0.25f * (sc6[e / 16] - 32) * q[e]) << e;
+  }
+}
+
+TEST(DequantizeRowTest, KnownQ4_KAndQ5_KBlocksFollowTheirLayout) {
+  int sc[8], m[8], q4[kQKK], q5[kQKK];
+  for (int j = 0; j < 8; ++j) {
+    sc[j] = (j * 23 + 7) % 64;  // the high bits of sub-blocks 4..7 matter
+    m[j] = (j * 41 + 60) % 64;
+  }
+  for (int e = 0; e < kQKK; ++e) {
+    q5[e] = (e * 11 + e / 32) % 32;
+    q4[e] = q5[e] % 16;
+  }
+  const BlockQ4_K b4 = MakeQ4_K(0.5f, 0.125f, sc, m, q4);
+  const BlockQ5_K b5 = MakeQ5_K(0.5f, 0.125f, sc, m, q5);
+  float out4[kQKK], out5[kQKK];
+  DequantizeRowQ4_K(&b4, out4, kQKK);
+  DequantizeRowQ5_K(&b5, out5, kQKK);
+  EXPECT_EQ(out4[0], -7.5f);       // 0.5 * 7 * 0 - 0.125 * 60
+  EXPECT_EQ(out4[255], 236.625f);  // sub-block 7: 0.5 * 40 * 12 - 0.125 * 27
+  EXPECT_EQ(out5[255], 556.625f);  // 0.5 * 40 * 28 - 0.125 * 27
+  for (int e = 0; e < kQKK; ++e) {
+    const int j = e / 32;
+    EXPECT_EQ(out4[e], 0.5f * sc[j] * q4[e] - 0.125f * m[j]) << e;
+    EXPECT_EQ(out5[e], 0.5f * sc[j] * q5[e] - 0.125f * m[j]) << e;
+  }
+}
+
+// The block types added with the K-quants, for the edge cases below: block
+// size, the byte offsets of the f16 fields (d first, then dmin or m).
+struct BlockType {
+  const char* name;
+  DequantizeRowFn dequantize;
+  int elems;
+  size_t bytes;
+  std::vector<size_t> halves;
+};
+
+std::vector<BlockType> NewBlockTypes() {
+  return {
+      {"IQ4_NL", DequantizeRowIQ4_NL, kQK, sizeof(BlockIQ4_NL), {offsetof(BlockIQ4_NL, d)}},
+      {"Q2_K",
+       DequantizeRowQ2_K,
+       kQKK,
+       sizeof(BlockQ2_K),
+       {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}},
+      {"Q3_K", DequantizeRowQ3_K, kQKK, sizeof(BlockQ3_K), {offsetof(BlockQ3_K, d)}},
+      {"Q4_K",
+       DequantizeRowQ4_K,
+       kQKK,
+       sizeof(BlockQ4_K),
+       {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}},
+      {"Q5_K",
+       DequantizeRowQ5_K,
+       kQKK,
+       sizeof(BlockQ5_K),
+       {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}},
+      {"Q6_K", DequantizeRowQ6_K, kQKK, sizeof(BlockQ6_K), {offsetof(BlockQ6_K, d)}},
+  };
+}
+
+void SetHalf(std::vector<uint8_t>& block, size_t offset, float v) {
+  const uint16_t h = F32ToF16(v);
+  std::memcpy(block.data() + offset, &h, 2);
+}
+
+TEST(DequantizeRowTest, ZeroSuperScalesGiveZeros) {
+  for (const BlockType& t : NewBlockTypes()) {
+    std::vector<uint8_t> block(t.bytes);
+    for (size_t i = 0; i < t.bytes; ++i) block[i] = static_cast<uint8_t>(i * 151 + 29);
+    for (size_t offset : t.halves) SetHalf(block, offset, 0.0f);
+    std::vector<float> out(t.elems, 1.0f);
+    t.dequantize(block.data(), out.data(), t.elems);
+    for (int e = 0; e < t.elems; ++e) ASSERT_EQ(out[e], 0.0f) << t.name << " " << e;
+  }
+}
+
+// All quant, scale and min bits set: the largest code of every field.
+TEST(DequantizeRowTest, AllBitsSetGiveTheTopCodes) {
+  struct Want {
+    const char* name;
+    float value;
+  };
+  // d = 1, dmin = 0.5.
+  const Want want[] = {
+      {"IQ4_NL", 113.0f},             // table entry 15
+      {"Q2_K", 15 * 3 - 0.5f * 15},   // scale 15, q 3, min 15
+      {"Q3_K", (63 - 32) * 3.0f},     // scale 63 - 32, q 3 with the high bit set
+      {"Q4_K", 63 * 15 - 0.5f * 63},  // scale 63, q 15, min 63
+      {"Q5_K", 63 * 31 - 0.5f * 63},  // q 31
+      {"Q6_K", -1.0f * (63 - 32)},    // int8 scale -1, q 63 - 32
+  };
+  const std::vector<BlockType> types = NewBlockTypes();
+  ASSERT_EQ(types.size(), std::size(want));
+  for (size_t k = 0; k < types.size(); ++k) {
+    const BlockType& t = types[k];
+    ASSERT_STREQ(t.name, want[k].name);
+    std::vector<uint8_t> block(t.bytes, 0xff);
+    SetHalf(block, t.halves[0], 1.0f);
+    if (t.halves.size() > 1) SetHalf(block, t.halves[1], 0.5f);
+    std::vector<float> out(t.elems);
+    t.dequantize(block.data(), out.data(), t.elems);
+    for (int e = 0; e < t.elems; ++e) ASSERT_EQ(out[e], want[k].value) << t.name << " " << e;
+  }
+}
+
+TEST(DequantizeRowTest, EmptyRowsWriteNothing) {
+  for (const BlockType& t : NewBlockTypes()) {
+    const uint8_t block[1] = {0};
+    float out[1] = {42.0f};
+    t.dequantize(block, out, 0);
+    EXPECT_EQ(out[0], 42.0f) << t.name;
+  }
+}
+
+// Three blocks back to back at an odd address, the second and third a copy
+// of the first with every f16 field doubled and quadrupled: their outputs
+// are the first's times 2 and 4 exactly, so each block is read from its own
+// bytes and written to its own place.
+TEST(DequantizeRowTest, BlocksBackToBackAtAnyAlignment) {
+  for (const BlockType& t : NewBlockTypes()) {
+    std::vector<uint8_t> first(t.bytes);
+    for (size_t i = 0; i < t.bytes; ++i) first[i] = static_cast<uint8_t>(i * 97 + 3);
+    const float base[2] = {0.375f, 0.0625f};
+    std::vector<uint8_t> buf(1 + 3 * t.bytes);
+    for (int k = 0; k < 3; ++k) {
+      std::vector<uint8_t> block = first;
+      for (size_t h = 0; h < t.halves.size(); ++h) {
+        SetHalf(block, t.halves[h], base[h] * static_cast<float>(1 << k));
+      }
+      std::memcpy(buf.data() + 1 + k * t.bytes, block.data(), t.bytes);
+    }
+    std::vector<float> out(3 * t.elems);
+    t.dequantize(buf.data() + 1, out.data(), 3 * t.elems);
+    for (int k = 1; k < 3; ++k) {
+      for (int e = 0; e < t.elems; ++e) {
+        ASSERT_EQ(out[k * t.elems + e], out[e] * static_cast<float>(1 << k))
+            << t.name << " block " << k << " element " << e;
+      }
+    }
+    EXPECT_NE(out[0], 0.0f) << t.name;
   }
 }
 

@@ -1,37 +1,69 @@
 // Reference GEMV over GGUF-block weights: file order and the quantized
-// row-group interleave. Both dequantize one block at a time with the same
-// helper and accumulate k ascending, so they match bit for bit.
+// row-group interleave. Both gather one block back into its file order and
+// dequantize it with the row dequantizer of dequant.h, then accumulate k
+// ascending, so they match bit for bit.
 #include <cstring>
 
-#include "kernels/cpu/reference/block_dequant.h"
+#include "kernels/cpu/reference/dequant.h"
 #include "kernels/cpu/reference/gemv.h"
+#include "kernels/quant_format.h"
 
 namespace relayout::kernels::reference {
 namespace {
 
 using Byte = unsigned char;
 
-uint16_t LoadU16(const Byte* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+constexpr int kMaxBlockElems = kQKK;
+constexpr size_t kMaxBlockBytes = kBlockQ6_KBytes;
+constexpr uint32_t kMaxFields = 4;
+
+struct KindInfo {
+  QuantBlockFormat format;
+  int elems;
+  DequantizeRowFn dequantize;
+};
+
+KindInfo InfoOf(QuantKind kind) {
+  switch (kind) {
+    case QuantKind::kQ8_0:
+      return {kQ8_0BlockFormat, kQK, DequantizeRowQ8_0};
+    case QuantKind::kQ4_0:
+      return {kQ4_0BlockFormat, kQK, DequantizeRowQ4_0};
+    case QuantKind::kQ4_1:
+      return {kQ4_1BlockFormat, kQK, DequantizeRowQ4_1};
+    case QuantKind::kQ5_0:
+      return {kQ5_0BlockFormat, kQK, DequantizeRowQ5_0};
+    case QuantKind::kQ5_1:
+      return {kQ5_1BlockFormat, kQK, DequantizeRowQ5_1};
+    case QuantKind::kIQ4_NL:
+      return {kIQ4_NLBlockFormat, kQK, DequantizeRowIQ4_NL};
+    case QuantKind::kQ2_K:
+      return {{kBlockQ2_KBytes, 0}, kQKK, DequantizeRowQ2_K};
+    case QuantKind::kQ3_K:
+      return {{kBlockQ3_KBytes, 0}, kQKK, DequantizeRowQ3_K};
+    case QuantKind::kQ4_K:
+      return {{kBlockQ4_KBytes, 0}, kQKK, DequantizeRowQ4_K};
+    case QuantKind::kQ5_K:
+      return {{kBlockQ5_KBytes, 0}, kQKK, DequantizeRowQ5_K};
+    case QuantKind::kQ6_K:
+      return {{kBlockQ6_KBytes, 0}, kQKK, DequantizeRowQ6_K};
+  }
+  return {kQ8_0BlockFormat, kQK, DequantizeRowQ8_0};
 }
 
 // Where one block's fields are: scale fields (2 bytes each) and the payload.
 struct BlockFields {
-  const Byte* field[2] = {nullptr, nullptr};
+  const Byte* field[kMaxFields] = {};
   const Byte* payload = nullptr;
 };
 
-void Dequantize(QuantKind kind, const BlockFields& b, float* out) {
-  switch (kind) {
-    case QuantKind::kQ8_0:
-      return DequantizeQ8_0Fields(LoadU16(b.field[0]), b.payload, out);
-    case QuantKind::kQ4_0:
-      return DequantizeQ4_0Fields(LoadU16(b.field[0]), b.payload, out);
-    case QuantKind::kQ4_1:
-      return DequantizeQ4_1Fields(LoadU16(b.field[0]), LoadU16(b.field[1]), b.payload, out);
-  }
+// The block back in file order, dequantized.
+void Dequantize(const KindInfo& info, const BlockFields& b, float* out) {
+  Byte block[kMaxBlockBytes];
+  const uint32_t fields = info.format.scale_fields;
+  for (uint32_t f = 0; f < fields; ++f) std::memcpy(block + 2 * f, b.field[f], 2);
+  std::memcpy(block + 2 * fields, b.payload, info.format.block_bytes - 2 * fields);
+  info.dequantize(block, out, info.elems);
 }
 
 BlockFields FileOrderBlock(const Byte* block, QuantBlockFormat fmt) {
@@ -60,29 +92,21 @@ BlockFields RowGroupBlock(const Byte* base, const QuantRowGroupParams& p, size_t
 
 }  // namespace
 
-QuantBlockFormat QuantBlockFormatOf(QuantKind kind) {
-  switch (kind) {
-    case QuantKind::kQ8_0:
-      return kQ8_0BlockFormat;
-    case QuantKind::kQ4_0:
-      return kQ4_0BlockFormat;
-    case QuantKind::kQ4_1:
-      return kQ4_1BlockFormat;
-  }
-  return kQ8_0BlockFormat;
-}
+QuantBlockFormat QuantBlockFormatOf(QuantKind kind) { return InfoOf(kind).format; }
+
+int QuantBlockElems(QuantKind kind) { return InfoOf(kind).elems; }
 
 void GemvGgufBlocks(QuantKind kind, const void* w, size_t rows, size_t blocks_per_row,
                     const float* x, float* y) {
   const Byte* base = static_cast<const Byte*>(w);
-  const QuantBlockFormat fmt = QuantBlockFormatOf(kind);
-  float deq[kBlockElems];
+  const KindInfo info = InfoOf(kind);
+  float deq[kMaxBlockElems];
   for (size_t n = 0; n < rows; ++n) {
     float acc = 0.0f;
     for (size_t blk = 0; blk < blocks_per_row; ++blk) {
-      const Byte* block = base + (n * blocks_per_row + blk) * fmt.block_bytes;
-      Dequantize(kind, FileOrderBlock(block, fmt), deq);
-      for (int j = 0; j < kBlockElems; ++j) acc += deq[j] * x[blk * kBlockElems + j];
+      const Byte* block = base + (n * blocks_per_row + blk) * info.format.block_bytes;
+      Dequantize(info, FileOrderBlock(block, info.format), deq);
+      for (int j = 0; j < info.elems; ++j) acc += deq[j] * x[blk * info.elems + j];
     }
     y[n] = acc;
   }
@@ -91,12 +115,13 @@ void GemvGgufBlocks(QuantKind kind, const void* w, size_t rows, size_t blocks_pe
 void GemvQuantRowGroup(QuantKind kind, const QuantRowGroupParams& layout, const void* w,
                        const float* x, float* y) {
   const Byte* base = static_cast<const Byte*>(w);
-  float deq[kBlockElems];
+  const KindInfo info = InfoOf(kind);
+  float deq[kMaxBlockElems];
   for (size_t n = 0; n < layout.rows; ++n) {
     float acc = 0.0f;
     for (size_t blk = 0; blk < layout.blocks_per_row; ++blk) {
-      Dequantize(kind, RowGroupBlock(base, layout, n, blk), deq);
-      for (int j = 0; j < kBlockElems; ++j) acc += deq[j] * x[blk * kBlockElems + j];
+      Dequantize(info, RowGroupBlock(base, layout, n, blk), deq);
+      for (int j = 0; j < info.elems; ++j) acc += deq[j] * x[blk * info.elems + j];
     }
     y[n] = acc;
   }
