@@ -111,6 +111,14 @@ typedef struct rl_ref {
 #define RL_DTYPE_Q8_0 3  // GGUF blocks of 32
 #define RL_DTYPE_Q4_0 4
 #define RL_DTYPE_Q4_1 5
+#define RL_DTYPE_Q5_0 6
+#define RL_DTYPE_Q5_1 7
+#define RL_DTYPE_IQ4_NL 8
+#define RL_DTYPE_Q2_K 9  // GGUF K-quant super-blocks of 256
+#define RL_DTYPE_Q3_K 10
+#define RL_DTYPE_Q4_K 11
+#define RL_DTYPE_Q5_K 12
+#define RL_DTYPE_Q6_K 13
 
 // Weight layouts (matmul.h's WeightLayout; kernels/cpu/layout/ has each
 // byte layout).

@@ -90,8 +90,14 @@ Layout LayoutPolicy::ChooseAuto(DType dtype) const {
     case DType::kQ8_0:
     case DType::kQ4_0:
     case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kIQ4_NL:
       if (avx2 && cpu.f16c) return Layout::QuantRowGroupInterleave(kQuantRows);
       return native;
+    // The K-quants stay in their file layout: their kernels unpack a whole
+    // super-block per row into registers, and reuse it for every token of a
+    // block, so an interleave would not change what they load.
     default:
       return native;
   }

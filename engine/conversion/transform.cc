@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/device/device_weight.h"
 #include "kernels/cpu/layout/bf16_kpair.h"
 #include "kernels/cpu/layout/quant_row_group.h"
 #include "kernels/cpu/layout/row_group_interleave.h"
@@ -20,15 +21,13 @@ constexpr double kOutOfPlaceFactor = 4.0;
 constexpr double kCycleFollowingFactor = 8.0;
 constexpr double kCkgFactor = 6.0;
 
+// The layout check (CheckLayoutApplies) admits only the kernels' row-group
+// block types here.
 k::QuantBlockFormat QuantFormatOf(DType dtype) {
-  switch (dtype) {
-    case DType::kQ4_0:
-      return k::kQ4_0BlockFormat;
-    case DType::kQ4_1:
-      return k::kQ4_1BlockFormat;
-    default:
-      return k::kQ8_0BlockFormat;
-  }
+  k::QuantBlockFormat format;
+  Result<k::WeightType> type = WeightTypeFor("", dtype);
+  if (!type.ok() || !k::QuantRowGroupFormatOf(*type, &format)) return {};
+  return format;
 }
 
 // The non-common side of a supported non-identity spec.

@@ -16,6 +16,22 @@ Result<kernels::WeightType> WeightTypeFor(const std::string& name, DType dtype) 
       return kernels::WeightType::kQ4_0;
     case DType::kQ4_1:
       return kernels::WeightType::kQ4_1;
+    case DType::kQ5_0:
+      return kernels::WeightType::kQ5_0;
+    case DType::kQ5_1:
+      return kernels::WeightType::kQ5_1;
+    case DType::kIQ4_NL:
+      return kernels::WeightType::kIQ4_NL;
+    case DType::kQ2_K:
+      return kernels::WeightType::kQ2_K;
+    case DType::kQ3_K:
+      return kernels::WeightType::kQ3_K;
+    case DType::kQ4_K:
+      return kernels::WeightType::kQ4_K;
+    case DType::kQ5_K:
+      return kernels::WeightType::kQ5_K;
+    case DType::kQ6_K:
+      return kernels::WeightType::kQ6_K;
     default:
       return Status::Unimplemented(
           name, StrCat("dtype ", DTypeName(dtype), " is not supported by the model's kernels"));

@@ -203,6 +203,22 @@ int32_t DType(kernels::WeightType t) {
       return RL_DTYPE_Q4_0;
     case kernels::WeightType::kQ4_1:
       return RL_DTYPE_Q4_1;
+    case kernels::WeightType::kQ5_0:
+      return RL_DTYPE_Q5_0;
+    case kernels::WeightType::kQ5_1:
+      return RL_DTYPE_Q5_1;
+    case kernels::WeightType::kIQ4_NL:
+      return RL_DTYPE_IQ4_NL;
+    case kernels::WeightType::kQ2_K:
+      return RL_DTYPE_Q2_K;
+    case kernels::WeightType::kQ3_K:
+      return RL_DTYPE_Q3_K;
+    case kernels::WeightType::kQ4_K:
+      return RL_DTYPE_Q4_K;
+    case kernels::WeightType::kQ5_K:
+      return RL_DTYPE_Q5_K;
+    case kernels::WeightType::kQ6_K:
+      return RL_DTYPE_Q6_K;
   }
   return -1;
 }

@@ -32,8 +32,10 @@ bool ConsumePrefix(std::string_view& s, std::string_view prefix) {
 
 bool IsFloatDType(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
 
+// The 32-element block types (kernels/cpu/layout/quant_row_group.h).
 bool IsRowGroupQuant(DType d) {
-  return d == DType::kQ8_0 || d == DType::kQ4_0 || d == DType::kQ4_1;
+  return d == DType::kQ8_0 || d == DType::kQ4_0 || d == DType::kQ4_1 || d == DType::kQ5_0 ||
+         d == DType::kQ5_1 || d == DType::kIQ4_NL;
 }
 
 }  // namespace
@@ -115,7 +117,8 @@ Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int
       if (!IsFloatDType(dtype)) return refuse("needs F32, F16 or BF16");
       break;
     case LayoutKind::kQuantRowGroupInterleave:
-      if (!IsRowGroupQuant(dtype)) return refuse("needs Q8_0, Q4_0 or Q4_1");
+      if (!IsRowGroupQuant(dtype))
+        return refuse("needs a 32-element block type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL)");
       break;
     case LayoutKind::kBf16KPair:
       if (dtype != DType::kBF16) return refuse("needs BF16");

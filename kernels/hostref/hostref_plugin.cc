@@ -461,6 +461,30 @@ bool WeightType(int32_t dtype, k::WeightType* out) {
     case RL_DTYPE_Q4_1:
       *out = k::WeightType::kQ4_1;
       return true;
+    case RL_DTYPE_Q5_0:
+      *out = k::WeightType::kQ5_0;
+      return true;
+    case RL_DTYPE_Q5_1:
+      *out = k::WeightType::kQ5_1;
+      return true;
+    case RL_DTYPE_IQ4_NL:
+      *out = k::WeightType::kIQ4_NL;
+      return true;
+    case RL_DTYPE_Q2_K:
+      *out = k::WeightType::kQ2_K;
+      return true;
+    case RL_DTYPE_Q3_K:
+      *out = k::WeightType::kQ3_K;
+      return true;
+    case RL_DTYPE_Q4_K:
+      *out = k::WeightType::kQ4_K;
+      return true;
+    case RL_DTYPE_Q5_K:
+      *out = k::WeightType::kQ5_K;
+      return true;
+    case RL_DTYPE_Q6_K:
+      *out = k::WeightType::kQ6_K;
+      return true;
     default:
       return false;
   }
@@ -737,9 +761,8 @@ rl_status AttentionOp(rl_device* device, const rl_attention_params* p, rl_ref q,
 // ---- Layout transforms: the kernels' blocked in-place permutations ----
 
 k::QuantBlockFormat QuantFormat(k::WeightType t) {
-  return t == k::WeightType::kQ8_0   ? k::kQ8_0BlockFormat
-         : t == k::WeightType::kQ4_0 ? k::kQ4_0BlockFormat
-                                     : k::kQ4_1BlockFormat;
+  k::QuantBlockFormat f;
+  return k::QuantRowGroupFormatOf(t, &f) ? f : k::QuantBlockFormat{};
 }
 
 // The scratch of w's in-place transform, or UINT64_MAX.
