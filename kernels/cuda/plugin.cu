@@ -46,7 +46,8 @@
 //
 // Ops call the kernel headers' host entries (kernels/cuda/kernels/*.cuh)
 // with CudaLauncher on the device's stream. Matmul dispatch:
-//   - quantized weights (Q8_0/Q4_0/Q4_1, native or quant row group G = 8),
+//   - quantized weights (Q8_0/Q4_0/Q4_1 native or quant row group G = 8;
+//     Q5_0/Q5_1/IQ4_NL and the K-quants Q2_K..Q6_K native only),
 //     tokens <= kGemvMaxTokens (8): QuantMatmul (x quantized to Q8 blocks, the
 //     CPU's numerics);
 //   - quantized, more tokens: the weight dequantized to BF16 a chunk of rows
@@ -851,10 +852,11 @@ rl_status Aligned(const T* p, uint64_t align, const char* what) {
 
 // ---- Matmul ----
 
+// REQUIRES: rc::IsQuantDtype(dtype) (MatmulShapeSupported checked it).
 rc::QuantType QuantTypeOf(int32_t dtype) {
-  return dtype == RL_DTYPE_Q8_0   ? rc::QuantType::kQ8_0
-         : dtype == RL_DTYPE_Q4_0 ? rc::QuantType::kQ4_0
-                                  : rc::QuantType::kQ4_1;
+  rc::QuantType t = rc::QuantType::kQ8_0;
+  rc::QuantTypeOfDtype(dtype, &t);
+  return t;
 }
 
 // host/op_plan.h's constants are the kernels'.

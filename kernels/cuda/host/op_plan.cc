@@ -9,12 +9,32 @@ int64_t QuantBlockBytes(int32_t dtype) {
     case RL_DTYPE_Q8_0:
       return 34;
     case RL_DTYPE_Q4_0:
+    case RL_DTYPE_IQ4_NL:
       return 18;
     case RL_DTYPE_Q4_1:
       return 20;
+    case RL_DTYPE_Q5_0:
+      return 22;
+    case RL_DTYPE_Q5_1:
+      return 24;
+    case RL_DTYPE_Q2_K:
+      return 84;
+    case RL_DTYPE_Q3_K:
+      return 110;
+    case RL_DTYPE_Q4_K:
+      return 144;
+    case RL_DTYPE_Q5_K:
+      return 176;
+    case RL_DTYPE_Q6_K:
+      return 210;
     default:
       return 0;
   }
+}
+
+int64_t QuantBlockElements(int32_t dtype) {
+  if (QuantBlockBytes(dtype) == 0) return 0;
+  return dtype >= RL_DTYPE_Q2_K ? 256 : 32;
 }
 
 bool IsQuantDtype(int32_t dtype) { return QuantBlockBytes(dtype) != 0; }
@@ -32,19 +52,16 @@ uint64_t WeightBytes(int32_t dtype, int64_t rows, int64_t cols) {
     case RL_DTYPE_F16:
     case RL_DTYPE_BF16:
       return __builtin_mul_overflow(elems, uint64_t{2}, &out) ? 0 : out;
-    case RL_DTYPE_Q8_0:
-    case RL_DTYPE_Q4_0:
-    case RL_DTYPE_Q4_1: {
-      if (cols % 32 != 0) return 0;
-      const uint64_t blocks_per_row = static_cast<uint64_t>(cols / 32);
+    default: {
+      const int64_t block = QuantBlockElements(dtype);
+      if (block == 0 || cols % block != 0) return 0;
+      const uint64_t blocks_per_row = static_cast<uint64_t>(cols / block);
       uint64_t blocks = 0;
       if (__builtin_mul_overflow(static_cast<uint64_t>(rows), blocks_per_row, &blocks)) return 0;
       return __builtin_mul_overflow(blocks, static_cast<uint64_t>(QuantBlockBytes(dtype)), &out)
                  ? 0
                  : out;
     }
-    default:
-      return 0;
   }
 }
 
@@ -62,7 +79,10 @@ bool MatmulShapeSupported(const rl_matmul_weight& w) {
       return w.layout == RL_LAYOUT_ROW_MAJOR ||
              (w.layout == RL_LAYOUT_QUANT_ROW_GROUP && w.group_rows == kPlanGroupRows);
     default:
-      return false;
+      // The newer GGUF types: native blocks only (the GEMV has no group
+      // kernel for them).
+      if (!IsQuantDtype(w.dtype) || w.cols % QuantBlockElements(w.dtype) != 0) return false;
+      return w.layout == RL_LAYOUT_ROW_MAJOR;
   }
 }
 

@@ -14,19 +14,23 @@ namespace relayout::cuda {
 // kGpuQuantGroupRows).
 inline constexpr int32_t kPlanGroupRows = 8;
 
-// Bytes of a GGUF block of 32 elements of a quantized dtype; 0 otherwise.
+// Bytes of a GGUF block of a quantized dtype (Q8_0 .. Q6_K); 0 otherwise.
 int64_t QuantBlockBytes(int32_t dtype);
+// Elements per block: 32, 256 for the K-quants (Q2_K .. Q6_K); 0 otherwise.
+int64_t QuantBlockElements(int32_t dtype);
 bool IsQuantDtype(int32_t dtype);
 
 // The bytes of a [rows, cols] weight of `dtype` in any of its layouts (each
 // is a permutation of the common one); 0 for an unknown dtype, a negative
-// size, cols not a multiple of 32 for blocks, or an overflow of uint64.
+// size, cols not a multiple of the block for block types, or an overflow of
+// uint64.
 uint64_t WeightBytes(int32_t dtype, int64_t rows, int64_t cols);
 
 // What the plugin's matmul runs: F32/F16/BF16 row-major; Q8_0/Q4_0/Q4_1
-// row-major (native blocks) or quant row group with group_rows 8; rows and
-// cols in [1, 2^31) (grids and cuBLASLt's dimensions), cols % 32 == 0 for
-// blocks.
+// row-major (native blocks) or quant row group with group_rows 8; Q5_0,
+// Q5_1, IQ4_NL and the K-quants row-major only; rows and cols in [1, 2^31)
+// (grids and cuBLASLt's dimensions), cols a multiple of the block (32, or
+// 256 for the K-quants).
 bool MatmulShapeSupported(const rl_matmul_weight& w);
 
 enum class MatmulPath {

@@ -25,7 +25,16 @@ TEST(OpPlanTest, WeightBytesPerType) {
   EXPECT_EQ(WeightBytes(RL_DTYPE_Q8_0, 3, 64), 3u * 2 * 34);
   EXPECT_EQ(WeightBytes(RL_DTYPE_Q4_0, 3, 64), 3u * 2 * 18);
   EXPECT_EQ(WeightBytes(RL_DTYPE_Q4_1, 3, 64), 3u * 2 * 20);
-  EXPECT_EQ(WeightBytes(RL_DTYPE_Q4_0, 3, 40), 0u);  // not whole blocks
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q5_0, 3, 64), 3u * 2 * 22);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q5_1, 3, 64), 3u * 2 * 24);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_IQ4_NL, 3, 64), 3u * 2 * 18);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q2_K, 3, 512), 3u * 2 * 84);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q3_K, 3, 512), 3u * 2 * 110);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q4_K, 3, 512), 3u * 2 * 144);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q5_K, 3, 512), 3u * 2 * 176);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q6_K, 3, 512), 3u * 2 * 210);
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q4_K, 3, 288), 0u);  // not whole super-blocks
+  EXPECT_EQ(WeightBytes(RL_DTYPE_Q4_0, 3, 40), 0u);   // not whole blocks
   EXPECT_EQ(WeightBytes(99, 3, 64), 0u);
   EXPECT_EQ(WeightBytes(RL_DTYPE_F32, -1, 5), 0u);
   EXPECT_EQ(WeightBytes(RL_DTYPE_F32, int64_t{1} << 40, int64_t{1} << 30), 0u);  // overflow
@@ -44,6 +53,21 @@ TEST(OpPlanTest, SupportedTypesAndLayouts) {
     EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_QUANT_ROW_GROUP, 13, 64, 4))) << t;
     EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_MAJOR, 3, 48))) << t;
   }
+  for (int32_t t : {RL_DTYPE_Q5_0, RL_DTYPE_Q5_1, RL_DTYPE_IQ4_NL}) {
+    EXPECT_TRUE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_MAJOR, 3, 64))) << t;
+    EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_QUANT_ROW_GROUP, 16, 64, 8))) << t;
+    EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_MAJOR, 3, 48))) << t;
+    EXPECT_EQ(QuantBlockElements(t), 32) << t;
+  }
+  for (int32_t t : {RL_DTYPE_Q2_K, RL_DTYPE_Q3_K, RL_DTYPE_Q4_K, RL_DTYPE_Q5_K, RL_DTYPE_Q6_K}) {
+    EXPECT_TRUE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_MAJOR, 3, 256))) << t;
+    EXPECT_TRUE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_MAJOR, 1, 4096))) << t;
+    EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_MAJOR, 3, 96))) << t;
+    EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_QUANT_ROW_GROUP, 16, 256, 8))) << t;
+    EXPECT_FALSE(MatmulShapeSupported(Weight(t, RL_LAYOUT_ROW_GROUP, 16, 256, 8))) << t;
+    EXPECT_EQ(QuantBlockElements(t), 256) << t;
+  }
+  EXPECT_EQ(QuantBlockElements(RL_DTYPE_BF16), 0);
   EXPECT_FALSE(MatmulShapeSupported(Weight(RL_DTYPE_F32, RL_LAYOUT_ROW_MAJOR, 0, 5)));
   EXPECT_FALSE(
       MatmulShapeSupported(Weight(RL_DTYPE_F32, RL_LAYOUT_ROW_MAJOR, 3, int64_t{1} << 31)));
@@ -51,7 +75,9 @@ TEST(OpPlanTest, SupportedTypesAndLayouts) {
 }
 
 TEST(OpPlanTest, MatmulPaths) {
-  for (int32_t t : {RL_DTYPE_Q8_0, RL_DTYPE_Q4_0, RL_DTYPE_Q4_1}) {
+  for (int32_t t :
+       {RL_DTYPE_Q8_0, RL_DTYPE_Q4_0, RL_DTYPE_Q4_1, RL_DTYPE_Q5_0, RL_DTYPE_Q5_1, RL_DTYPE_IQ4_NL,
+        RL_DTYPE_Q2_K, RL_DTYPE_Q3_K, RL_DTYPE_Q4_K, RL_DTYPE_Q5_K, RL_DTYPE_Q6_K}) {
     EXPECT_EQ(ChooseMatmulPath(t, 1, 8, 8), MatmulPath::kQuantGemv);
     EXPECT_EQ(ChooseMatmulPath(t, 8, 8, 8), MatmulPath::kQuantGemv);
     EXPECT_EQ(ChooseMatmulPath(t, 9, 8, 8), MatmulPath::kQuantDequantGemm);

@@ -618,8 +618,9 @@ void AddRowBias(const Launcher& launch, const float* bias, int64_t rows, int64_t
 // F32 rows are copied (float4 when table and out are 16-byte aligned and
 // dim % 4 == 0), F16/BF16 rows converted (8 halves per 16-byte load when
 // table and out are aligned and dim % 8 == 0), GGUF rows (native layout,
-// dim / 32 blocks) dequantized one element per thread, the stores coalesced,
-// by quant_blocks.cuh's DequantElement (the reference's d * q (+ m)).
+// dim / 32 or dim / 256 blocks) dequantized one element per thread, the
+// stores coalesced, by quant_blocks.cuh's NativeElement (the reference
+// dequantizers' values, byte loads at any block alignment).
 //
 // A token outside [0, vocab) reads nothing and fills its output row with
 // NaN: the plugin validates tokens on the host before the call (RL_INVALID_
@@ -630,7 +631,8 @@ void AddRowBias(const Launcher& launch, const float* bias, int64_t rows, int64_t
 inline constexpr int kEmbeddingThreads = 256;
 
 // Whether Embedding reads this dtype at this dim: F32/F16/BF16 any dim >= 1,
-// Q8_0/Q4_0/Q4_1 a multiple of 32.
+// the GGUF block types a multiple of their block (32, or 256 for the
+// K-quants).
 RL_HD bool EmbeddingSupported(int32_t dtype, int64_t dim) {
   if (dim <= 0) return false;
   switch (dtype) {
@@ -638,14 +640,23 @@ RL_HD bool EmbeddingSupported(int32_t dtype, int64_t dim) {
     case RL_DTYPE_F16:
     case RL_DTYPE_BF16:
       return true;
-    case RL_DTYPE_Q8_0:
-    case RL_DTYPE_Q4_0:
-    case RL_DTYPE_Q4_1:
-      return dim % kQuantBlock == 0;
-    default:
-      return false;
+    default: {
+      QuantType t = QuantType::kQ8_0;
+      return QuantTypeOfDtype(dtype, &t) && dim % BlockElements(t) == 0;
+    }
   }
 }
+
+namespace layer_ops_internal {
+
+// The kernels' type of a quantized dtype, at compile time.
+RL_HD constexpr QuantType QuantTypeFor(int32_t dtype) {
+  QuantType t = QuantType::kQ8_0;
+  QuantTypeOfDtype(dtype, &t);
+  return t;
+}
+
+}  // namespace layer_ops_internal
 
 // Grid n, block kEmbeddingThreads. kVec: the 16-byte path of F32/F16/BF16.
 template <int kDtype, bool kVec>
@@ -691,20 +702,18 @@ __global__ void __launch_bounds__(kEmbeddingThreads)
       for (int64_t j = tid; j < dim; j += threads) o[j] = convert(__ldg(row + j));
     }
   } else {
-    constexpr QuantType kType = kDtype == RL_DTYPE_Q8_0   ? QuantType::kQ8_0
-                                : kDtype == RL_DTYPE_Q4_0 ? QuantType::kQ4_0
-                                                          : QuantType::kQ4_1;
+    constexpr QuantType kType = layer_ops_internal::QuantTypeFor(kDtype);
     const uint8_t* data = static_cast<const uint8_t*>(table);
-    const int64_t blocks_per_row = dim / kQuantBlock;
+    const int64_t blocks_per_row = dim / BlockElements(kType);
     for (int64_t j = tid; j < dim; j += threads) {
-      const BlockPlace place = NativeBlockPlace(kType, blocks_per_row, token, j / kQuantBlock);
-      o[j] = DequantElement(kType, data, place, static_cast<int32_t>(j % kQuantBlock));
+      o[j] = NativeElement(kType, data, blocks_per_row, token, j);
     }
   }
 }
 
 // out[n, dim] = rows tokens[0..n) (int32 on the device) of table[vocab, dim]
-// of dtype (RL_DTYPE_F32/F16/BF16/Q8_0/Q4_0/Q4_1, rows in the common layout)
+// of dtype (RL_DTYPE_F32/F16/BF16 or a GGUF block type Q8_0 .. Q6_K, rows in
+// the common layout)
 // as floats. Returns false, launching nothing, when !EmbeddingSupported(dtype,
 // dim). Tokens outside [0, vocab) give NaN rows (see above).
 template <class Launcher>
@@ -750,6 +759,31 @@ bool Embedding(const Launcher& launch, const void* table, int32_t dtype, int64_t
       break;
     case RL_DTYPE_Q4_1:
       launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q4_1, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_Q5_0:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q5_0, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_Q5_1:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q5_1, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_IQ4_NL:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_IQ4_NL, false>, table, vocab, dim, tokens,
+             out);
+      break;
+    case RL_DTYPE_Q2_K:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q2_K, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_Q3_K:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q3_K, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_Q4_K:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q4_K, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_Q5_K:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q5_K, false>, table, vocab, dim, tokens, out);
+      break;
+    case RL_DTYPE_Q6_K:
+      launch(grid, block, 0, EmbeddingKernel<RL_DTYPE_Q6_K, false>, table, vocab, dim, tokens, out);
       break;
   }
   return true;

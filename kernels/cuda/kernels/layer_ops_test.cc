@@ -23,6 +23,7 @@
 #include "kernels/cpu/ops/rope.h"
 #include "kernels/cpu/ops/silu_gate.h"
 #include "kernels/cpu/reference/dequant.h"
+#include "kernels/cuda/kernels/quant_testing.h"
 #include "kernels/cuda/simt/cuda_compat.h"
 #include "kernels/cuda/simt/simt_testing.h"
 
@@ -109,7 +110,12 @@ TEST(LayerOpsTest, LaunchShapes) {
   EXPECT_TRUE(EmbeddingSupported(RL_DTYPE_Q4_1, 64));
   EXPECT_FALSE(EmbeddingSupported(RL_DTYPE_Q8_0, 48));
   EXPECT_FALSE(EmbeddingSupported(RL_DTYPE_BF16, 0));
-  EXPECT_FALSE(EmbeddingSupported(6, 32));
+  EXPECT_TRUE(EmbeddingSupported(RL_DTYPE_Q5_0, 32));
+  EXPECT_TRUE(EmbeddingSupported(RL_DTYPE_IQ4_NL, 64));
+  EXPECT_FALSE(EmbeddingSupported(RL_DTYPE_Q4_K, 32));
+  EXPECT_TRUE(EmbeddingSupported(RL_DTYPE_Q4_K, 512));
+  EXPECT_FALSE(EmbeddingSupported(RL_DTYPE_Q6_K, 0));
+  EXPECT_FALSE(EmbeddingSupported(14, 256));
 }
 
 TEST(LayerOpsTest, DispatchesVectorKernelsOnlyForAlignedOperands) {
@@ -556,6 +562,47 @@ TEST(LayerOpsTest, EmbeddingMatchesTheCpuBitForBit) {
           ExpectSameBits(out_dev.values(), ref, what);
           if (HasFailure()) return;
         }
+      }
+    }
+  }
+}
+
+// The GGUF types the CPU's EmbeddingRows may not read yet (Q5_0 .. Q6_K),
+// bit for bit against the reference row dequantizers on random blocks, with
+// tables at even and odd addresses (byte loads: any alignment).
+TEST(LayerOpsTest, EmbeddingOfNewerGgufTypesMatchesTheReferenceBitForBit) {
+  std::mt19937 rng(32);
+  const int64_t vocab = 7;
+  const int32_t dtypes[] = {RL_DTYPE_Q5_0, RL_DTYPE_Q5_1, RL_DTYPE_IQ4_NL, RL_DTYPE_Q2_K,
+                            RL_DTYPE_Q3_K, RL_DTYPE_Q4_K, RL_DTYPE_Q5_K,   RL_DTYPE_Q6_K};
+  for (int32_t dtype : dtypes) {
+    QuantType type = QuantType::kQ8_0;
+    ASSERT_TRUE(QuantTypeOfDtype(dtype, &type));
+    for (int64_t blocks : {1, 3}) {
+      const int64_t dim = blocks * BlockElements(type);
+      const std::vector<uint8_t> table = testing::RandomNative(type, vocab, blocks, rng);
+      const std::vector<float> all = testing::ReferenceDequant(type, table, vocab * dim);
+      for (size_t offset : {0, 1, 2}) {
+        const std::string what = std::string(testing::QuantTypeName(type)) + " dim " +
+                                 std::to_string(dim) + " offset " + std::to_string(offset);
+        const std::vector<int32_t> ids = {static_cast<int32_t>(vocab - 1), 0, 3, 3};
+        const int64_t n = static_cast<int64_t>(ids.size());
+        std::vector<float> ref;
+        for (int32_t id : ids) {
+          ref.insert(ref.end(), all.begin() + id * dim, all.begin() + (id + 1) * dim);
+        }
+        GuardedBytes table_dev(table.size(), offset);
+        table_dev.CopyFrom(table.data());
+        GuardedBytes ids_dev(ids.size() * 4, 0);
+        ids_dev.CopyFrom(ids.data());
+        Floats out_dev(std::vector<float>(n * dim, kNaN), 0);
+        ASSERT_TRUE(Embedding(HostLauncher(), table_dev.data(), dtype, vocab, dim,
+                              ids_dev.as<int32_t>(), n, out_dev.ptr()))
+            << what;
+        EXPECT_TRUE(table_dev.GuardsIntact()) << what;
+        EXPECT_TRUE(out_dev.GuardsIntact()) << what;
+        ExpectSameBits(out_dev.values(), ref, what);
+        if (HasFailure()) return;
       }
     }
   }

@@ -1,7 +1,9 @@
 // Weight-only quantized matmul of the CUDA backend: y[t, n] = sum_k W[n, k]
-// x[t, k] for a weight W[N, K] in GGUF blocks of 32 (Q8_0, Q4_0, Q4_1), in
-// the native layout or the quant row group layout with G = 8
-// (quant_blocks.cuh has both maps), and float32 activations x[T, K].
+// x[t, k] for a weight W[N, K] in GGUF blocks and float32 activations
+// x[T, K]: Q8_0, Q4_0, Q4_1 in the native layout or the quant row group
+// layout with G = 8 (quant_blocks.cuh has both maps); Q5_0, Q5_1, IQ4_NL
+// (blocks of 32) and the K-quants Q2_K..Q6_K (super-blocks of 256) in the
+// native layout.
 //
 // Numerics are the CPU's (kernels/cpu/matmul/matmul.h, algorithm in
 // matmul_internal.h), step for step:
@@ -18,10 +20,34 @@
 //      a CTA in order). Q4_1 folds the CPU's second accumulator (the mw * s
 //      terms) into the first, so every partial sum is a sum of whole blocks'
 //      contributions, sum_j w_j d q_j each.
+//      Q5_0, Q5_1 and IQ4_NL are the same step with w_j the 5-bit value
+//      (minus 16 for Q5_0) or the IQ4_NL table value, Q5_1's min as Q4_1's.
+//   2'. The K-quants, per row, Q8 block b of 32 activations (scale d) and
+//      the weight's sub-blocks s of 16 or 32 elements inside it (integer
+//      scales sc_s, mins m_s; super-block scales dw, dmin):
+//        isum = sum_s sc_s sum_{j in s} w_j q_j         exactly in int32
+//        msum = sum_s m_s sum_{j in s} q_j              (Q2_K, Q4_K, Q5_K)
+//        acc = fma(float(isum), dw * d, acc)
+//        acc = fma(-float(msum), dmin * d, acc)
+//      (|isum| <= 2^24: float(isum) is exact). This is one float scale per
+//      32 activations, as the Q8 contract of device_abi.h / matmul.h has
+//      it, with integer block dots: against exact arithmetic on the stored
+//      weights the quantization error of x is the contract's sum_b (max_b
+//      |x| / 254) sum_b |w|, and the float rounding at most
+//      (2 (2 K/32 + 8) + 4) 2^-24 sum_k (|a_k| + |b_k|) |d q_k| with
+//      w_k = a_k - b_k split into its scale and min parts (a min-free type
+//      has half the terms). That is the ABI's quant contract (Q8
+//      activations, float rounding of order K/32 2^-24). The CPU's
+//      MatmulReference (dequantize, float sums over k ascending, no Q8
+//      step) is not bit-comparable, so quant_matmul_test.cc checks the
+//      kernel against a
+//      double-precision sum over the reference-dequantized weights times
+//      the dequantized activations, within the rounding bound above.
 //   y is deterministic for a shape (no atomics, a split fixed by the shape)
 //   and a token's y is the same alone or in a batch of any size; against
-//   the CPU the difference is float reordering, at most 2 (K/32 + 8) 2^-24
-//   sum_k |w_k| max(|x_k|, |d q_k|) (quant_matmul_test.cc checks it).
+//   the CPU the difference for Q8_0/Q4_0/Q4_1 is float reordering, at most
+//   2 (K/32 + 8) 2^-24 sum_k |w_k| max(|x_k|, |d q_k|) (quant_matmul_test.cc
+//   checks it).
 //
 // Alignment (REQUIRES): the weight, x and the workspace 16-byte aligned (a
 // cudaMalloc'd buffer, or a GGUF tensor at its 32-byte file alignment), and
@@ -262,14 +288,17 @@ RL_HD int QuantGemvGroupWarps(int64_t groups, int64_t blocks_per_row) {
 namespace quant_matmul_detail {
 
 template <QuantType kType>
+struct QuantTypeConstant {
+  static constexpr QuantType value = kType;
+};
+
+template <QuantType kType>
 struct GemvTraits {
   static constexpr int kFields = kType == QuantType::kQ4_1 ? 2 : 1;
   static constexpr int kPayloadUnits = kType == QuantType::kQ8_0 ? 2 : 1;  // 16 B per row
   // 16-byte units of one G = 8 group block: scale fields then payloads.
   static constexpr int kUnits = kFields + kGpuQuantGroupRows * kPayloadUnits;
-  static constexpr int kBlockBytes = kType == QuantType::kQ8_0   ? 34
-                                     : kType == QuantType::kQ4_0 ? 18
-                                                                 : 20;
+  static constexpr int kBlockBytes = BlockBytes(kType);
 };
 
 // isum of one row's block against one token's 32 q (q0: elements 0..15,
@@ -300,7 +329,86 @@ __device__ __forceinline__ float AccumulateBlock(float acc, int32_t dot, float d
                                                  float d, int32_t sum, float s) {
   const int32_t isum = kType == QuantType::kQ4_0 ? dot - 8 * sum : dot;
   acc = fmaf(static_cast<float>(isum), dw * d, acc);
-  if constexpr (kType == QuantType::kQ4_1) acc = fmaf(mw, s, acc);
+  if constexpr (HasBlockMin(kType)) acc = fmaf(mw, s, acc);
+  return acc;
+}
+
+// ---- Weight words of the newer types ----
+// Q5_0, Q5_1, IQ4_NL and the K-quants are decoded, once per block and row,
+// into 8 words of 4 int8 weight values each, in element order, so that a
+// token's block dot is 8 plain __dp4a whatever the type.
+
+// Byte k of the result is bit k of x (x < 16) in bit 0: the 4 shifted
+// copies x, x << 7, x << 14, x << 21 put bit k at bit 8 k and share no bit
+// positions, so the product has no carries.
+RL_HD uint32_t SpreadBits4(uint32_t x) { return (x * 0x00204081u) & 0x01010101u; }
+
+// v - c in every byte for bytes v in [0, 128) and c <= 128: with bit 7 set
+// first no byte borrows from its neighbour, and flipping it back gives
+// v - c mod 256, the int8 two's complement.
+RL_HD uint32_t SubBytes(uint32_t v, uint32_t c) {
+  return ((v | 0x80808080u) - c * 0x01010101u) ^ 0x80808080u;
+}
+
+// Bytes of {y, x} (x bytes 0..3, y bytes 4..7) picked by the 3-bit fields
+// of sel (bits 4n..4n+2 for result byte n), as __byte_perm with its
+// selector's bit 3 clear.
+RL_HD uint32_t BytePerm(uint32_t x, uint32_t y, uint32_t sel) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(x, y, sel);
+#else
+  const uint64_t both = (static_cast<uint64_t>(y) << 32) | x;
+  uint32_t r = 0;
+  for (int n = 0; n < 4; ++n) {
+    r |= static_cast<uint32_t>((both >> (8 * ((sel >> (4 * n)) & 7u))) & 0xffu) << (8 * n);
+  }
+  return r;
+#endif
+}
+
+// IQ4_NL's table values of the 4 nibbles in bytes of n (each < 16): two
+// byte permutes look every nibble up in table values 0..7 and 8..15 (its
+// low three bits), and bit 3 picks one of the two per byte.
+RL_HD uint32_t IQ4NLLookup(uint32_t n) {
+  const uint32_t t = n | (n >> 4);  // byte k: nibble k | nibble k + 1 << 4
+  const uint32_t sel = ((t & 0xffu) | ((t >> 8) & 0xff00u)) & 0x7777u;  // nibble k of sel
+  const uint32_t low = BytePerm(IQ4NLWord(0), IQ4NLWord(1), sel);
+  const uint32_t high = BytePerm(IQ4NLWord(2), IQ4NLWord(3), sel);
+  const uint32_t pick = ((n >> 3) & 0x01010101u) * 0xffu;
+  return (low & ~pick) | (high & pick);
+}
+
+// The 8 weight words of a Q5_0 / Q5_1 / IQ4_NL block from its 4 payload
+// words p (byte j: elements j and j + 16) and Q5's qh (bit j: element j's
+// fifth bit): words 0..3 are elements 0..15, words 4..7 16..31.
+template <QuantType kType>
+__device__ __forceinline__ void BlockWords32(const uint32_t (&p)[4], uint32_t qh,
+                                             uint32_t (&w)[8]) {
+  RL_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t lo = p[i] & 0x0f0f0f0fu;
+    const uint32_t hi = (p[i] >> 4) & 0x0f0f0f0fu;
+    if constexpr (kType == QuantType::kIQ4_NL) {
+      w[i] = IQ4NLLookup(lo);
+      w[4 + i] = IQ4NLLookup(hi);
+    } else {
+      w[i] = lo | (SpreadBits4((qh >> (4 * i)) & 15u) << 4);
+      w[4 + i] = hi | (SpreadBits4((qh >> (16 + 4 * i)) & 15u) << 4);
+      if constexpr (kType == QuantType::kQ5_0) {  // q5 - 16
+        w[i] = SubBytes(w[i], 16);
+        w[4 + i] = SubBytes(w[4 + i], 16);
+      }
+    }
+  }
+}
+
+// sum_j w_j q_j over 32 elements: w as 8 words, q as two int4 (elements
+// 0..15, 16..31), 8 exact __dp4a.
+__device__ __forceinline__ int32_t Dot32(const uint32_t (&w)[8], const int4& q0, const int4& q1) {
+  const int qa[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+  int32_t acc = 0;
+  RL_UNROLL
+  for (int i = 0; i < 8; ++i) acc = __dp4a(static_cast<int>(w[i]), qa[i], acc);
   return acc;
 }
 
@@ -484,12 +592,14 @@ __global__ void __launch_bounds__(kGroupMaxWarps * 32)
 //
 // Thread mapping: a CTA of up to 4 warps takes 4 consecutive rows, warp w
 // row blockIdx.x * 4 + w; the 32 lanes stride over the row's blocks, so a
-// warp reads 32 consecutive blocks (one contiguous run of 32 x 18/20/34
-// bytes) per sweep. The blocks are only 2-byte aligned (18 and 34 bytes;
-// Q4_1's 20 are 4-byte aligned), so, as llama.cpp's mmvq does, the payload
-// comes in 2-byte (Q8_0, Q4_0) or 4-byte (Q4_1) loads. This is the baseline
-// the preferred layout is measured against, and the kernel for the group
-// layout's N % 8 tail rows.
+// warp reads 32 consecutive blocks (one contiguous run of 32 x 18..34
+// bytes) per sweep. The blocks are only 2-byte aligned (18, 22 and 34
+// bytes; Q4_1's 20 and Q5_1's 24 are 4-byte aligned), so, as llama.cpp's
+// mmvq does, the payload comes in 2-byte (Q8_0, Q4_0, Q5_0, IQ4_NL) or
+// 4-byte (Q4_1, Q5_1) loads. Q5_0, Q5_1 and IQ4_NL blocks are decoded once
+// into 8 weight words (BlockWords32) that every token's dot reuses. This is
+// the baseline the preferred layout is measured against, the kernel for the
+// group layout's N % 8 tail rows, and the only one of Q5_0, Q5_1, IQ4_NL.
 template <QuantType kType, int kTokens>
 __global__ void __launch_bounds__(kNativeWarps * 32)
     QuantGemvNativeKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t blocks_per_row,
@@ -497,6 +607,8 @@ __global__ void __launch_bounds__(kNativeWarps * 32)
                           int64_t y_stride) {
   using namespace quant_matmul_detail;  // NOLINT(build/namespaces): this header's helpers
   using Tr = GemvTraits<kType>;
+  constexpr bool kWordsDecoded =
+      kType == QuantType::kQ5_0 || kType == QuantType::kQ5_1 || kType == QuantType::kIQ4_NL;
   constexpr int kWords = kType == QuantType::kQ8_0 ? 8 : 4;
   constexpr int kLaneStride = kTokens | 1;
   __shared__ float lane_sums[kNativeWarps][32][kLaneStride];
@@ -516,21 +628,33 @@ __global__ void __launch_bounds__(kNativeWarps * 32)
     for (int64_t b = lane; b < blocks_per_row; b += 32) {
       const uint8_t* block = row_w + b * Tr::kBlockBytes;
       float dw, mw = 0.0f;
+      uint32_t qh = 0;
       uint32_t p[kWords];
-      if constexpr (kType == QuantType::kQ4_1) {
+      if constexpr (kType == QuantType::kQ4_1 || kType == QuantType::kQ5_1) {
+        // d and m, (qh,) payload: all 4-byte aligned.
+        constexpr int kPayload = kType == QuantType::kQ5_1 ? 8 : 4;
         const uint32_t dm = LoadAligned<uint32_t>(block);
         dw = HalfToFloat(static_cast<uint16_t>(dm));
         mw = HalfToFloat(static_cast<uint16_t>(dm >> 16));
+        if constexpr (kType == QuantType::kQ5_1) qh = LoadAligned<uint32_t>(block + 4);
         RL_UNROLL
-        for (int i = 0; i < kWords; ++i) p[i] = LoadAligned<uint32_t>(block + 4 + 4 * i);
+        for (int i = 0; i < kWords; ++i) p[i] = LoadAligned<uint32_t>(block + kPayload + 4 * i);
       } else {
+        // d, (Q5_0's qh,) payload: 2-byte aligned.
+        constexpr int kPayload = kType == QuantType::kQ5_0 ? 6 : 2;
         dw = HalfToFloat(LoadAligned<uint16_t>(block));
+        if constexpr (kType == QuantType::kQ5_0) {
+          qh = static_cast<uint32_t>(LoadAligned<uint16_t>(block + 2)) |
+               (static_cast<uint32_t>(LoadAligned<uint16_t>(block + 4)) << 16);
+        }
         RL_UNROLL
         for (int i = 0; i < kWords; ++i) {
-          p[i] = static_cast<uint32_t>(LoadAligned<uint16_t>(block + 2 + 4 * i)) |
-                 (static_cast<uint32_t>(LoadAligned<uint16_t>(block + 4 + 4 * i)) << 16);
+          p[i] = static_cast<uint32_t>(LoadAligned<uint16_t>(block + kPayload + 4 * i)) |
+                 (static_cast<uint32_t>(LoadAligned<uint16_t>(block + kPayload + 2 + 4 * i)) << 16);
         }
       }
+      uint32_t words[8];
+      if constexpr (kWordsDecoded) BlockWords32<kType>(p, qh, words);
       RL_UNROLL
       for (int t = 0; t < kTokens; ++t) {
         if (t < valid) {
@@ -540,9 +664,15 @@ __global__ void __launch_bounds__(kNativeWarps * 32)
           const int4 q1 = LoadAligned<int4>(q + 16);
           const int64_t ib = token * blocks_per_row + b;
           const int32_t sum = kType == QuantType::kQ4_0 ? LoadAligned<int32_t>(xq.sum + ib) : 0;
-          const float s = kType == QuantType::kQ4_1 ? LoadAligned<float>(xq.s + ib) : 0.0f;
-          acc[t] = AccumulateBlock<kType>(acc[t], BlockDot<kType>(p, q0, q1), dw, mw,
-                                          LoadAligned<float>(xq.d + ib), sum, s);
+          const float s = HasBlockMin(kType) ? LoadAligned<float>(xq.s + ib) : 0.0f;
+          int32_t dot;
+          if constexpr (kWordsDecoded) {
+            dot = Dot32(words, q0, q1);
+          } else {
+            dot = BlockDot<kType>(p, q0, q1);
+          }
+          acc[t] =
+              AccumulateBlock<kType>(acc[t], dot, dw, mw, LoadAligned<float>(xq.d + ib), sum, s);
         }
       }
     }
@@ -561,53 +691,357 @@ __global__ void __launch_bounds__(kNativeWarps * 32)
 
 namespace quant_matmul_detail {
 
+// ---- K-quant super-blocks ----
+
+// One lane's unit of a K-quant super-block (KUnitBlocks): the weights of its
+// two Q8 blocks a and b as int8 words in element order, their sub-block
+// scales and mins (sc[0], sc[1]: a's elements 0..15 and 16..31, sc[2],
+// sc[3]: b's; for sub-blocks of 32, sc[0] and sc[2] alone), and the
+// super-block's d and dmin.
+struct KUnit {
+  uint32_t a[8];
+  uint32_t b[8];
+  int32_t sc[4];
+  int32_t mn[4];
+  float d;
+  float dmin;
+};
+
+// n words from a 2-byte aligned address: the aligned words around it,
+// realigned by a funnel shift when it is not 4-byte aligned (the shift is
+// the same for all n words, so one SHF each). Reads at most 2 bytes past
+// p + 4 n, which the callers keep inside the block.
+template <int kN>
+__device__ __forceinline__ void LoadWordsAlign2(const uint8_t* p, uint32_t (&out)[kN]) {
+  const uint32_t misalign = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & 2u);
+  const uint8_t* base = p - misalign;
+  uint32_t w[kN + 1];
+  RL_UNROLL
+  for (int i = 0; i < kN; ++i) w[i] = LoadAligned<uint32_t>(base + 4 * i);
+  w[kN] = misalign != 0 ? LoadAligned<uint32_t>(base + 4 * kN) : 0u;
+  RL_UNROLL
+  for (int i = 0; i < kN; ++i) {
+    out[i] =
+        static_cast<uint32_t>(((static_cast<uint64_t>(w[i + 1]) << 32) | w[i]) >> (8 * misalign));
+  }
+}
+
+// Decodes unit u (0..3) of the super-block at `block` (KUnitBlocks and
+// KQuantElement state the layouts). Loads: Q4_K (144 bytes) and Q5_K (176)
+// blocks are 16-byte aligned in a row (both multiples of 16), so they come
+// in 16-byte loads: the 16-byte header (d, dmin, 12 scale bytes), Q5_K's 32
+// qh bytes, the unit's 32 quant bytes. Q2_K's 84 bytes are 4-byte aligned:
+// 4-byte loads. Q3_K (110) and Q6_K (210) are only 2-byte aligned: their
+// 32-byte runs come as aligned 4-byte words realigned by a funnel shift
+// (LoadWordsAlign2), rather than 2-byte loads (twice the instructions) or a
+// staging copy through shared memory (a barrier and a second pass over the
+// bytes for data each lane reads once). The unit's lanes share the
+// header and the qh / hmask bytes through L1; DRAM sees every byte once.
+template <QuantType kType>
+__device__ __forceinline__ void DecodeKUnit(const uint8_t* block, int u, KUnit& k) {
+  if constexpr (kType == QuantType::kQ4_K || kType == QuantType::kQ5_K) {
+    constexpr int kQs = kType == QuantType::kQ5_K ? 48 : 16;
+    const uint4 head = LoadWeight16(block);
+    const uint4 q0 = LoadWeight16(block + kQs + 32 * u);
+    const uint4 q1 = LoadWeight16(block + kQs + 32 * u + 16);
+    const uint32_t qs[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+    uint32_t qh[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if constexpr (kType == QuantType::kQ5_K) {
+      const uint4 h0 = LoadWeight16(block + 16);
+      const uint4 h1 = LoadWeight16(block + 32);
+      const uint32_t all[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+      RL_UNROLL
+      for (int i = 0; i < 8; ++i) qh[i] = all[i];
+    }
+    k.d = HalfToFloat(static_cast<uint16_t>(head.x));
+    k.dmin = HalfToFloat(static_cast<uint16_t>(head.x >> 16));
+    KScaleMin(head.y, head.z, head.w, 2 * u, &k.sc[0], &k.mn[0]);
+    KScaleMin(head.y, head.z, head.w, 2 * u + 1, &k.sc[2], &k.mn[2]);
+    k.sc[1] = k.sc[3] = k.mn[1] = k.mn[3] = 0;
+    RL_UNROLL
+    for (int i = 0; i < 8; ++i) {
+      // Q5_K: bit 2u of qh byte l is element l's fifth bit in sub-block 2u.
+      k.a[i] = (qs[i] & 0x0f0f0f0fu) | (((qh[i] >> (2 * u)) & 0x01010101u) << 4);
+      k.b[i] = ((qs[i] >> 4) & 0x0f0f0f0fu) | (((qh[i] >> (2 * u + 1)) & 0x01010101u) << 4);
+    }
+  } else if constexpr (kType == QuantType::kQ2_K) {
+    const int half = u >> 1, pair = u & 1;  // Q8 blocks 4 half + 2 pair (+ 1)
+    uint32_t qs[8];
+    RL_UNROLL
+    for (int i = 0; i < 8; ++i) qs[i] = LoadAligned<uint32_t>(block + 16 + 32 * half + 4 * i);
+    const uint32_t scales = LoadAligned<uint32_t>(block + 8 * half + 4 * pair);
+    const uint32_t dd = LoadAligned<uint32_t>(block + 80);
+    k.d = HalfToFloat(static_cast<uint16_t>(dd));
+    k.dmin = HalfToFloat(static_cast<uint16_t>(dd >> 16));
+    RL_UNROLL
+    for (int s = 0; s < 4; ++s) {
+      k.sc[s] = static_cast<int32_t>((scales >> (8 * s)) & 15u);
+      k.mn[s] = static_cast<int32_t>((scales >> (8 * s + 4)) & 15u);
+    }
+    RL_UNROLL
+    for (int i = 0; i < 8; ++i) {
+      k.a[i] = (qs[i] >> (4 * pair)) & 0x03030303u;
+      k.b[i] = (qs[i] >> (4 * pair + 2)) & 0x03030303u;
+    }
+  } else if constexpr (kType == QuantType::kQ3_K) {
+    const int half = u >> 1, pair = u & 1;
+    uint32_t hm[8], qs[8], sw[3];
+    LoadWordsAlign2<8>(block, hm);
+    LoadWordsAlign2<8>(block + 32 + 32 * half, qs);
+    LoadWordsAlign2<3>(block + 96, sw);
+    k.d = HalfToFloat(LoadAligned<uint16_t>(block + 108));
+    k.dmin = 0.0f;
+    RL_UNROLL
+    for (int s = 0; s < 4; ++s) {
+      k.sc[s] = Q3KScale(sw[0], sw[1], sw[2], 8 * half + 4 * pair + s) - 32;
+      k.mn[s] = 0;
+    }
+    // Q8 block 4 half + 2 pair + e takes bits 2 (2 pair + e) of qs and bit
+    // 4 half + 2 pair + e of hmask; the value is (q2 | high << 2) - 4.
+    const int shift = 4 * pair, hbit = 4 * half + 2 * pair;
+    RL_UNROLL
+    for (int i = 0; i < 8; ++i) {
+      k.a[i] =
+          SubBytes(((qs[i] >> shift) & 0x03030303u) | (((hm[i] >> hbit) & 0x01010101u) << 2), 4);
+      k.b[i] = SubBytes(
+          ((qs[i] >> (shift + 2)) & 0x03030303u) | (((hm[i] >> (hbit + 1)) & 0x01010101u) << 2), 4);
+    }
+  } else {                                // Q6_K
+    const int half = u >> 1, k0 = u & 1;  // Q8 blocks 4 half + k0 and + 2
+    uint32_t ql[8], qh[8];
+    LoadWordsAlign2<8>(block + 64 * half + 32 * k0, ql);
+    LoadWordsAlign2<8>(block + 128 + 32 * half, qh);
+    const uint8_t* sc = block + 192 + 8 * half + 2 * k0;
+    const uint32_t scales = static_cast<uint32_t>(LoadAligned<uint16_t>(sc)) |
+                            (static_cast<uint32_t>(LoadAligned<uint16_t>(sc + 4)) << 16);
+    k.d = HalfToFloat(LoadAligned<uint16_t>(block + 208));
+    k.dmin = 0.0f;
+    RL_UNROLL
+    for (int s = 0; s < 4; ++s) {
+      k.sc[s] = static_cast<int8_t>(static_cast<uint8_t>(scales >> (8 * s)));
+      k.mn[s] = 0;
+    }
+    RL_UNROLL
+    for (int i = 0; i < 8; ++i) {
+      k.a[i] = SubBytes((ql[i] & 0x0f0f0f0fu) | (((qh[i] >> (2 * k0)) & 0x03030303u) << 4), 32);
+      k.b[i] = SubBytes(
+          ((ql[i] >> 4) & 0x0f0f0f0fu) | (((qh[i] >> (2 * k0 + 4)) & 0x03030303u) << 4), 32);
+    }
+  }
+}
+
+// One Q8 block's contribution for one token: w its 8 weight words, sc / mn
+// its two sub-block scales and mins (sub-blocks of 16: Q2_K, Q3_K, Q6_K) or
+// sc[0] / mn[0] (sub-blocks of 32), q0 / q1 the token's 32 q, dx its scale,
+// sum its q sum. The integer parts are exact:
+//   isum = sum_s sc_s dot_s   (|isum| <= 2^24: exact in float)
+//   msum = sum_s mn_s qsum_s  (qsum_s per 16 by __dp4a against 0x01010101,
+//                              or the Q8 block's sum per 32)
+//   acc = fma(float(isum), d dx, acc); acc = fma(-float(msum), dmin dx, acc)
+template <QuantType kType>
+__device__ __forceinline__ float AccumulateKBlock(float acc, const uint32_t (&w)[8], int32_t sc0,
+                                                  int32_t sc1, int32_t mn0, int32_t mn1, float d,
+                                                  float dmin, const int4& q0, const int4& q1,
+                                                  float dx, int32_t sum) {
+  constexpr bool kSub16 =
+      kType == QuantType::kQ2_K || kType == QuantType::kQ3_K || kType == QuantType::kQ6_K;
+  constexpr bool kMins =
+      kType == QuantType::kQ2_K || kType == QuantType::kQ4_K || kType == QuantType::kQ5_K;
+  const int qa[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+  int32_t dot0 = 0, dot1 = 0;
+  RL_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    dot0 = __dp4a(static_cast<int>(w[i]), qa[i], dot0);
+    dot1 = __dp4a(static_cast<int>(w[4 + i]), qa[4 + i], dot1);
+  }
+  int32_t isum, msum = 0;
+  if constexpr (kSub16) {
+    isum = sc0 * dot0 + sc1 * dot1;
+    if constexpr (kMins) {
+      int32_t s0 = 0, s1 = 0;
+      RL_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        s0 = __dp4a(0x01010101, qa[i], s0);
+        s1 = __dp4a(0x01010101, qa[4 + i], s1);
+      }
+      msum = mn0 * s0 + mn1 * s1;
+    }
+  } else {
+    isum = sc0 * (dot0 + dot1);
+    msum = mn0 * sum;
+  }
+  acc = fmaf(static_cast<float>(isum), d * dx, acc);
+  if constexpr (kMins) acc = fmaf(static_cast<float>(-msum), dmin * dx, acc);
+  return acc;
+}
+
+}  // namespace quant_matmul_detail
+
+// K-quant weights (native layout: super-blocks of 256 in file order), one
+// warp per row.
+//
+// Thread mapping: as the native kernel, a CTA of up to 4 warps on 4
+// consecutive rows; the lanes stride over the row's units (4 per
+// super-block, KUnitBlocks), lane l taking units l, l + 32, ..., so a warp
+// sweeps 8 consecutive super-blocks (one contiguous run of 8 x 84..210
+// bytes) and all 32 lanes have work from K = 2048 up. A lane decodes its
+// unit once (DecodeKUnit: 16 weight words, 4 scales and mins) and then, per
+// token, reads the two Q8 blocks' 64 q (L1-resident: every row rereads
+// them) and does 16 __dp4a (plus 8 for the per-16 sums of Q2_K's mins).
+// The sums meet as in the native kernel (LaneTreeSum). The launch bounds'
+// minimum of 1 CTA per SM frees ptxas from its occupancy target, which
+// otherwise spilled a register of Q2_K at 64 (sm_90a); the kernels use 40
+// to 128 registers.
+template <QuantType kType, int kTokens>
+__global__ void __launch_bounds__(kNativeWarps * 32, 1)
+    QuantGemvKQuantKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t blocks_per_row,
+                          Q8ActivationsConst xq, int64_t tokens, float* __restrict__ y,
+                          int64_t y_stride) {
+  using namespace quant_matmul_detail;  // NOLINT(build/namespaces): this header's helpers
+  constexpr int kBlockBytes = BlockBytes(kType);
+  constexpr int kLaneStride = kTokens | 1;
+  __shared__ float lane_sums[kNativeWarps][32][kLaneStride];
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + warp;
+  if (row >= rows) return;  // whole warps: no barrier follows
+  const int64_t cols = blocks_per_row * kKQuantBlock;
+  const int64_t q8_per_row = cols / kQuantBlock;
+  const int64_t units = blocks_per_row * 4;
+  const uint8_t* row_w = w + row * blocks_per_row * kBlockBytes;
+
+  for (int64_t t0 = 0; t0 < tokens; t0 += kTokens) {
+    const int valid = static_cast<int>(Min<int64_t>(kTokens, tokens - t0));
+    float acc[kTokens];
+    RL_UNROLL
+    for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
+
+    for (int64_t g = lane; g < units; g += 32) {
+      const int64_t sb = g / 4;
+      const int u = static_cast<int>(g % 4);
+      KUnit k;
+      DecodeKUnit<kType>(row_w + sb * kBlockBytes, u, k);
+      int32_t ia, ib;
+      KUnitBlocks(kType, u, &ia, &ib);
+      RL_UNROLL
+      for (int t = 0; t < kTokens; ++t) {
+        if (t < valid) {
+          const int64_t token = t0 + t;
+          const int8_t* q = xq.q + token * cols + sb * kKQuantBlock;
+          const int64_t first = token * q8_per_row + sb * 8;
+          const int4 qa0 = LoadAligned<int4>(q + 32 * ia);
+          const int4 qa1 = LoadAligned<int4>(q + 32 * ia + 16);
+          const int4 qb0 = LoadAligned<int4>(q + 32 * ib);
+          const int4 qb1 = LoadAligned<int4>(q + 32 * ib + 16);
+          constexpr bool kSums = kType == QuantType::kQ4_K || kType == QuantType::kQ5_K;
+          const int32_t suma = kSums ? LoadAligned<int32_t>(xq.sum + first + ia) : 0;
+          const int32_t sumb = kSums ? LoadAligned<int32_t>(xq.sum + first + ib) : 0;
+          float a =
+              AccumulateKBlock<kType>(acc[t], k.a, k.sc[0], k.sc[1], k.mn[0], k.mn[1], k.d, k.dmin,
+                                      qa0, qa1, LoadAligned<float>(xq.d + first + ia), suma);
+          acc[t] = AccumulateKBlock<kType>(a, k.b, k.sc[2], k.sc[3], k.mn[2], k.mn[3], k.d, k.dmin,
+                                           qb0, qb1, LoadAligned<float>(xq.d + first + ib), sumb);
+        }
+      }
+    }
+
+    RL_UNROLL
+    for (int t = 0; t < kTokens; ++t) lane_sums[warp][lane][t] = acc[t];
+    __syncwarp();
+    if (lane < valid) {
+      y[(t0 + lane) * y_stride + row] = LaneTreeSum(&lane_sums[warp][0][lane], kLaneStride);
+    }
+    __syncwarp();  // reused by the next chunk
+  }
+}
+
+namespace quant_matmul_detail {
+
 // The launches for tokens [0, tokens) of xq with one chunk size.
 template <QuantType kType, int kTokens, class Launcher>
 void LaunchQuantGemv(const Launcher& launch, bool group_layout, const uint8_t* w, int64_t rows,
-                     int64_t blocks_per_row, Q8ActivationsConst xq, int64_t tokens, float* y,
+                     int64_t cols, Q8ActivationsConst xq, int64_t tokens, float* y,
                      int64_t y_stride) {
-  int64_t native_first = 0;
-  if (group_layout) {
-    const int64_t groups = rows / kGpuQuantGroupRows;
-    if (groups > 0) {
-      const int warps = QuantGemvGroupWarps(groups, blocks_per_row);
-      launch(dim3(static_cast<unsigned>(groups)), dim3(32 * warps), 0,
-             QuantGemvGroupKernel<kType, kTokens>, w, blocks_per_row, xq, tokens, y, y_stride);
+  if constexpr (IsKQuant(kType)) {
+    const int64_t warps = Min<int64_t>(kNativeWarps, rows);
+    launch(dim3(static_cast<unsigned>(CeilDiv<int64_t>(rows, warps))),
+           dim3(static_cast<unsigned>(32 * warps)), 0, QuantGemvKQuantKernel<kType, kTokens>, w,
+           rows, cols / kKQuantBlock, xq, tokens, y, y_stride);
+  } else {
+    const int64_t blocks_per_row = cols / kQuantBlock;
+    int64_t native_first = 0;
+    if constexpr (kType == QuantType::kQ8_0 || kType == QuantType::kQ4_0 ||
+                  kType == QuantType::kQ4_1) {
+      if (group_layout) {
+        const int64_t groups = rows / kGpuQuantGroupRows;
+        if (groups > 0) {
+          const int warps = QuantGemvGroupWarps(groups, blocks_per_row);
+          launch(dim3(static_cast<unsigned>(groups)), dim3(32 * warps), 0,
+                 QuantGemvGroupKernel<kType, kTokens>, w, blocks_per_row, xq, tokens, y, y_stride);
+        }
+        native_first = groups * kGpuQuantGroupRows;  // the tail rows, native after the groups
+      }
     }
-    native_first = groups * kGpuQuantGroupRows;  // the tail rows, native after the groups
-  }
-  const int64_t native_rows = rows - native_first;
-  if (native_rows > 0) {
-    const int64_t warps = Min<int64_t>(kNativeWarps, native_rows);
-    launch(dim3(static_cast<unsigned>(CeilDiv<int64_t>(native_rows, warps))),
-           dim3(static_cast<unsigned>(32 * warps)), 0, QuantGemvNativeKernel<kType, kTokens>,
-           w + native_first * blocks_per_row * GemvTraits<kType>::kBlockBytes, native_rows,
-           blocks_per_row, xq, tokens, y + native_first, y_stride);
+    const int64_t native_rows = rows - native_first;
+    if (native_rows > 0) {
+      const int64_t warps = Min<int64_t>(kNativeWarps, native_rows);
+      launch(dim3(static_cast<unsigned>(CeilDiv<int64_t>(native_rows, warps))),
+             dim3(static_cast<unsigned>(32 * warps)), 0, QuantGemvNativeKernel<kType, kTokens>,
+             w + native_first * blocks_per_row * GemvTraits<kType>::kBlockBytes, native_rows,
+             blocks_per_row, xq, tokens, y + native_first, y_stride);
+    }
   }
 }
 
 template <int kTokens, class Launcher>
 void LaunchQuantGemvTyped(const Launcher& launch, QuantType type, bool group_layout,
-                          const uint8_t* w, int64_t rows, int64_t blocks_per_row,
-                          Q8ActivationsConst xq, int64_t tokens, float* y) {
+                          const uint8_t* w, int64_t rows, int64_t cols, Q8ActivationsConst xq,
+                          int64_t tokens, float* y) {
+  auto run = [&](auto type_constant) {
+    constexpr QuantType kType = decltype(type_constant)::value;
+    LaunchQuantGemv<kType, kTokens>(launch, group_layout, w, rows, cols, xq, tokens, y, rows);
+  };
   switch (type) {
     case QuantType::kQ8_0:
-      return LaunchQuantGemv<QuantType::kQ8_0, kTokens>(launch, group_layout, w, rows,
-                                                        blocks_per_row, xq, tokens, y, rows);
+      return run(QuantTypeConstant<QuantType::kQ8_0>{});
     case QuantType::kQ4_0:
-      return LaunchQuantGemv<QuantType::kQ4_0, kTokens>(launch, group_layout, w, rows,
-                                                        blocks_per_row, xq, tokens, y, rows);
+      return run(QuantTypeConstant<QuantType::kQ4_0>{});
     case QuantType::kQ4_1:
-      return LaunchQuantGemv<QuantType::kQ4_1, kTokens>(launch, group_layout, w, rows,
-                                                        blocks_per_row, xq, tokens, y, rows);
+      return run(QuantTypeConstant<QuantType::kQ4_1>{});
+    case QuantType::kQ5_0:
+      return run(QuantTypeConstant<QuantType::kQ5_0>{});
+    case QuantType::kQ5_1:
+      return run(QuantTypeConstant<QuantType::kQ5_1>{});
+    case QuantType::kIQ4_NL:
+      return run(QuantTypeConstant<QuantType::kIQ4_NL>{});
+    case QuantType::kQ2_K:
+      return run(QuantTypeConstant<QuantType::kQ2_K>{});
+    case QuantType::kQ3_K:
+      return run(QuantTypeConstant<QuantType::kQ3_K>{});
+    case QuantType::kQ4_K:
+      return run(QuantTypeConstant<QuantType::kQ4_K>{});
+    case QuantType::kQ5_K:
+      return run(QuantTypeConstant<QuantType::kQ5_K>{});
+    case QuantType::kQ6_K:
+      return run(QuantTypeConstant<QuantType::kQ6_K>{});
   }
 }
 
 }  // namespace quant_matmul_detail
 
+// Whether QuantGemvQ8 / QuantMatmul read this type in this layout: every
+// type native (row-major blocks), Q8_0 / Q4_0 / Q4_1 also in the quant row
+// group layout with G = 8.
+RL_HD bool QuantGemvSupported(QuantType type, bool group_layout) {
+  return !group_layout || type == QuantType::kQ8_0 || type == QuantType::kQ4_0 ||
+         type == QuantType::kQ4_1;
+}
+
 // y[tokens, rows] from activations already quantized (QuantizeActivations),
 // so several weights that read the same x (Q, K, V; gate and up) quantize it
-// once. w: rows x cols in GGUF blocks, native or quant row group with G = 8.
+// once. w: rows x cols in GGUF blocks (cols % BlockElements(type) == 0),
+// native, or quant row group with G = 8 where QuantGemvSupported says so
+// (REQUIRES; otherwise nothing is launched).
 // One launch per kernel: the kernels loop over chunks of
 // QuantGemvTokenChunk(tokens) tokens, the last one masked (the masked tokens
 // load and compute nothing), so 9 tokens cost two passes over the weight,
@@ -616,27 +1050,24 @@ template <class Launcher>
 void QuantGemvQ8(const Launcher& launch, QuantType type, bool group_layout, const uint8_t* w,
                  int64_t rows, int64_t cols, Q8ActivationsConst xq, int64_t tokens, float* y) {
   using namespace quant_matmul_detail;  // NOLINT(build/namespaces): this header's helpers
-  if (rows <= 0 || cols <= 0 || tokens <= 0) return;
-  const int64_t blocks_per_row = cols / kQuantBlock;
+  if (rows <= 0 || cols <= 0 || tokens <= 0 || !QuantGemvSupported(type, group_layout)) return;
   switch (QuantGemvTokenChunk(tokens)) {
     case 1:
-      return LaunchQuantGemvTyped<1>(launch, type, group_layout, w, rows, blocks_per_row, xq,
-                                     tokens, y);
+      return LaunchQuantGemvTyped<1>(launch, type, group_layout, w, rows, cols, xq, tokens, y);
     case 2:
-      return LaunchQuantGemvTyped<2>(launch, type, group_layout, w, rows, blocks_per_row, xq,
-                                     tokens, y);
+      return LaunchQuantGemvTyped<2>(launch, type, group_layout, w, rows, cols, xq, tokens, y);
     case 4:
-      return LaunchQuantGemvTyped<4>(launch, type, group_layout, w, rows, blocks_per_row, xq,
-                                     tokens, y);
+      return LaunchQuantGemvTyped<4>(launch, type, group_layout, w, rows, cols, xq, tokens, y);
     default:
-      return LaunchQuantGemvTyped<kMaxTokenChunk>(launch, type, group_layout, w, rows,
-                                                  blocks_per_row, xq, tokens, y);
+      return LaunchQuantGemvTyped<kMaxTokenChunk>(launch, type, group_layout, w, rows, cols, xq,
+                                                  tokens, y);
   }
 }
 
 // y[tokens, rows] = x[tokens, cols] W^T for a quantized W (rows x cols,
-// cols % 32 == 0) in the native layout or, when group_layout, the quant row
-// group layout with G = 8. workspace: QuantMatmulWorkspaceBytes(tokens, cols)
+// cols % BlockElements(type) == 0) in the native layout or, when
+// group_layout (and QuantGemvSupported), the quant row group layout with
+// G = 8. workspace: QuantMatmulWorkspaceBytes(tokens, cols)
 // bytes of device memory, 16-byte aligned (256 for best use).
 template <class Launcher>
 void QuantMatmul(const Launcher& launch, QuantType type, bool group_layout, const uint8_t* w,
@@ -718,23 +1149,76 @@ __global__ void __launch_bounds__(kDequantThreads)
   *dst = make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
+// The other types (Q5_0, Q5_1, IQ4_NL; the K-quants): the same thread
+// mapping over the output (8 consecutive BF16 per thread, one 16-byte
+// store), each value decoded on its own by quant_blocks.cuh's
+// DequantElement / KQuantElement (the reference's values, read with byte
+// loads, so any block alignment). The block's scale bytes are read again
+// per element, from L1; the writes, 512 bytes per 256 elements against
+// 84..210 read, still set the pace. Launch bounds of 2 CTAs per SM (at
+// most 128 registers): ptxas hoists all 8 elements' byte loads, and its own
+// occupancy target (32 or 64 registers) spilled Q3_K and Q6_K.
+template <QuantType kType, bool kGroup>
+__global__ void __launch_bounds__(kDequantThreads, 2)
+    DequantizeToBf16ElementKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols,
+                                  int64_t first_row, int64_t row_count,
+                                  uint16_t* __restrict__ out) {
+  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t per_row = cols / 8;
+  if (index >= row_count * per_row) return;
+  const int64_t r = index / per_row;
+  const int64_t k0 = index % per_row * 8;
+  const int64_t row = first_row + r;
+  const int64_t blocks_per_row = cols / BlockElements(kType);
+  uint32_t packed[4];
+  RL_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    uint16_t bits[2];
+    RL_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      const int64_t k = k0 + 2 * i + h;
+      float value;
+      if constexpr (kGroup) {
+        value = DequantElement(
+            kType, w, GroupBlockPlace(kType, rows, blocks_per_row, kGpuQuantGroupRows, row, k / 32),
+            static_cast<int32_t>(k % 32));
+      } else {
+        value = NativeElement(kType, w, blocks_per_row, row, k);
+      }
+      bits[h] = FloatToBf16(value);
+    }
+    packed[i] = static_cast<uint32_t>(bits[0]) | (static_cast<uint32_t>(bits[1]) << 16);
+  }
+  uint4* dst = reinterpret_cast<uint4*>(out + r * cols + k0);
+#if !defined(__CUDA_ARCH__)
+  if (reinterpret_cast<uintptr_t>(dst) % 16 != 0) __builtin_trap();
+#endif
+  *dst = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
 // Rows [first_row, first_row + row_count) of the quantized weight w (rows x
-// cols, native or quant row group G = 8) as BF16 bits, row-major: out[r *
-// cols + k] = FloatToBf16(W[first_row + r, k]). out is 16-byte aligned. A
-// caller bounds its workspace by dequantizing a chunk of rows at a time
-// (any row range: chunks need not follow groups).
+// cols, cols % BlockElements(type) == 0; native, or quant row group G = 8
+// for the 32-element types: REQUIRES, a K-quant in the group layout
+// launches nothing) as BF16 bits, row-major: out[r * cols + k] =
+// FloatToBf16(W[first_row + r, k]). out is 16-byte aligned. A caller bounds
+// its workspace by dequantizing a chunk of rows at a time (any row range:
+// chunks need not follow groups).
 template <class Launcher>
 void DequantizeToBf16(const Launcher& launch, QuantType type, bool group_layout, const uint8_t* w,
                       int64_t rows, int64_t cols, int64_t first_row, int64_t row_count,
                       uint16_t* out) {
-  if (row_count <= 0 || cols <= 0) return;
+  if (row_count <= 0 || cols <= 0 || (group_layout && IsKQuant(type))) return;
   const int64_t blocks_per_row = cols / kQuantBlock;
+  // 4 threads per 32 elements (8 outputs each) in both kernels.
   const int64_t threads = row_count * blocks_per_row * 4;
   const int64_t per_cta = Min<int64_t>(kDequantThreads, CeilDiv<int64_t>(threads, 32) * 32);
   const dim3 grid(static_cast<unsigned>(CeilDiv<int64_t>(threads, per_cta)));
   const dim3 block(static_cast<unsigned>(per_cta));
   auto run = [&](auto kernel) {
     launch(grid, block, 0, kernel, w, rows, blocks_per_row, first_row, row_count, out);
+  };
+  auto run_elements = [&](auto kernel) {
+    launch(grid, block, 0, kernel, w, rows, cols, first_row, row_count, out);
   };
   switch (type) {
     case QuantType::kQ8_0:
@@ -746,6 +1230,25 @@ void DequantizeToBf16(const Launcher& launch, QuantType type, bool group_layout,
     case QuantType::kQ4_1:
       return group_layout ? run(DequantizeToBf16Kernel<QuantType::kQ4_1, true>)
                           : run(DequantizeToBf16Kernel<QuantType::kQ4_1, false>);
+    case QuantType::kQ5_0:
+      return group_layout ? run_elements(DequantizeToBf16ElementKernel<QuantType::kQ5_0, true>)
+                          : run_elements(DequantizeToBf16ElementKernel<QuantType::kQ5_0, false>);
+    case QuantType::kQ5_1:
+      return group_layout ? run_elements(DequantizeToBf16ElementKernel<QuantType::kQ5_1, true>)
+                          : run_elements(DequantizeToBf16ElementKernel<QuantType::kQ5_1, false>);
+    case QuantType::kIQ4_NL:
+      return group_layout ? run_elements(DequantizeToBf16ElementKernel<QuantType::kIQ4_NL, true>)
+                          : run_elements(DequantizeToBf16ElementKernel<QuantType::kIQ4_NL, false>);
+    case QuantType::kQ2_K:
+      return run_elements(DequantizeToBf16ElementKernel<QuantType::kQ2_K, false>);
+    case QuantType::kQ3_K:
+      return run_elements(DequantizeToBf16ElementKernel<QuantType::kQ3_K, false>);
+    case QuantType::kQ4_K:
+      return run_elements(DequantizeToBf16ElementKernel<QuantType::kQ4_K, false>);
+    case QuantType::kQ5_K:
+      return run_elements(DequantizeToBf16ElementKernel<QuantType::kQ5_K, false>);
+    case QuantType::kQ6_K:
+      return run_elements(DequantizeToBf16ElementKernel<QuantType::kQ6_K, false>);
   }
 }
 

@@ -35,9 +35,7 @@
 namespace relayout::cuda {
 
 // gtest names parameters with this.
-void PrintTo(QuantType t, std::ostream* os) {
-  *os << (t == QuantType::kQ8_0 ? "Q8_0" : t == QuantType::kQ4_0 ? "Q4_0" : "Q4_1");
-}
+void PrintTo(QuantType t, std::ostream* os) { *os << testing::QuantTypeName(t); }
 
 namespace {
 
@@ -45,9 +43,14 @@ using simt::HostLauncher;
 
 constexpr QuantType kTypes[] = {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_1};
 
-const char* Name(QuantType t) {
-  return t == QuantType::kQ8_0 ? "Q8_0" : t == QuantType::kQ4_0 ? "Q4_0" : "Q4_1";
-}
+// The types the CPU's Matmul is compared with here; the newer ones (Q5_0,
+// Q5_1, IQ4_NL, the K-quants) are checked against a double-precision
+// reference below.
+constexpr QuantType kNewTypes[] = {QuantType::kQ5_0, QuantType::kQ5_1, QuantType::kIQ4_NL,
+                                   QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ4_K,
+                                   QuantType::kQ5_K, QuantType::kQ6_K};
+
+const char* Name(QuantType t) { return testing::QuantTypeName(t); }
 
 kernels::WeightType CpuType(QuantType t) {
   return t == QuantType::kQ8_0   ? kernels::WeightType::kQ8_0
@@ -56,9 +59,20 @@ kernels::WeightType CpuType(QuantType t) {
 }
 
 kernels::QuantBlockFormat CpuFormat(QuantType t) {
-  return t == QuantType::kQ8_0   ? kernels::kQ8_0BlockFormat
-         : t == QuantType::kQ4_0 ? kernels::kQ4_0BlockFormat
-                                 : kernels::kQ4_1BlockFormat;
+  switch (t) {
+    case QuantType::kQ8_0:
+      return kernels::kQ8_0BlockFormat;
+    case QuantType::kQ4_0:
+      return kernels::kQ4_0BlockFormat;
+    case QuantType::kQ4_1:
+      return kernels::kQ4_1BlockFormat;
+    case QuantType::kQ5_0:
+      return kernels::kQ5_0BlockFormat;
+    case QuantType::kQ5_1:
+      return kernels::kQ5_1BlockFormat;
+    default:
+      return kernels::kIQ4_NLBlockFormat;
+  }
 }
 
 // Device-like memory: 256-byte aligned (as cudaMalloc), `guard` bytes after
@@ -109,13 +123,7 @@ std::vector<uint8_t> ToGroups(QuantType t, const std::vector<uint8_t>& native, i
   return out;
 }
 
-std::vector<float> ReferenceDequant(QuantType t, const std::vector<uint8_t>& native, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(n));
-  if (t == QuantType::kQ8_0) kernels::reference::DequantizeRowQ8_0(native.data(), out.data(), n);
-  if (t == QuantType::kQ4_0) kernels::reference::DequantizeRowQ4_0(native.data(), out.data(), n);
-  if (t == QuantType::kQ4_1) kernels::reference::DequantizeRowQ4_1(native.data(), out.data(), n);
-  return out;
-}
+using ::relayout::cuda::testing::ReferenceDequant;
 
 // Activations: each 32-block gets its own magnitude (so d varies over many
 // binades), with some blocks all zero, some below the 2^-100 tiny-block
@@ -438,6 +446,186 @@ TEST(QuantMatmulTest, DequantizeToBf16MatchesReferenceOverRowRanges) {
     }
   }
 }
+
+// ---- The newer types: Q5_0, Q5_1, IQ4_NL, Q2_K..Q6_K ----
+
+TEST(QuantMatmulTest, GemvLayoutsPerType) {
+  for (QuantType t : testing::kAllQuantTypes) EXPECT_TRUE(QuantGemvSupported(t, false)) << Name(t);
+  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_1}) {
+    EXPECT_TRUE(QuantGemvSupported(t, true)) << Name(t);
+  }
+  for (QuantType t : kNewTypes) EXPECT_FALSE(QuantGemvSupported(t, true)) << Name(t);
+}
+
+// The weight's value w_k = a_k - b_k split into its scale part a_k (d q, or
+// d sc q) and its min part b_k (-m, or dmin m), each by the reference
+// dequantizer on a copy of the blocks with the other part's f16 zeroed: the
+// magnitudes the float-rounding bound is taken over (|w_k| alone could
+// cancel).
+void ScaleAndMinParts(QuantType t, const std::vector<uint8_t>& native, int64_t n,
+                      std::vector<float>* a, std::vector<float>* b) {
+  int32_t offsets[2];
+  const int fields = testing::HalfFieldOffsets(t, offsets);
+  if (fields == 1) {
+    *a = ReferenceDequant(t, native, n);
+    b->assign(static_cast<size_t>(n), 0.0f);
+    return;
+  }
+  std::vector<uint8_t> no_min = native, no_scale = native;
+  const int32_t block_bytes = BlockBytes(t);
+  for (size_t i = 0; i < native.size(); i += static_cast<size_t>(block_bytes)) {
+    std::memset(&no_min[i + static_cast<size_t>(offsets[1])], 0, 2);
+    std::memset(&no_scale[i + static_cast<size_t>(offsets[0])], 0, 2);
+  }
+  *a = ReferenceDequant(t, no_min, n);
+  *b = ReferenceDequant(t, no_scale, n);
+}
+
+// y from QuantMatmul (harness) against y_ref = sum_k w_k d q_k in double,
+// w the reference-dequantized weight and d q the Q8 activations the CPU's
+// step 1 gives (bit for bit those of the kernel, checked above): the block
+// dots are exact, so the only differences are float roundings: the
+// reference's own w_k (at most 3 roundings: 3 2^-24 (|a_k| + |b_k|)), the
+// products d dx and dmin dx, and the sums of at most 2 K/32 block terms (a
+// scale and a min term per Q8 block), each term at most sum (|a_k| +
+// |b_k|) |d q_k| over its block. Bound: (2 (2 K/32 + 8) + 4) 2^-24 sum_k
+// (|a_k| + |b_k|) |d q_k|.
+void CheckNewTypeMatmul(QuantType type, int64_t rows, int64_t cols, int64_t tokens,
+                        std::mt19937& rng, double* worst_ratio) {
+  SCOPED_TRACE(::testing::Message()
+               << Name(type) << " rows=" << rows << " cols=" << cols << " tokens=" << tokens);
+  const int64_t blocks = cols / BlockElements(type);
+  const std::vector<uint8_t> native = testing::RandomNative(type, rows, blocks, rng);
+  const std::vector<float> wf = ReferenceDequant(type, native, rows * cols);
+  std::vector<float> wa, wb;
+  ScaleAndMinParts(type, native, rows * cols, &wa, &wb);
+  const std::vector<float> x = RandomActivations(tokens, cols, rng);
+  const CpuQ8 xq = CpuQuantize(x, tokens, cols);
+
+  Buffer xb(x.size() * 4, 0);
+  std::memcpy(xb.data(), x.data(), x.size() * 4);
+  Buffer ws(static_cast<size_t>(QuantMatmulWorkspaceBytes(tokens, cols)), kPoisonByte);
+  Buffer wbuf(native.size(), 0);
+  std::memcpy(wbuf.data(), native.data(), native.size());
+  const size_t y_count = static_cast<size_t>(tokens * rows);
+  Buffer yb(y_count * 4, kPoisonByte);
+  QuantMatmul(HostLauncher{}, type, false, wbuf.data(), rows, cols, xb.as<float>(), tokens,
+              yb.as<float>(), ws.data());
+  EXPECT_TRUE(yb.GuardIntact());
+  EXPECT_TRUE(ws.GuardIntact());
+
+  const float* y = yb.as<float>();
+  const int64_t q8_blocks = cols / 32;
+  int failures = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t n = 0; n < rows; ++n) {
+      double ref = 0.0, mag = 0.0;
+      for (int64_t k = 0; k < cols; ++k) {
+        const size_t i = static_cast<size_t>(t * cols + k);
+        const size_t wi = static_cast<size_t>(n * cols + k);
+        const double xd =
+            static_cast<double>(xq.d[static_cast<size_t>(t * q8_blocks + k / 32)]) * xq.q[i];
+        ref += static_cast<double>(wf[wi]) * xd;
+        mag += (std::fabs(static_cast<double>(wa[wi])) + std::fabs(static_cast<double>(wb[wi]))) *
+               std::fabs(xd);
+      }
+      const double bound = (2.0 * static_cast<double>(2 * q8_blocks + 8) + 4.0) * 0x1p-24 * mag;
+      const size_t i = static_cast<size_t>(t * rows + n);
+      const double err = std::fabs(static_cast<double>(y[i]) - ref);
+      if (!(err <= bound) && ++failures <= 5) {
+        ADD_FAILURE() << "t=" << t << " n=" << n << " y=" << y[i] << " ref=" << ref
+                      << " bound=" << bound;
+      }
+      if (bound > 0) *worst_ratio = std::max(*worst_ratio, err / bound);
+    }
+  }
+}
+
+class QuantMatmulNewTypeTest : public ::testing::TestWithParam<QuantType> {};
+
+// One row, rows that leave a CTA's warps partly idle, and rows long enough
+// that the lanes sweep several times (1280 = 40 blocks of 32; 2560 = 10
+// super-blocks, 40 units), for token counts that hit each chunk path.
+TEST_P(QuantMatmulNewTypeTest, MatchesDoubleReference) {
+  const QuantType type = GetParam();
+  std::mt19937 rng(40 + static_cast<int>(type));
+  double worst = 0.0;
+  const std::vector<int64_t> cols_list =
+      IsKQuant(type) ? std::vector<int64_t>{256, 768, 2560} : std::vector<int64_t>{32, 96, 1280};
+  for (int64_t rows : {1, 6}) {
+    for (int64_t cols : cols_list) {
+      for (int64_t tokens : {1, 3, 9}) CheckNewTypeMatmul(type, rows, cols, tokens, rng, &worst);
+    }
+  }
+  std::printf("worst |y - y_ref| / bound: %.3g\n", worst);
+}
+
+// A token's y is the same alone and in a batch (chunk sizes 1 and 8 + 4).
+TEST_P(QuantMatmulNewTypeTest, TokenAloneEqualsTokenInBatch) {
+  const QuantType type = GetParam();
+  std::mt19937 rng(50 + static_cast<int>(type));
+  const int64_t rows = 5, cols = IsKQuant(type) ? 1024 : 512, tokens = 11;
+  const std::vector<uint8_t> native =
+      testing::RandomNative(type, rows, cols / BlockElements(type), rng);
+  const std::vector<float> x = RandomActivations(tokens, cols, rng);
+  Buffer xb(x.size() * 4, 0);
+  std::memcpy(xb.data(), x.data(), x.size() * 4);
+  Buffer wb(native.size(), 0);
+  std::memcpy(wb.data(), native.data(), native.size());
+  Buffer ws(static_cast<size_t>(QuantMatmulWorkspaceBytes(tokens, cols)), kPoisonByte);
+  Buffer all(static_cast<size_t>(tokens * rows * 4), kPoisonByte);
+  QuantMatmul(HostLauncher{}, type, false, wb.data(), rows, cols, xb.as<float>(), tokens,
+              all.as<float>(), ws.data());
+  for (int64_t t : {int64_t{0}, int64_t{10}}) {
+    Buffer one(static_cast<size_t>(rows * 4), kPoisonByte);
+    QuantMatmul(HostLauncher{}, type, false, wb.data(), rows, cols, xb.as<float>() + t * cols, 1,
+                one.as<float>(), ws.data());
+    EXPECT_EQ(0, std::memcmp(one.data(), all.as<float>() + t * rows, rows * 4)) << t;
+  }
+}
+
+// Bit for bit against the reference dequantizer, native (and, for the
+// 32-element types, quant row group G = 8), over row ranges inside and
+// across groups.
+TEST_P(QuantMatmulNewTypeTest, DequantizeToBf16MatchesReference) {
+  const QuantType type = GetParam();
+  std::mt19937 rng(60 + static_cast<int>(type));
+  const int64_t rows = 13;
+  const int64_t cols = IsKQuant(type) ? 512 : 96;
+  const int64_t blocks = cols / BlockElements(type);
+  const std::vector<uint8_t> native = testing::RandomNative(type, rows, blocks, rng);
+  const std::vector<float> wf = ReferenceDequant(type, native, rows * cols);
+  std::vector<bool> layouts = {false};
+  if (!IsKQuant(type)) layouts.push_back(true);
+  for (bool group_layout : layouts) {
+    const std::vector<uint8_t> bytes = group_layout ? ToGroups(type, native, rows, blocks) : native;
+    Buffer wbuf(bytes.size(), 0);
+    std::memcpy(wbuf.data(), bytes.data(), bytes.size());
+    for (const auto& [first, count] :
+         std::vector<std::pair<int64_t, int64_t>>{{0, rows}, {3, 7}, {8, 5}, {12, 1}}) {
+      SCOPED_TRACE(::testing::Message() << Name(type) << (group_layout ? " group" : " native")
+                                        << " range=" << first << "+" << count);
+      Buffer out(static_cast<size_t>(count * cols * 2), kPoisonByte);
+      DequantizeToBf16(HostLauncher{}, type, group_layout, wbuf.data(), rows, cols, first, count,
+                       out.as<uint16_t>());
+      EXPECT_TRUE(out.GuardIntact());
+      int failures = 0;
+      for (int64_t i = 0; i < count * cols; ++i) {
+        const uint16_t want =
+            kernels::reference::F32ToBF16(wf[static_cast<size_t>(first * cols + i)]);
+        const uint16_t got = out.as<uint16_t>()[i];
+        if (got != want && ++failures <= 5) {
+          ADD_FAILURE() << "element " << i << ": " << got << " vs " << want;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(NewTypes, QuantMatmulNewTypeTest, ::testing::ValuesIn(kNewTypes),
+                         [](const ::testing::TestParamInfo<QuantType>& info) {
+                           return std::string(Name(info.param));
+                         });
 
 }  // namespace
 }  // namespace relayout::cuda

@@ -19,7 +19,8 @@
 namespace relayout::cuda {
 namespace {
 
-constexpr QuantType kTypes[] = {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_1};
+constexpr QuantType kTypes[] = {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_1,
+                                QuantType::kQ5_0, QuantType::kQ5_1, QuantType::kIQ4_NL};
 constexpr size_t kHostMaxShared = simt::kMaxDynamicSharedBytes;
 
 const char* Name(QuantType t) {
@@ -30,6 +31,14 @@ const char* Name(QuantType t) {
       return "Q4_0";
     case QuantType::kQ4_1:
       return "Q4_1";
+    case QuantType::kQ5_0:
+      return "Q5_0";
+    case QuantType::kQ5_1:
+      return "Q5_1";
+    case QuantType::kIQ4_NL:
+      return "IQ4_NL";
+    default:  // the K-quants have no quant row group layout
+      break;
   }
   return "?";
 }
