@@ -8,7 +8,12 @@ size (up to Llama-3-8B's shape) without downloading one. Two containers:
                or model-0000i-of-0000N.safetensors + model.safetensors.index.json
                with --shards N; Hugging Face tensor names; dtypes F32, F16, BF16.
   gguf         one GGUF v3 file with llama.* metadata and GGUF tensor names;
-               2-D weights in F32, F16, Q8_0, Q4_0 or Q4_1, norms always F32.
+               2-D weights in F32, F16, Q8_0, Q4_0 or Q4_1 (every one), or in
+               one of llama-quantize's file mixes Q4_K_M, Q5_K_M, Q6_K, Q3_K_M,
+               Q2_K, Q5_0, Q5_1, IQ4_NL: per tensor the type llama-quantize
+               gives it (the output head Q6_K, attn_v and ffn_down of some
+               layers with more bits, a 32-element type where a row is not
+               whole super-blocks of 256; tools/gguf_quants.py); norms always F32.
 
 The same --seed and shape give the same model in both containers: values are
 drawn per tensor (keyed by its Hugging Face name) in Hugging Face order, and
@@ -23,7 +28,8 @@ does not matter: `--preset 2gib-f16` (2 GiB) takes about 20 s and 150 MB of memo
 timed (the GPU check's 8B-shaped ones): every 2-D weight is random bits shaped
 into valid numbers (floats: random sign and mantissa, magnitudes in
 [2^-7, 2^-5), never NaN or infinite; quantized blocks: random payloads under
-positive f16 scales of a weight-like size, Q4_1 minimums negative), drawn per
+positive f16 scales of a weight-like size, Q4_1 and Q5_1 minimums negative,
+K-quants' sub-block scales random), drawn per
 chunk of rows on every core and written with positional writes. Norms keep
 their usual values. The two containers then hold different values (the bits
 are not permuted for GGUF's RoPE order); a seed still gives the same file.
@@ -47,18 +53,28 @@ import time
 import zlib
 
 import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as QT
+
+import gguf_quants
 
 CHUNK_ELEMS = 1 << 22  # elements generated at once: bounds memory, not size
 QK = 32  # elements per Q8_0 / Q4_0 / Q4_1 block
 
-# ggml type ids and bytes per block of QK elements (or per element for floats).
-GGML_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "BF16": 30}
-BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}
 FLOAT_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
+# Block types a tensor can be stored in, and bytes per block.
+BLOCK_TYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+               "Q6_K")
+BLOCK_BYTES = {t: GGML_QUANT_SIZES[QT[t]][1] for t in BLOCK_TYPES}
+# ggml type ids.
+GGML_TYPES = {t: int(QT[t]) for t in (*FLOAT_BYTES, *BLOCK_TYPES)}
+# --dtype values that are llama-quantize mixes: each tensor's type is the mix's rule's.
+MIX_DTYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "Q5_0", "Q5_1", "IQ4_NL"]
 # general.file_type (llama_ftype) for each dtype.
-FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7}
+FILE_TYPES = {d: gguf_quants.MIXES[d][0]
+              for d in ["F32", "F16", "Q4_0", "Q4_1", "Q8_0", *MIX_DTYPES]}
 TORCH_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
-DTYPES = {"safetensors": ["F32", "F16", "BF16"], "gguf": ["F32", "F16", "Q8_0", "Q4_0", "Q4_1"]}
+DTYPES = {"safetensors": ["F32", "F16", "BF16"],
+          "gguf": ["F32", "F16", "Q8_0", "Q4_0", "Q4_1", *MIX_DTYPES]}
 
 
 @dataclasses.dataclass
@@ -98,14 +114,16 @@ class Tensor:
     gguf_name: str
     shape: tuple  # Hugging Face order: (out, in) or (n,)
     rope_heads: int = 0  # q/k: heads whose rows GGUF interleaves; 0 otherwise
+    dtype: str = "F32"  # the type it is stored in (plan_tensors' fmt and dtype decide)
 
     @property
     def is_norm(self):
         return len(self.shape) == 1
 
 
-def plan_tensors(s):
-    """The tensors of a Llama model, in Hugging Face order."""
+def plan_tensors(s, fmt="safetensors", dtype="F32"):
+    """The tensors of a Llama model, in Hugging Face order, each with the type
+    it is stored in for the container and --dtype."""
     hd = s.head_dim
     t = [Tensor("model.embed_tokens.weight", "token_embd.weight", (s.vocab, s.hidden))]
     for i in range(s.layers):
@@ -127,23 +145,27 @@ def plan_tensors(s):
     t.append(Tensor("model.norm.weight", "output_norm.weight", (s.hidden,)))
     if not s.tie:
         t.append(Tensor("lm_head.weight", "output.weight", (s.vocab, s.hidden)))
+    if fmt == "gguf" and dtype in MIX_DTYPES:
+        types = gguf_quants.mix_types(dtype, [(x.gguf_name, x.shape[::-1]) for x in t], s.layers,
+                                      s.heads // s.kv_heads)
+        for x in t:
+            x.dtype = types[x.gguf_name].name
+    else:
+        for x in t:
+            # GGUF keeps norms in F32 whatever the weights' type, as llama.cpp does.
+            x.dtype = "F32" if fmt == "gguf" and x.is_norm else dtype
     return t
-
-
-def stored_dtype(t, fmt, dtype):
-    # GGUF keeps norms in F32 whatever the weights' type, as llama.cpp does.
-    return "F32" if fmt == "gguf" and t.is_norm else dtype
 
 
 def nbytes(shape, dtype):
     n = int(np.prod(shape))
     if dtype in BLOCK_BYTES:
-        return n // QK * BLOCK_BYTES[dtype]
+        return n // GGML_QUANT_SIZES[QT[dtype]][0] * BLOCK_BYTES[dtype]
     return n * FLOAT_BYTES[dtype]
 
 
 def model_bytes(s, fmt, dtype):
-    return sum(nbytes(t.shape, stored_dtype(t, fmt, dtype)) for t in plan_tensors(s))
+    return sum(nbytes(t.shape, t.dtype) for t in plan_tensors(s, fmt, dtype))
 
 
 # ---------------------------------------------------------------------------
@@ -266,6 +288,10 @@ def to_bf16(x):
     return ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
 
 
+def _quantizer(name):
+    return lambda x: gguf_quants.quantize(x, QT[name])
+
+
 ENCODERS = {
     "F32": lambda x: x.astype("<f4", copy=False),
     "F16": lambda x: x.astype("<f2"),
@@ -273,19 +299,20 @@ ENCODERS = {
     "Q8_0": quantize_q8_0,
     "Q4_0": quantize_q4_0,
     "Q4_1": quantize_q4_1,
+    **{t: _quantizer(t) for t in BLOCK_TYPES if t not in ("Q8_0", "Q4_0", "Q4_1")},
 }
 
 
-def encoder(t, fmt, dtype):
+def encoder(t, fmt):
     """The function from a chunk of t's values (HF order) to its stored bytes."""
-    enc = ENCODERS[stored_dtype(t, fmt, dtype)]
+    enc = ENCODERS[t.dtype]
     if fmt != "gguf" or not t.rope_heads:
         return enc
     rows_per_head = t.shape[0] // t.rope_heads
     return lambda x: enc(rope_to_gguf(x, x.shape[0] // rows_per_head))
 
 
-def write_tensors(f, tensors, fmt, dtype, seed, align=1):
+def write_tensors(f, tensors, fmt, seed, align=1):
     """Writes the tensors' data in order, each padded to a multiple of align.
 
     Values are drawn on this thread (a tensor's stream is sequential) and
@@ -301,11 +328,11 @@ def write_tensors(f, tensors, fmt, dtype, seed, align=1):
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for t in tensors:
-            enc = encoder(t, fmt, dtype)
+            enc = encoder(t, fmt)
             for x in chunks_of(t, seed):
                 pending.append(pool.submit(enc, x))
                 drain(workers + 1)
-            pad = -nbytes(t.shape, stored_dtype(t, fmt, dtype)) % align
+            pad = -nbytes(t.shape, t.dtype) % align
             if pad:
                 pending.append(pool.submit(np.zeros, pad, np.uint8))
         drain(0)
@@ -324,14 +351,26 @@ FLOAT_BITS = {
     "BF16": (np.uint16, 0x80FF, 120 << 7),
     "F16": (np.uint16, 0x87FF, 8 << 10),
 }
-# Quantized blocks: per f16 field of the block (d, then m for Q4_1), the
-# (mask, base) on its bits: a random mantissa under a fixed exponent. Scales
-# are positive and sized so that d * q is about 0.02 on average; Q4_1's m is
-# a negative minimum of about -0.03 to -0.06.
+# Quantized blocks: per 16-bit field of the block that needs shaping, its
+# index in the block's 16-bit words and the (mask, base) on its bits; the
+# other bits (quants, K-quant sub-block scales) stay random. f16 scales get a
+# random mantissa under a fixed exponent: positive and sized so that a
+# dequantized value is about 0.02 on average; Q4_1's and Q5_1's m are negative
+# minimums of about -0.03 to -0.06, K-quants' dmin are positive (subtracted).
+_F16_EXP = lambda e: (0x03FF, (e + 15) << 10)  # noqa: E731  [2^e, 2^(e+1))
 BLOCK_FIELD_BITS = {
-    "Q8_0": [(0x03FF, 3 << 10)],  # d in [2^-12, 2^-11)
-    "Q4_0": [(0x03FF, 7 << 10)],  # d in [2^-8, 2^-7)
-    "Q4_1": [(0x03FF, 6 << 10), (0x03FF, 0x8000 | 10 << 10)],  # d in [2^-9, 2^-8), m < 0
+    "Q8_0": [(0, *_F16_EXP(-12))],
+    "Q4_0": [(0, *_F16_EXP(-8))],
+    "Q4_1": [(0, *_F16_EXP(-9)), (1, 0x03FF, 0x8000 | 10 << 10)],
+    "Q5_0": [(0, *_F16_EXP(-9))],
+    "Q5_1": [(0, *_F16_EXP(-10)), (1, 0x03FF, 0x8000 | 10 << 10)],
+    "IQ4_NL": [(0, *_F16_EXP(-12))],
+    "Q2_K": [(40, *_F16_EXP(-10)), (41, *_F16_EXP(-10))],  # d, dmin after scales and qs
+    "Q3_K": [(54, *_F16_EXP(-11))],
+    "Q4_K": [(0, *_F16_EXP(-14)), (1, *_F16_EXP(-14))],
+    "Q5_K": [(0, *_F16_EXP(-14)), (1, *_F16_EXP(-14))],
+    # d, and the int8 sub-block scales (bytes 192..207) kept in 0..31.
+    "Q6_K": [(104, *_F16_EXP(-14))] + [(i, 0x1F1F, 0) for i in range(96, 104)],
 }
 
 
@@ -345,21 +384,21 @@ def bits_chunk(rng, dtype, nbytes):
         v |= kind(base)
         return raw
     fields = raw.view(np.uint16).reshape(-1, BLOCK_BYTES[dtype] // 2)
-    for i, (mask, base) in enumerate(BLOCK_FIELD_BITS[dtype]):
+    for i, mask, base in BLOCK_FIELD_BITS[dtype]:
         col = fields[:, i]
         col &= np.uint16(mask)
         col |= np.uint16(base)
     return raw
 
 
-def write_tensors_bits(path, data_start, tensors, fmt, dtype, seed, align, workers):
+def write_tensors_bits(path, data_start, tensors, seed, align, workers):
     """Writes the tensors' data at data_start with positional writes from a
     pool: 2-D weights as random bits (one generator per chunk, keyed by the
     seed, the tensor's name and the chunk's index), 1-D tensors with their
     usual values. Padding is left to the file's size (zeros)."""
     jobs, offset = [], data_start
     for t in tensors:
-        dt = stored_dtype(t, fmt, dtype)
+        dt = t.dtype
         size = nbytes(t.shape, dt)
         if t.is_norm:
             jobs.append(("values", t, dt, offset, 0, size))
@@ -417,9 +456,9 @@ def write_safetensors_file(path, tensors, dtype, seed, fill="uniform", workers=1
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)) + blob)
         if fill == "uniform":
-            write_tensors(f, tensors, "safetensors", dtype, seed)
+            write_tensors(f, tensors, "safetensors", seed)
     if fill == "bits":
-        write_tensors_bits(path, 8 + len(blob), tensors, "safetensors", dtype, seed, 1, workers)
+        write_tensors_bits(path, 8 + len(blob), tensors, seed, 1, workers)
     return offset
 
 
@@ -441,7 +480,7 @@ def split_shards(tensors, n, dtype):
 
 def write_safetensors(out, s, dtype, shards, seed, fill="uniform", workers=1):
     os.makedirs(out, exist_ok=True)
-    tensors = plan_tensors(s)
+    tensors = plan_tensors(s, "safetensors", dtype)
     config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -495,7 +534,7 @@ def _gguf_kv(key, value):
 
 
 def write_gguf(out, s, dtype, seed, align=32, fill="uniform", workers=1):
-    tensors = plan_tensors(s)
+    tensors = plan_tensors(s, "gguf", dtype)
     kv = {
         "general.architecture": "llama",
         "general.name": "synthetic",
@@ -516,7 +555,7 @@ def write_gguf(out, s, dtype, seed, align=32, fill="uniform", workers=1):
     head += [_gguf_kv(k, v) for k, v in kv.items()]
     offset = 0
     for t in tensors:
-        dt = stored_dtype(t, "gguf", dtype)
+        dt = t.dtype
         dims = t.shape[::-1]  # GGUF lists dims innermost first: ne[0] = in features
         head.append(_gguf_str(t.gguf_name) + struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims,
                                                          GGML_TYPES[dt], offset))
@@ -526,9 +565,9 @@ def write_gguf(out, s, dtype, seed, align=32, fill="uniform", workers=1):
     with open(out, "wb") as f:
         f.write(blob)
         if fill == "uniform":
-            write_tensors(f, tensors, "gguf", dtype, seed, align)
+            write_tensors(f, tensors, "gguf", seed, align)
     if fill == "bits":
-        write_tensors_bits(out, len(blob), tensors, "gguf", dtype, seed, align, workers)
+        write_tensors_bits(out, len(blob), tensors, seed, align, workers)
     return offset
 
 
@@ -542,6 +581,7 @@ def parse_args(argv):
                    help="safetensors: a directory; gguf: a file (or a directory for model.gguf)")
     p.add_argument("--format", choices=sorted(DTYPES), default="safetensors")
     p.add_argument("--dtype", help="safetensors: F32 F16 BF16; gguf: F32 F16 Q8_0 Q4_0 Q4_1 "
+                   "or a llama-quantize mix: " + " ".join(MIX_DTYPES) + " "
                    "(default: the preset's, else F32)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                    help="a named shape (default tiny); the flags below override it")
@@ -575,7 +615,8 @@ def resolve(a):
     if s.hidden % s.heads or s.heads % s.kv_heads or s.head_dim % 2:
         sys.exit(f"gen_checkpoint: hidden {s.hidden}, heads {s.heads}, kv heads {s.kv_heads}: "
                  "need hidden % heads == 0, heads % kv_heads == 0 and an even head dim")
-    if dtype in BLOCK_BYTES and (s.hidden % QK or s.ffn % QK):
+    # (A mix instead falls back to a smaller block, or F16, tensor by tensor.)
+    if dtype in BLOCK_BYTES and dtype not in MIX_DTYPES and (s.hidden % QK or s.ffn % QK):
         sys.exit(f"gen_checkpoint: {dtype} needs hidden and ffn divisible by {QK}")
     if "target_bytes" in preset and a.layers is None:
         one = model_bytes(dataclasses.replace(s, layers=1), a.format, dtype)

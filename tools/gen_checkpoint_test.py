@@ -21,6 +21,7 @@ from gguf import GGMLQuantizationType as QT
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
 import gen_checkpoint as gc  # noqa: E402
+from gguf_quants_test import KQUANT_DIR, require, rmse, rmse_bound  # noqa: E402
 
 TINY = dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=192, vocab=512)
 NP_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
@@ -222,6 +223,101 @@ class GgufTest(unittest.TestCase):
         types = {t.name: t.tensor_type for t in r.tensors}
         self.assertEqual(types["blk.1.attn_v.weight"], QT.F16)
         self.assertEqual(types["output_norm.weight"], QT.F32)
+
+
+# The shape of $RELAYOUT_SHARED_DIR/models/synthetic-kquant's models, which
+# llama-quantize made: every row is whole super-blocks of 256.
+KQ_SHAPE = dict(hidden=256, layers=4, heads=4, kv_heads=2, ffn=768, vocab=512)
+
+
+def shape_args(shape):
+    return [a for k, v in shape.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+class MixTest(unittest.TestCase):
+    """llama-quantize's file mixes: per-tensor types and values."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.hf = {}
+        for name, shape, tie in (("kq", KQ_SHAPE, "--no-tie"), ("tiny", TINY, "--tie")):
+            out = os.path.join(cls.dir.name, name)
+            assert generate("--out", out, "--seed", "5", tie, *shape_args(shape)).returncode == 0
+            cls.hf[name] = read_safetensors(os.path.join(out, "model.safetensors"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dir.cleanup()
+
+    def gguf(self, mix, name, *extra):
+        shape, tie = (KQ_SHAPE, "--no-tie") if name == "kq" else (TINY, "--tie")
+        path = os.path.join(self.dir.name, f"{name}-{mix}{''.join(extra)}.gguf")
+        if os.path.exists(path):  # made by an earlier test
+            return gguf.GGUFReader(path)
+        r = generate("--out", path, "--format", "gguf", "--dtype", mix, "--seed", "5", tie,
+                     *shape_args(shape), *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return gguf.GGUFReader(path)
+
+    def check_values(self, reader, name):
+        shape = KQ_SHAPE if name == "kq" else TINY
+        plan = {t.gguf_name: t for t in gc.plan_tensors(gc.Shape(**shape, tie=name == "tiny"))}
+        for t in reader.tensors:
+            p = plan[t.name]
+            src = self.hf[name][p.hf_name]
+            src = hf_permute(src, p.rope_heads) if p.rope_heads else src
+            deq = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape(src.shape)
+            if t.tensor_type == QT.F32:
+                np.testing.assert_array_equal(deq, src, t.name)
+            else:
+                self.assertLess(rmse(deq, src) / float(src.std()), rmse_bound(t.tensor_type),
+                                (t.name, t.tensor_type.name))
+
+    def test_mixes_hold_the_weights_within_each_types_bound(self):
+        for mix in gc.MIX_DTYPES:
+            r = self.gguf(mix, "kq")
+            self.assertEqual(int(r.fields["general.file_type"].parts[-1][0]), gc.FILE_TYPES[mix])
+            self.check_values(r, "kq")
+
+    def test_mixes_give_each_tensor_llama_quantizes_type(self):
+        for mix in gc.MIX_DTYPES:
+            ref = gguf.GGUFReader(require(os.path.join(KQUANT_DIR, f"kq-{mix}.gguf")))
+            ours = self.gguf(mix, "kq")
+            self.assertEqual({t.name: t.tensor_type.name for t in ours.tensors},
+                             {t.name: t.tensor_type.name for t in ref.tensors}, mix)
+            self.assertEqual(int(ours.fields["general.file_type"].parts[-1][0]),
+                             int(ref.fields["general.file_type"].parts[-1][0]), mix)
+
+    def test_rows_not_whole_super_blocks_fall_back_to_32_element_types(self):
+        # hidden 64 and ffn 192 are not multiples of 256; the embedding is tied,
+        # so it gets the output head's type, Q8_0 where Q6_K does not fit.
+        for mix, base, more in (("Q4_K_M", "Q5_0", "Q8_0"), ("Q5_K_M", "Q5_1", "Q8_0"),
+                                ("Q6_K", "Q8_0", "Q8_0"), ("Q3_K_M", "IQ4_NL", "Q5_1"),
+                                ("Q2_K", "IQ4_NL", "IQ4_NL")):
+            r = self.gguf(mix, "tiny")
+            types = {t.name: t.tensor_type.name for t in r.tensors}
+            self.assertEqual(types["token_embd.weight"], "Q8_0", mix)
+            self.assertEqual(types["blk.0.attn_q.weight"], base, mix)
+            self.assertEqual(types["blk.0.ffn_gate.weight"], base, mix)
+            # attn_v of layer 1 of 2 before its fallback: Q6_K in Q4_K_M and
+            # Q5_K_M (the last eighth), Q5_K in Q3_K_M (the first two), Q3_K in Q2_K.
+            self.assertEqual(types["blk.1.attn_v.weight"], more, mix)
+            self.assertEqual(types["output_norm.weight"], "F32")
+            self.check_values(r, "tiny")
+
+    def test_bits_fill_gives_valid_blocks_of_every_type(self):
+        for mix in gc.MIX_DTYPES:
+            r = self.gguf(mix, "kq", "--fill", "bits")
+            for t in r.tensors:
+                w = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type)
+                self.assertTrue(np.all(np.isfinite(w)), (mix, t.name))
+                if t.tensor_type == QT.F32:
+                    self.assertAlmostEqual(float(w.mean()), 1.0, delta=0.01)
+                    continue
+                self.assertLess(float(np.abs(w).max()), 0.3, (mix, t.name))
+                self.assertGreater(float(w.std()), 0.005, (mix, t.name))
+                self.assertLess(float(w.std()), 0.06, (mix, t.name))
 
 
 class BitsFillTest(unittest.TestCase):

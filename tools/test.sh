@@ -17,6 +17,8 @@ tools/check_format.sh
 
 echo "test: tools/gen_checkpoint_test.py" >&2
 .venv/bin/python tools/gen_checkpoint_test.py
+echo "test: tools/gguf_quants_test.py" >&2
+.venv/bin/python tools/gguf_quants_test.py
 echo "test: tools/check_layering_test.py" >&2
 .venv/bin/python tools/check_layering_test.py
 
