@@ -1,8 +1,10 @@
 #include "engine/checkpoint/checkpoint.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
+#include "engine/checkpoint/gguf_metadata.h"
 #include "engine/checkpoint/gguf_source.h"
 #include "engine/checkpoint/safetensors_source.h"
 #include "engine/text/json.h"
@@ -67,6 +69,10 @@ Result<Checkpoint> OpenGguf(Env* env, const std::string& user_path, const std::s
   ASSIGN_OR_RETURN(std::unique_ptr<GgufSource> gguf, GgufSource::Open(env, file));
   ASSIGN_OR_RETURN(c.config, ModelConfigFromGguf(gguf->metadata(), gguf->tensors(), file));
   c.gguf_metadata = &gguf->metadata();
+  if (const GgufValue* t = c.gguf_metadata->Find("tokenizer.chat_template");
+      t != nullptr && t->AsString() != nullptr) {
+    c.tokenizer_config.chat_templates.push_back({"default", *t->AsString()});
+  }
   c.source = std::move(gguf);
   RETURN_IF_ERROR(Bind(&c));
   return c;
@@ -84,6 +90,16 @@ Result<Checkpoint> OpenSafetensors(Env* env, const std::string& user_path, const
     ASSIGN_OR_RETURN(c.source, SafetensorsSource::Open(env, file));
   }
   ASSIGN_OR_RETURN(c.config, ReadHfConfig(env, c.config_path));
+  const std::string dir = DirName(c.config_path);
+  ASSIGN_OR_RETURN(c.tokenizer_config, ReadHfTokenizerConfig(env, dir));
+  ASSIGN_OR_RETURN(c.generation_config, ReadHfGenerationConfig(env, dir));
+  // generation_config.json's ids are what generate() stops on (Llama 3
+  // Instruct lists <|eot_id|> there, config.json only <|end_of_text|>).
+  std::vector<int64_t>& eos = c.config.eos_token_ids;
+  for (int64_t id : c.generation_config.eos_token_ids) {
+    if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
+  }
+  RETURN_IF_ERROR(c.config.Validate(JoinPath(dir, std::string(kHfGenerationConfigFile))));
   RETURN_IF_ERROR(Bind(&c));
   return c;
 }

@@ -4,7 +4,9 @@
 //   - a GGUF file (recognised by its magic, not its name);
 //   - a .safetensors file, with config.json beside it;
 //   - a directory: model.safetensors.index.json (sharded), else
-//     model.safetensors, else a single *.gguf file; config.json beside.
+//     model.safetensors, else a single *.gguf file; config.json beside,
+//     and optionally tokenizer_config.json and generation_config.json
+//     (hf_side_files.h).
 // It parses the header(s), reads the config, and binds the model spec, all
 // before any tensor byte is read or any weight buffer is allocated. Errors
 // are one line naming the file and what is wrong.
@@ -15,6 +17,7 @@
 
 #include "engine/base/env.h"
 #include "engine/base/status.h"
+#include "engine/checkpoint/hf_side_files.h"
 #include "engine/checkpoint/model_config.h"
 #include "engine/checkpoint/model_spec.h"
 #include "engine/checkpoint/weight_source.h"
@@ -32,6 +35,12 @@ struct Checkpoint {
   BoundModel model;
   // The GGUF metadata (tokenizer, chat template, ...); nullptr for safetensors.
   const GgufMetadata* gguf_metadata = nullptr;
+  // Safetensors: tokenizer_config.json (or chat_template.jinja) beside
+  // config.json. GGUF: only chat_templates, from tokenizer.chat_template.
+  HfTokenizerConfig tokenizer_config;
+  // Safetensors: generation_config.json, whose eos ids are already merged
+  // into config.eos_token_ids. GGUF: empty.
+  HfGenerationConfig generation_config;
 };
 
 Result<Checkpoint> OpenCheckpoint(Env* env, const std::string& path);

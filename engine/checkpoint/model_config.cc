@@ -16,6 +16,8 @@ std::string_view RopeScalingName(RopeScalingType type) {
       return "linear";
     case RopeScalingType::kLlama3:
       return "llama3";
+    case RopeScalingType::kDynamic:
+      return "dynamic";
   }
   return "none";
 }
@@ -114,6 +116,8 @@ class HfReader {
     if (name == "default") return Status::OK();
     if (name == "linear") {
       out->type = RopeScalingType::kLinear;
+    } else if (name == "dynamic") {
+      out->type = RopeScalingType::kDynamic;
     } else if (name == "llama3") {
       out->type = RopeScalingType::kLlama3;
       RETURN_IF_ERROR(inner.Float("low_freq_factor", &out->low_freq_factor));
@@ -121,8 +125,9 @@ class HfReader {
       RETURN_IF_ERROR(inner.Int("original_max_position_embeddings",
                                 &out->original_max_position_embeddings, false));
     } else {
-      return Status::Unimplemented(source_, StrCat("rope_scaling type \"", name,
-                                                   "\" is not supported (none, linear, llama3)"));
+      return Status::Unimplemented(source_,
+                                   StrCat("rope_scaling type \"", name,
+                                          "\" is not supported (none, linear, dynamic, llama3)"));
     }
     RETURN_IF_ERROR(inner.Float("factor", &out->factor));
     return Status::OK();
@@ -156,11 +161,13 @@ class HfReader {
 
 Result<ModelConfig> ModelConfigFromHfJson(const JsonValue& json, std::string_view source) {
   if (!json.is_object()) return Status::InvalidArgument(source, "config must be a JSON object");
+  std::string model_type = "llama";
   if (const JsonValue* type = json.Find("model_type"); type != nullptr) {
-    if (!type->is_string() || type->as_string() != "llama") {
+    model_type = type->is_string() ? type->as_string() : "?";
+    if (model_type != "llama" && model_type != "mistral" && model_type != "qwen2") {
       return Status::Unimplemented(
-          source, StrCat("model_type ", type->is_string() ? "\"" + type->as_string() + "\"" : "?",
-                         " is not supported (llama)"));
+          source, StrCat("model_type ", type->is_string() ? "\"" + model_type + "\"" : "?",
+                         " is not supported (llama, mistral, qwen2)"));
     }
   }
   if (const JsonValue* act = json.Find("hidden_act"); act != nullptr) {
@@ -187,9 +194,18 @@ Result<ModelConfig> ModelConfigFromHfJson(const JsonValue& json, std::string_vie
   RETURN_IF_ERROR(r.Float("rope_theta", &c.rope_theta));
   RETURN_IF_ERROR(r.RopeScalingField(&c.rope_scaling));
   RETURN_IF_ERROR(r.Bool("tie_word_embeddings", &c.tie_word_embeddings));
+  // Qwen2's attention has q/k/v biases by construction; its config has no key.
+  c.attention_bias = model_type == "qwen2";
   RETURN_IF_ERROR(r.Bool("attention_bias", &c.attention_bias));
   RETURN_IF_ERROR(r.Bool("mlp_bias", &c.mlp_bias));
   RETURN_IF_ERROR(r.Int("max_position_embeddings", &c.context_length, false));
+  bool sliding = model_type == "mistral";
+  if (model_type == "qwen2") RETURN_IF_ERROR(r.Bool("use_sliding_window", &sliding));
+  if (sliding) {
+    int64_t window = 0;
+    RETURN_IF_ERROR(r.Int("sliding_window", &window, false));
+    if (window > 0 && window < c.context_length) c.context_length = window;
+  }
   RETURN_IF_ERROR(r.Int("bos_token_id", &c.bos_token_id, false));
   RETURN_IF_ERROR(r.EosIds(&c.eos_token_ids));
   RETURN_IF_ERROR(c.Validate(source));

@@ -20,7 +20,11 @@ class JsonValue;
 class GgufMetadata;
 struct TensorInfo;
 
-enum class RopeScalingType { kNone, kLinear, kLlama3 };
+// kDynamic is Hugging Face's dynamic NTK scaling: it changes the RoPE base
+// only once a sequence grows past max_position_embeddings. Sequences are
+// capped at context_length (= max_position_embeddings), so it rotates exactly
+// as kNone for every position served; it is kept apart to be reported.
+enum class RopeScalingType { kNone, kLinear, kLlama3, kDynamic };
 std::string_view RopeScalingName(RopeScalingType type);
 
 struct RopeScaling {
@@ -49,6 +53,8 @@ struct ModelConfig {
   int64_t rope_dim = 0;  // dims rotated per head; default head_dim
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
+  // q/k/v projection biases; o_proj's bias is taken when present (Llama's
+  // attention_bias has all four, Qwen2 only q/k/v).
   bool attention_bias = false;
   bool mlp_bias = false;
   int64_t context_length = 2048;
@@ -63,7 +69,11 @@ struct ModelConfig {
 };
 
 // From a parsed config.json. `source` names the file in error messages.
-// Unsupported model types or RoPE scalings are Unimplemented naming the key.
+// model_type "llama", "mistral" and "qwen2" (Qwen2 always has q/k/v biases;
+// it states no attention_bias). A sliding attention window (Mistral's
+// sliding_window, Qwen2's with use_sliding_window) caps context_length at the
+// window, within which sliding and full attention agree. Unsupported model
+// types or RoPE scalings are Unimplemented naming the key.
 Result<ModelConfig> ModelConfigFromHfJson(const JsonValue& json, std::string_view source);
 
 // From GGUF metadata (general.architecture must be "llama"). Tied embeddings,

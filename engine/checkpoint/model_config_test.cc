@@ -83,6 +83,73 @@ TEST(ModelConfigTest, HfLinearRopeScalingAndEosList) {
   EXPECT_EQ(c->eos_token_ids, (std::vector<int64_t>{2, 7}));
 }
 
+TEST(ModelConfigTest, HfDynamicRopeScaling) {
+  Result<ModelConfig> c =
+      FromText(Replace(kStoriesConfig, R"("rope_scaling": null)",
+                       R"("rope_scaling": {"type": "dynamic", "factor": 2.0})"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kDynamic);
+  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, 2.0);
+  EXPECT_EQ(RopeScalingName(c->rope_scaling.type), "dynamic");
+  // Served unscaled, so sequences stay within the trained context.
+  EXPECT_EQ(c->context_length, 512);
+}
+
+TEST(ModelConfigTest, HfHeadDimApartFromHiddenOverHeads) {
+  // Qwen3/Gemma-style: 8 heads of 16 over a hidden size of 64.
+  Result<ModelConfig> c =
+      FromText(Replace(kStoriesConfig, R"("head_dim": 8)", R"("head_dim": 16)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->head_dim, 16);
+  EXPECT_EQ(c->rope_dim, 16);
+  EXPECT_EQ(c->q_dim(), 128);
+  EXPECT_EQ(c->kv_dim(), 64);
+}
+
+TEST(ModelConfigTest, HfUntiedAndBiasFlags) {
+  std::string text =
+      Replace(kStoriesConfig, R"("tie_word_embeddings": true)", R"("tie_word_embeddings": false)");
+  text = Replace(text, R"("attention_bias": false, "mlp_bias": false)",
+                 R"("attention_bias": true, "mlp_bias": true)");
+  Result<ModelConfig> c = FromText(text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->tie_word_embeddings);
+  EXPECT_TRUE(c->attention_bias);
+  EXPECT_TRUE(c->mlp_bias);
+}
+
+// Qwen2's config names no attention_bias, yet its q/k/v projections have
+// biases; a sliding window is off unless use_sliding_window says so.
+TEST(ModelConfigTest, HfQwen2HasQkvBiases) {
+  std::string text =
+      Replace(kStoriesConfig, R"("model_type": "llama")", R"("model_type": "qwen2")");
+  text = Replace(text, R"("attention_bias": false, "mlp_bias": false)",
+                 R"("use_sliding_window": false, "sliding_window": 64)");
+  Result<ModelConfig> c = FromText(text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->attention_bias);
+  EXPECT_FALSE(c->mlp_bias);
+  EXPECT_EQ(c->context_length, 512);
+
+  c = FromText(Replace(text, R"("use_sliding_window": false)", R"("use_sliding_window": true)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->context_length, 64);
+}
+
+TEST(ModelConfigTest, HfMistralSlidingWindowCapsTheContext) {
+  std::string text =
+      Replace(kStoriesConfig, R"("model_type": "llama")", R"("model_type": "mistral")");
+  text = Replace(text, R"("mlp_bias": false)", R"("mlp_bias": false, "sliding_window": 128)");
+  Result<ModelConfig> c = FromText(text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->context_length, 128);
+  EXPECT_FALSE(c->attention_bias);
+
+  c = FromText(Replace(text, R"("sliding_window": 128)", R"("sliding_window": null)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->context_length, 512);
+}
+
 struct BadConfigCase {
   const char* from;
   const char* to;

@@ -37,6 +37,7 @@ kernels::RopeScalingKind ScalingKind(RopeScalingType type) {
       return kernels::RopeScalingKind::kLinear;
     case RopeScalingType::kLlama3:
       return kernels::RopeScalingKind::kLlama3;
+    case RopeScalingType::kDynamic:  // unscaled up to context_length (model_config.h)
     case RopeScalingType::kNone:
       break;
   }

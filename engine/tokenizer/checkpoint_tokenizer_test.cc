@@ -24,8 +24,67 @@ TEST(CheckpointTokenizerTest, NoTokenizerFileIsNotFoundNamingTheFilesTried) {
   ASSERT_FALSE(t.ok());
   EXPECT_TRUE(t.status().IsNotFound());
   EXPECT_EQ(t.status().message(),
-            "/m: no tokenizer beside the weights (tried tokenizer.model, tok512.bin, "
-            "tokenizer.bin)");
+            "/m: no tokenizer beside the weights (tried tokenizer.json, tokenizer.model, "
+            "tok512.bin, tokenizer.bin)");
+}
+
+// A byte-level tokenizer.json: <s> a b Ġ ab </s> <|im_end|>, no template, so
+// the file alone implies bos <s> (by its spelling) and no add_bos.
+constexpr char kTokenizerJson[] = R"({"added_tokens": [
+    {"id": 0, "content": "<s>", "special": true},
+    {"id": 5, "content": "</s>", "special": true},
+    {"id": 6, "content": "<|im_end|>", "special": true}],
+  "normalizer": null, "post_processor": null,
+  "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+  "model": {"type": "BPE", "vocab": {"<s>": 0, "a": 1, "b": 2, "Ġ": 3, "ab": 4},
+            "merges": ["a b"]}})";
+
+TEST(CheckpointTokenizerTest, TokenizerJsonWinsOverTheOthers) {
+  InMemoryEnv env;
+  env.AddFile("/m/tokenizer.json", kTokenizerJson);
+  env.AddFile("/m/tokenizer.model", "not a model");
+  Checkpoint checkpoint;
+  checkpoint.config_path = "/m/config.json";
+  Result<std::unique_ptr<Tokenizer>> t = LoadCheckpointTokenizer(&env, checkpoint);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->vocab_size(), 7);
+  EXPECT_EQ(Ids(**t, "ab"), std::vector<int32_t>{4});
+}
+
+TEST(CheckpointTokenizerTest, TokenizerConfigSetsSpecialTokensAndAddBos) {
+  InMemoryEnv env;
+  env.AddFile("/m/tokenizer.json", kTokenizerJson);
+  Checkpoint checkpoint;
+  checkpoint.config_path = "/m/config.json";
+  checkpoint.tokenizer_config.bos_token = "<|im_end|>";
+  checkpoint.tokenizer_config.eos_token = "</s>";
+  checkpoint.tokenizer_config.unk_token = "a";
+  checkpoint.tokenizer_config.add_bos_token = true;
+  Result<std::unique_ptr<Tokenizer>> t = LoadCheckpointTokenizer(&env, checkpoint);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->bos_id(), 6);
+  EXPECT_EQ((*t)->unk_id(), 1);
+  EXPECT_TRUE((*t)->IsEndOfGeneration(5));
+  EXPECT_EQ(Ids(**t, "ab"), (std::vector<int32_t>{6, 4}));
+
+  checkpoint.tokenizer_config.add_bos_token = false;
+  t = LoadCheckpointTokenizer(&env, checkpoint);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(Ids(**t, "ab"), std::vector<int32_t>{4});
+}
+
+TEST(CheckpointTokenizerTest, TokenizerConfigTokenOutsideTheVocabularyIsNamed) {
+  InMemoryEnv env;
+  env.AddFile("/m/tokenizer.json", kTokenizerJson);
+  Checkpoint checkpoint;
+  checkpoint.config_path = "/m/config.json";
+  checkpoint.tokenizer_config.eos_token = "<|eot_id|>";
+  Result<std::unique_ptr<Tokenizer>> t = LoadCheckpointTokenizer(&env, checkpoint);
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(t.status().IsInvalidArgument()) << t.status();
+  EXPECT_EQ(t.status().message(),
+            "/m/tokenizer_config.json: eos_token \"<|eot_id|>\" is not in the vocabulary of "
+            "/m/tokenizer.json");
 }
 
 TEST(CheckpointTokenizerTest, MalformedFileIsDataLossNamingIt) {

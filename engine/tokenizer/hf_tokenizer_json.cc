@@ -536,13 +536,17 @@ Result<TokenizerSpec> TokenizerSpecFromHfJson(const JsonValue& json, const std::
   return std::move(draft.spec);
 }
 
-Result<std::unique_ptr<Tokenizer>> LoadHfTokenizerJson(Env* env, const std::string& path) {
+Result<TokenizerSpec> ReadHfTokenizerJsonSpec(Env* env, const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, env->ReadSmallFile(path, kMaxTokenizerJsonBytes));
   JsonLimits limits;
   limits.max_bytes = kMaxTokenizerJsonBytes;
   Result<JsonValue> json = ParseJson(text, limits);
   if (!json.ok()) return Status::DataLoss(path, json.status().message());
-  ASSIGN_OR_RETURN(TokenizerSpec spec, TokenizerSpecFromHfJson(*json, path));
+  return TokenizerSpecFromHfJson(*json, path);
+}
+
+Result<std::unique_ptr<Tokenizer>> LoadHfTokenizerJson(Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(TokenizerSpec spec, ReadHfTokenizerJsonSpec(env, path));
   return CreateTokenizer(std::move(spec));
 }
 

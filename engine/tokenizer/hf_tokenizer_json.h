@@ -61,6 +61,10 @@ namespace relayout {
 // The spec json describes; source names it in messages. Codes as above.
 Result<TokenizerSpec> TokenizerSpecFromHfJson(const JsonValue& json, const std::string& source);
 
+// Reads and parses path (a tokenizer.json) into its spec. Codes as
+// LoadHfTokenizerJson, less CreateTokenizer's.
+Result<TokenizerSpec> ReadHfTokenizerJsonSpec(Env* env, const std::string& path);
+
 // Reads and parses path (a tokenizer.json), then builds its tokenizer.
 // NotFound when the file does not exist; DataLoss "path: JSON at byte N: ..."
 // when it is not JSON; otherwise as TokenizerSpecFromHfJson and

@@ -135,7 +135,12 @@ Result<std::unique_ptr<Tokenizer>> CreateTokenizer(TokenizerSpec spec) {
 }
 
 Result<std::unique_ptr<Tokenizer>> LoadTokenizerFile(Env* env, const std::string& path) {
-  if (EndsWith(path, ".json")) return LoadHfTokenizerJson(env, path);
+  ASSIGN_OR_RETURN(TokenizerSpec spec, LoadTokenizerSpecFile(env, path));
+  return CreateTokenizer(std::move(spec));
+}
+
+Result<TokenizerSpec> LoadTokenizerSpecFile(Env* env, const std::string& path) {
+  if (EndsWith(path, ".json")) return ReadHfTokenizerJsonSpec(env, path);
   ASSIGN_OR_RETURN(std::string bytes, env->ReadSmallFile(path, kMaxTokenizerFileBytes));
   // A llama2.c file starts with a small little-endian int32 (the longest
   // piece), so bytes 1..3 are zero; a ModelProto starts with a field-1 tag
@@ -148,7 +153,7 @@ Result<std::unique_ptr<Tokenizer>> LoadTokenizerFile(Env* env, const std::string
   } else {
     ASSIGN_OR_RETURN(spec, ParseSentencePieceModel(bytes, path));
   }
-  return CreateTokenizer(std::move(spec));
+  return spec;
 }
 
 }  // namespace relayout

@@ -153,4 +153,9 @@ Result<std::unique_ptr<Tokenizer>> CreateTokenizer(TokenizerSpec spec);
 // key) when it is malformed.
 Result<std::unique_ptr<Tokenizer>> LoadTokenizerFile(Env* env, const std::string& path);
 
+// The spec LoadTokenizerFile builds its tokenizer from, for a caller that
+// adjusts it first (special tokens from a tokenizer_config.json). Codes as
+// LoadTokenizerFile, less CreateTokenizer's.
+Result<TokenizerSpec> LoadTokenizerSpecFile(Env* env, const std::string& path);
+
 }  // namespace relayout

@@ -44,6 +44,7 @@ Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create
     metrics->SetKvCacheUsage(s.kv_usage_ratio());
   };
   const Checkpoint& checkpoint = model.load.checkpoint;
+  const SamplingDefaults sampling_defaults = checkpoint.generation_config.sampling;
   Result<std::unique_ptr<ServingEngine>> created =
       model.load.device != nullptr
           ? ServingEngine::Create(checkpoint.config, checkpoint.naming,
@@ -54,7 +55,8 @@ Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create
                                   std::move(model.weights.host), std::move(model.ledger),
                                   std::move(model.tokenizer), std::move(engine_options));
   ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, std::move(created));
-  return std::unique_ptr<EngineGenerationBackend>(new EngineGenerationBackend(std::move(engine)));
+  return std::unique_ptr<EngineGenerationBackend>(
+      new EngineGenerationBackend(std::move(engine), sampling_defaults));
 }
 
 uint64_t EngineGenerationBackend::StartSession(GenerationRequest request, StartCallback done) {

@@ -42,14 +42,16 @@ class EngineGenerationBackend final : public GenerationBackend {
                                   DoneCallback on_done) override;
   void Cancel(uint64_t stream_id) override;
   void CancelAll() override;
+  SamplingDefaults sampling_defaults() const override { return sampling_defaults_; }
 
   ServingEngine& engine() { return *engine_; }
 
  private:
-  explicit EngineGenerationBackend(std::unique_ptr<ServingEngine> engine)
-      : engine_(std::move(engine)) {}
+  EngineGenerationBackend(std::unique_ptr<ServingEngine> engine, SamplingDefaults sampling_defaults)
+      : engine_(std::move(engine)), sampling_defaults_(sampling_defaults) {}
 
   std::unique_ptr<ServingEngine> engine_;
+  const SamplingDefaults sampling_defaults_;
 };
 
 }  // namespace relayout::server

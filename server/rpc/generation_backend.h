@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/base/status.h"
+#include "engine/checkpoint/hf_side_files.h"
 #include "engine/model/finish_reason.h"  // the engine's FinishReason, used as is
 #include "engine/model/sampler.h"
 
@@ -115,6 +116,10 @@ class GenerationBackend {
   // message), a Decode in flight ends with kCancelled and the tokens so far,
   // and a waiting Prefill gets Unavailable. Sessions that are idle stay.
   virtual void CancelAll() = 0;
+
+  // The model's sampling defaults (its generation_config.json) for the
+  // fields a request leaves unset; none by default.
+  virtual SamplingDefaults sampling_defaults() const { return {}; }
 };
 
 }  // namespace relayout::server

@@ -55,13 +55,16 @@ Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Toke
 Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,
                                               const v1::SamplingParams& sampling,
                                               const Tokenizer& tokenizer,
-                                              const ServingLimits& limits) {
+                                              const ServingLimits& limits,
+                                              const SamplingDefaults& defaults) {
   GenerationRequest request;
   ASSIGN_OR_RETURN(request.prompt_ids, PromptTokenIds(prompt, tokenizer, limits));
   SamplingParams& p = request.sampling;
-  if (sampling.has_temperature()) p.temperature = sampling.temperature();
-  p.top_k = sampling.top_k();
-  if (sampling.has_top_p()) p.top_p = sampling.top_p();
+  p.temperature = sampling.has_temperature() ? sampling.temperature()
+                                             : defaults.temperature.value_or(p.temperature);
+  // top_k has no presence in the proto: 0 (off) is also "unset".
+  p.top_k = sampling.top_k() != 0 ? sampling.top_k() : defaults.top_k.value_or(0);
+  p.top_p = sampling.has_top_p() ? sampling.top_p() : defaults.top_p.value_or(p.top_p);
   p.min_p = sampling.min_p();
   if (sampling.has_repetition_penalty()) p.repetition_penalty = sampling.repetition_penalty();
   p.frequency_penalty = sampling.frequency_penalty();

@@ -38,11 +38,14 @@ inline constexpr int kMaxStopTokenIds = 64;
 Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
                                             const ServingLimits& limits);
 
-// The engine's request for a Prefill or Generate call.
+// The engine's request for a Prefill or Generate call. temperature and top_p
+// left unset, and top_k 0, take the model's defaults where it has them
+// (GenerationBackend::sampling_defaults), else the proto's neutral values.
 Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,
                                               const v1::SamplingParams& sampling,
                                               const Tokenizer& tokenizer,
-                                              const ServingLimits& limits);
+                                              const ServingLimits& limits,
+                                              const SamplingDefaults& defaults = {});
 
 // Tokens to generate for a Decode call: num_tokens (0 means 1).
 // InvalidArgument for an empty session id; ResourceExhausted above

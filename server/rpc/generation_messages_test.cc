@@ -146,6 +146,38 @@ TEST_F(GenerationMessagesTest, SamplingFieldsAreCarriedOver) {
   EXPECT_EQ(r->max_new_tokens, 16);
 }
 
+// A model's generation_config.json fills what a request leaves unset; what
+// it sets wins.
+TEST_F(GenerationMessagesTest, UnsetSamplingFieldsTakeTheModelDefaults) {
+  SamplingDefaults defaults;
+  defaults.temperature = 0.6f;
+  defaults.top_p = 0.9f;
+  defaults.top_k = 20;
+  Result<GenerationRequest> r =
+      ToGenerationRequest(Text("a"), v1::SamplingParams(), *tokenizer_, limits_, defaults);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FLOAT_EQ(r->sampling.temperature, 0.6f);
+  EXPECT_FLOAT_EQ(r->sampling.top_p, 0.9f);
+  EXPECT_EQ(r->sampling.top_k, 20);
+
+  v1::SamplingParams s;
+  s.set_temperature(0);
+  s.set_top_p(1);
+  s.set_top_k(3);
+  r = ToGenerationRequest(Text("a"), s, *tokenizer_, limits_, defaults);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sampling.temperature, 0.0f);
+  EXPECT_EQ(r->sampling.top_p, 1.0f);
+  EXPECT_EQ(r->sampling.top_k, 3);
+
+  // Without defaults, the proto's neutral values.
+  r = Convert(Text("a"), v1::SamplingParams());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sampling.temperature, 1.0f);
+  EXPECT_EQ(r->sampling.top_p, 1.0f);
+  EXPECT_EQ(r->sampling.top_k, 0);
+}
+
 TEST_F(GenerationMessagesTest, DecodeCountDefaultsToOneAndIsLimited) {
   v1::DecodeRequest d;
   EXPECT_TRUE(DecodeTokenCount(d, limits_).status().IsInvalidArgument());

@@ -143,7 +143,8 @@ grpc::ServerUnaryReactor* GenerationService::Prefill(grpc::CallbackServerContext
     return reactor;
   }
   Result<GenerationRequest> converted =
-      ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits);
+      ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits,
+                          backend->sampling_defaults());
   if (!converted.ok()) {
     call->Finish(ToGrpcStatus(converted.status()));
     return reactor;
@@ -229,7 +230,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
     return reactor;
   }
   Result<GenerationRequest> converted =
-      ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits);
+      ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits,
+                          backend->sampling_defaults());
   if (!converted.ok()) {
     reactor->FinishWithStatus(ToGrpcStatus(converted.status()));
     return reactor;
