@@ -54,6 +54,13 @@ TEST(LayoutPolicyTest, Avx2PicksEightRowGroups) {
   EXPECT_EQ(p.Choose(DType::kQ4_1, TensorRole::kFfnGate, kMat), Layout::QuantRowGroupInterleave(8));
   EXPECT_EQ(p.Choose(DType::kQ8_0, TensorRole::kAttnV, kMat), Layout::QuantRowGroupInterleave(8));
   EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kAttnK, kMat), Layout::QuantRowGroupInterleave(8));
+  EXPECT_EQ(p.Choose(DType::kQ5_0, TensorRole::kAttnK, kMat), Layout::QuantRowGroupInterleave(8));
+  // The K-quants too, where K is whole super-blocks of 256; a K-quant tensor
+  // whose K is not cannot exist, and no layout applies to it.
+  const std::vector<int64_t> k_mat = {576, 512};
+  EXPECT_EQ(p.Choose(DType::kQ4_K, TensorRole::kFfnUp, k_mat), Layout::QuantRowGroupInterleave(8));
+  EXPECT_EQ(p.Choose(DType::kQ6_K, TensorRole::kOutput, k_mat), Layout::QuantRowGroupInterleave(8));
+  EXPECT_EQ(p.Choose(DType::kQ4_K, TensorRole::kFfnUp, kMat), Layout::GgufBlocks());
 }
 
 TEST(LayoutPolicyTest, Avx2WithoutF16cWidensF16AndKeepsQuantNative) {
@@ -110,7 +117,8 @@ TEST(LayoutPolicyTest, EmbeddingsNormsBiasesAndVectorsStayNative) {
   EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kAttnQBias, kVec), Layout::RowMajor());
   EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kAttnQ, kVec), Layout::RowMajor());
   EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kOther, kMat), Layout::RowMajor());
-  EXPECT_EQ(p.Choose(DType::kQ4_K, TensorRole::kAttnQ, kMat), Layout::GgufBlocks());
+  const std::vector<int64_t> k_mat = {512, 512};
+  EXPECT_EQ(p.Choose(DType::kQ6_K, TensorRole::kTokenEmbd, k_mat), Layout::GgufBlocks());
 }
 
 TEST(LayoutPolicyTest, FewerRowsThanAGroupStayNative) {

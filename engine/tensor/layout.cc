@@ -32,10 +32,25 @@ bool ConsumePrefix(std::string_view& s, std::string_view prefix) {
 
 bool IsFloatDType(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
 
-// The 32-element block types (kernels/cpu/layout/quant_row_group.h).
+// The GGUF block types with a quantized row-group layout
+// (kernels/cpu/layout/quant_row_group.h).
 bool IsRowGroupQuant(DType d) {
-  return d == DType::kQ8_0 || d == DType::kQ4_0 || d == DType::kQ4_1 || d == DType::kQ5_0 ||
-         d == DType::kQ5_1 || d == DType::kIQ4_NL;
+  switch (d) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kIQ4_NL:
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -118,7 +133,9 @@ Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int
       break;
     case LayoutKind::kQuantRowGroupInterleave:
       if (!IsRowGroupQuant(dtype))
-        return refuse("needs a 32-element block type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL)");
+        return refuse(
+            "needs a GGUF block type the kernels read (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, "
+            "Q2_K..Q6_K)");
       break;
     case LayoutKind::kBf16KPair:
       if (dtype != DType::kBF16) return refuse("needs BF16");
@@ -128,6 +145,10 @@ Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int
       return Status::OK();
   }
   if (shape.size() != 2) return refuse("needs a 2-D [out, in] shape");
+  if (quantized && shape[1] % Traits(dtype).block_elems != 0) {
+    return refuse(
+        StrCat("K is not a multiple of the ", Traits(dtype).block_elems, "-element block"));
+  }
   if (layout.kind != LayoutKind::kTransposed &&
       (layout.group_rows < 1 || layout.group_rows > kMaxGroupRows)) {
     return refuse("group rows out of range");

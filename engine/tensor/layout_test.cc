@@ -78,7 +78,14 @@ TEST(LayoutTest, LayoutsApplyOnlyToTheirDtypesAndTwoDimensionalShapes) {
   EXPECT_FALSE(CheckLayoutApplies(Layout::RowMajor(), DType::kQ8_0, mat).ok());
   EXPECT_FALSE(CheckLayoutApplies(Layout::GgufBlocks(), DType::kF32, mat).ok());
   EXPECT_FALSE(CheckLayoutApplies(Layout::RowGroupInterleave(0, 8), DType::kF32, mat).ok());
+  // K-quants: whole super-blocks of 256 along K.
   EXPECT_FALSE(CheckLayoutApplies(Layout::QuantRowGroupInterleave(8), DType::kQ4_K, mat).ok());
+  const std::vector<int64_t> super_blocks = {64, 256};
+  const std::vector<int64_t> partial_block = {64, 48};
+  EXPECT_TRUE(
+      CheckLayoutApplies(Layout::QuantRowGroupInterleave(8), DType::kQ4_K, super_blocks).ok());
+  EXPECT_FALSE(
+      CheckLayoutApplies(Layout::QuantRowGroupInterleave(8), DType::kQ4_0, partial_block).ok());
 }
 
 TEST(TensorRoleTest, NamesRoundTripAndMatmulWeightsAreTheProjections) {

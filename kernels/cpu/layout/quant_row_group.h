@@ -1,5 +1,6 @@
 // Quantized row-group interleave of a GGUF-block matrix W[N, K] (Q8_0, Q4_0,
-// Q4_1, Q5_0, Q5_1, IQ4_NL: K / 32 blocks per row), and its inverse.
+// Q4_1, Q5_0, Q5_1, IQ4_NL: K / 32 blocks per row; Q2_K..Q6_K: K / 256
+// super-blocks), and its inverse.
 //
 // Byte layout (docs/LAYOUTS.md has diagrams). With G = group_rows, a block of
 // B bytes that starts with F f16 scale fields (d, or d and m) and ends with a
@@ -14,6 +15,8 @@
 //       Q5_0 x G: f16 d[G]; u16 qh_lo[G]; u16 qh_hi[G]; uint8 qs[G][16]
 //       Q5_1 x G: f16 d[G]; f16 m[G]; u16 qh_lo[G]; u16 qh_hi[G]; uint8 qs[G][16]
 //       IQ4_NL x G: as Q4_0
+//       Q2_K..Q6_K x G: the G super-blocks unchanged (F = 0: their scales
+//         sit inside the block and are unpacked with it)
 //   - the N % G tail rows stay in the GGUF block layout after the last group.
 // Why: an AVX2 GEMV converts the G scales of a group block with one vcvtph2ps
 // and, for Q4, one 32-byte load gives the nibbles of 2 rows (row r in the low

@@ -27,6 +27,10 @@ using matmul_internal::MatmulArgs;
 // per block; a larger block made every tile re-read them from L2 and measured
 // about 1.5x slower at K = 4096. Float: half of L2.
 constexpr int64_t kQuantTokenBlockBytes = 32 << 10;
+// K-quant activations: a tile unpacks one super-block of its 8 rows at a
+// time and dots it with every token of the block, so the block's activations
+// stream from L2 once per tile; a larger block amortizes the unpacking.
+constexpr int64_t kKQuantTokenBlockBytes = 128 << 10;
 constexpr int64_t kFloatTokenBlockBytes = 192 << 10;
 // Weight bytes per row panel: a quarter of a 1 MiB L2, with the activations.
 constexpr int64_t kRowPanelBytes = 256 << 10;
@@ -245,7 +249,7 @@ bool Matmul(const MatmulWeight& w, const float* x, int64_t tokens, float* y, Thr
     PrepareQ8K(k, a, pool);
     kernel = k.kquant;
     token_bytes = w.cols + w.cols / 256 * 4 + w.cols / 16 * 2;
-    block_bytes = kQuantTokenBlockBytes;
+    block_bytes = kKQuantTokenBlockBytes;
   } else if (w.type == WeightType::kBF16 && w.layout == WeightLayout::kBf16KPair &&
              isa == MatmulIsa::kAvx512 && DetectCpuFeatures().avx512bf16) {
     const IsaKernels& bf16 = matmul_internal::Avx512Bf16Kernels();

@@ -90,7 +90,8 @@ bool MatmulShapeSupported(const MatmulWeight& w);
 int64_t MatmulWeightBytes(const MatmulWeight& w);
 
 // The block format of a type in the quantized row-group layout
-// (quant_row_group.h): the 32-element block types. False for the others.
+// (quant_row_group.h): every block type, a K-quant super-block counting as
+// all payload. False for the float types.
 bool QuantRowGroupFormatOf(WeightType type, QuantBlockFormat* format);
 
 // REQUIRES: MatmulSupported(w); x has tokens * w.cols floats and y has

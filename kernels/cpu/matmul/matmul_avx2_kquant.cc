@@ -1,8 +1,7 @@
 // AVX2 kernels for the K-quants (Q2_K .. Q6_K) against activations quantized
 // to Q8_K (steps 1K and 2K of matmul_internal.h, bit for bit). The kernel
 // body is matmul_kquant_simd.h; this file instantiates it with the AVX2 flags
-// and adds the Q8_K quantizer. The AVX-512 table uses these too: with 256-bit
-// unpacking, a wider dot measured no faster.
+// and adds the Q8_K quantizer, which the AVX-512 table shares.
 #include "kernels/cpu/matmul/matmul_internal.h"
 
 #if defined(__x86_64__)

@@ -298,7 +298,7 @@ void Quantize(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, floa
 }  // namespace
 
 const IsaKernels& Avx512Kernels() {
-  static constexpr IsaKernels kTable{Quantize,        QuantRows, Avx2QuantizeK, Avx2KQuantRows,
+  static constexpr IsaKernels kTable{Quantize,        QuantRows, Avx2QuantizeK, Avx512KQuantRows,
                                      Avx512FloatRows, nullptr,   nullptr};
   return kTable;
 }

@@ -122,7 +122,7 @@ struct IsaKernels {
   QuantizeFn quantize = nullptr;
   RowsKernel quant = nullptr;  // 32-element block types in any supported layout
   QuantizeKFn quantize_k = nullptr;
-  RowsKernel kquant = nullptr;  // K-quants (row-major GGUF blocks)
+  RowsKernel kquant = nullptr;  // K-quants in any supported layout
   RowsKernel flt = nullptr;     // F32, F16, BF16 in any supported layout
   // BF16 K-pair with vdpbf16ps; needs args.xb. Null without AVX-512 BF16.
   RowsKernel bf16_kpair = nullptr;
@@ -144,6 +144,8 @@ void Avx512FloatRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end)
 // The K-quant kernels and Q8_K quantizer of matmul_avx2_kquant.cc.
 void Avx2QuantizeK(const float* x, int64_t k, int8_t* q, float* d, int16_t* bsum);
 void Avx2KQuantRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
+// The same K-quant kernel with 512-bit dots (matmul_avx512_kquant.cc).
+void Avx512KQuantRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
 
 // ---- Row tiles: where a tile's rows live, computed by baseline code. ----
 

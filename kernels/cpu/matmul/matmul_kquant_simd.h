@@ -1,8 +1,8 @@
 // The K-quant matmul (step 2K of matmul_internal.h) in 256-bit SIMD, shared
 // by the AVX2 and AVX-512 files: each includes it once, inside its own ISA
 // flags, and everything here has internal linkage (matmul_internal.h says
-// why). The AVX-512 file supplies a wider dot product through the same
-// unpacked super-block.
+// why). Built with AVX-512BW, the dot runs on pairs of chunks in 512-bit
+// vectors, from the same unpacked super-block.
 //
 // A super-block is unpacked to eight 32-byte vectors u (unsigned, 0..63, in
 // element order) and two vectors of 16 int16: the sub-block scales sc and the
@@ -213,46 +213,119 @@ inline int32_t KDot256(const KBlockSimd& k, const __m256i* chunk_scales, const i
   return KHorizontalSum(acc);
 }
 
-// Rows [row_begin, row_end) for every token, in row panels and token blocks
-// (as the 32-element kernels walk them): each super-block is unpacked once
-// per token block and dotted with every token of it.
+// The 8 int32 sums of 8 vectors, in order: lane r = the sum of v[r]'s lanes
+// (integer adds, so the grouping does not change the result).
+inline __m256i KSum8(const __m256i* v) {
+  const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]);
+  const __m256i h23 = _mm256_hadd_epi32(v[2], v[3]);
+  const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]);
+  const __m256i h67 = _mm256_hadd_epi32(v[6], v[7]);
+  // Rows 0..3's sums of their low 128-bit halves, then of their high halves;
+  // the same for rows 4..7.
+  const __m256i r0123 = _mm256_hadd_epi32(h01, h23);
+  const __m256i r4567 = _mm256_hadd_epi32(h45, h67);
+  const __m256i a = _mm256_permute2x128_si256(r0123, r4567, 0x20);
+  const __m256i b = _mm256_permute2x128_si256(r0123, r4567, 0x31);
+  return _mm256_add_epi32(a, b);
+}
+
+// Rows [row_begin, row_end) for every token, in tiles of 8 rows with one
+// float lane per row (QuantTile: any layout), in row panels and token
+// blocks: each tile's super-block b is unpacked once per token block and
+// dotted with every token of it. A token's isum and msum for the 8 rows come
+// out of KSum8 as one vector, so the float steps of 2K run lane per row, in
+// the scalar loop's order: bit for bit the same result.
 template <WeightType kT>
 void KQuantRowsSimd(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  constexpr int64_t kBytes = KBlockBytesOf<kT>();
   constexpr int kSubs = kKBlock / kKSub;
+  constexpr int kRows = 8;
   const int64_t k = a.w.cols;
   const int64_t blocks = k / kKBlock;
-  const auto* base = static_cast<const uint8_t*>(a.w.data);
-  float acc[256];
-  float accm[256];
+  __m256 acc[256];
+  __m256 accm[256];
+  KBlockSimd kb[kRows];
+  __m256i scales[kRows][8];
+#if defined(__AVX512BW__)
+  // The same vectors in pairs: one 512-bit maddubs/madd covers two chunks.
+  __m512i u512[kRows][4];
+  __m512i scales512[kRows][4];
+#endif
   for (int64_t p0 = row_begin; p0 < row_end; p0 += a.row_panel) {
     const int64_t p1 = p0 + a.row_panel < row_end ? p0 + a.row_panel : row_end;
     for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
       const int64_t t1 = t0 + a.token_block < a.tokens ? t0 + a.token_block : a.tokens;
-      for (int64_t n = p0; n < p1; ++n) {
-        const uint8_t* row = base + n * blocks * kBytes;
-        for (int64_t t = t0; t < t1; ++t) acc[t - t0] = accm[t - t0] = 0.0f;
+      for (int64_t n = p0; n < p1;) {
+        QuantTile tile;
+        const int rows = MakeQuantTile(a.w, n, p1, kRows, &tile);
+        for (int64_t t = t0; t < t1; ++t) acc[t - t0] = accm[t - t0] = _mm256_setzero_ps();
         for (int64_t b = 0; b < blocks; ++b) {
-          KBlockSimd kb;
-          KUnpack<kT>(row + b * kBytes, &kb);
-          __m256i scales[8];
-          KChunkScales(kb.sc, scales);
+          alignas(32) float dw[kRows];
+          alignas(32) float mw[kRows];
+          for (int r = 0; r < kRows; ++r) {
+            KUnpack<kT>(tile.payload[r] + b * tile.block_stride, &kb[r]);
+            KChunkScales(kb[r].sc, scales[r]);
+            dw[r] = kb[r].dw;
+            mw[r] = kb[r].mw;
+#if defined(__AVX512BW__)
+            for (int j = 0; j < 4; ++j) {
+              u512[r][j] =
+                  _mm512_inserti64x4(_mm512_castsi256_si512(kb[r].u[2 * j]), kb[r].u[2 * j + 1], 1);
+              scales512[r][j] = _mm512_inserti64x4(_mm512_castsi256_si512(scales[r][2 * j]),
+                                                   scales[r][2 * j + 1], 1);
+            }
+#endif
+          }
+          const __m256 dw8 = _mm256_load_ps(dw);
+          const __m256 mw8 = _mm256_load_ps(mw);
           for (int64_t t = t0; t < t1; ++t) {
-            const int32_t isum = KDot256(kb, scales, a.xk.q + t * k + b * kKBlock);
+            const int8_t* q = a.xk.q + t * k + b * kKBlock;
             const __m256i bsum = KLoad(a.xk.bsum + (t * blocks + b) * kSubs);
-            const int32_t msum = KHorizontalSum(_mm256_madd_epi16(kb.m, bsum));
-            const float d = a.xk.d[t * blocks + b];
+            __m256i isum[kRows];
+            __m256i msum[kRows];
+#if defined(__AVX512BW__)
+            __m512i q512[4];
+            for (int j = 0; j < 4; ++j) q512[j] = _mm512_loadu_si512(q + 64 * j);
+#endif
+            for (int r = 0; r < kRows; ++r) {
+#if defined(__AVX512BW__)
+              __m512i wide = _mm512_setzero_si512();
+              for (int j = 0; j < 4; ++j) {
+                const __m512i p = _mm512_maddubs_epi16(u512[r][j], q512[j]);
+                wide = _mm512_add_epi32(wide, _mm512_madd_epi16(p, scales512[r][j]));
+              }
+              const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(wide),
+                                                 _mm512_extracti64x4_epi64(wide, 1));
+#else
+              __m256i s = _mm256_setzero_si256();
+              for (int i = 0; i < 8; ++i) {
+                const __m256i p = _mm256_maddubs_epi16(kb[r].u[i], KLoad(q + 32 * i));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, scales[r][i]));
+              }
+#endif
+              const __m256i m = _mm256_madd_epi16(kb[r].m, bsum);
+              if constexpr (KHasMinOf<kT>()) {
+                isum[r] = s;
+                msum[r] = m;
+              } else {
+                isum[r] = _mm256_sub_epi32(s, m);  // isum - msum, exact
+              }
+            }
+            const __m256 d = _mm256_set1_ps(a.xk.d[t * blocks + b]);
+            acc[t - t0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KSum8(isum)), _mm256_mul_ps(dw8, d),
+                                          acc[t - t0]);
             if constexpr (KHasMinOf<kT>()) {
-              acc[t - t0] = std::fma(static_cast<float>(isum), kb.dw * d, acc[t - t0]);
-              accm[t - t0] = std::fma(static_cast<float>(msum), kb.mw * d, accm[t - t0]);
-            } else {
-              acc[t - t0] = std::fma(static_cast<float>(isum - msum), kb.dw * d, acc[t - t0]);
+              accm[t - t0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KSum8(msum)), _mm256_mul_ps(mw8, d),
+                                             accm[t - t0]);
             }
           }
         }
         for (int64_t t = t0; t < t1; ++t) {
-          a.y[t * a.w.rows + n] = KHasMinOf<kT>() ? acc[t - t0] - accm[t - t0] : acc[t - t0];
+          alignas(32) float y[kRows];
+          _mm256_store_ps(y,
+                          KHasMinOf<kT>() ? _mm256_sub_ps(acc[t - t0], accm[t - t0]) : acc[t - t0]);
+          for (int r = 0; r < rows; ++r) a.y[t * a.w.rows + n + r] = y[r];
         }
+        n += rows;
       }
     }
   }

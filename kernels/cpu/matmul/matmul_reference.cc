@@ -67,7 +67,7 @@ Bf16KPairParams KPairOf(const MatmulWeight& w) {
 }  // namespace
 
 bool QuantRowGroupFormatOf(WeightType type, QuantBlockFormat* format) {
-  if (IsFloat(type) || reference::QuantBlockElems(QuantKindOf(type)) != 32) return false;
+  if (IsFloat(type)) return false;
   *format = reference::QuantBlockFormatOf(QuantKindOf(type));
   return true;
 }
@@ -79,8 +79,6 @@ bool MatmulShapeSupported(const MatmulWeight& w) {
   const bool quant = !IsFloat(w.type);
   const int block = quant ? reference::QuantBlockElems(QuantKindOf(w.type)) : 1;
   if (w.cols % block != 0) return false;
-  // The K-quants are read in their file layout only.
-  if (block == 256 && w.layout != WeightLayout::kRowMajor) return false;
   switch (w.layout) {
     case WeightLayout::kRowMajor:
       return true;

@@ -269,30 +269,15 @@ bool KHasMin(WeightType type) {
   return type == WeightType::kQ2_K || type == WeightType::kQ4_K || type == WeightType::kQ5_K;
 }
 
-int64_t KBlockBytes(WeightType type) {
-  switch (type) {
-    case WeightType::kQ2_K:
-      return sizeof(BlockQ2_K);
-    case WeightType::kQ3_K:
-      return sizeof(BlockQ3_K);
-    case WeightType::kQ4_K:
-      return sizeof(BlockQ4_K);
-    case WeightType::kQ5_K:
-      return sizeof(BlockQ5_K);
-    default:
-      return sizeof(BlockQ6_K);
-  }
-}
-
 void KQuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
   const MatmulWeight& w = a.w;
   const int64_t k = w.cols;
   const int64_t blocks = k / kKBlock;
-  const int64_t block_bytes = KBlockBytes(w.type);
   const bool has_min = KHasMin(w.type);
   constexpr int kSubs = kKBlock / kKSub;
   for (int64_t n = row_begin; n < row_end; ++n) {
-    const uint8_t* row = static_cast<const uint8_t*>(w.data) + n * blocks * block_bytes;
+    QuantTile tile;
+    MakeQuantTile(w, n, row_end, 1, &tile);
     for (int64_t t = 0; t < a.tokens; ++t) {
       const int8_t* q = a.xk.q + t * k;
       const float* d = a.xk.d + t * blocks;
@@ -301,7 +286,7 @@ void KQuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
       float accm = 0.0f;
       for (int64_t b = 0; b < blocks; ++b) {
         KUnpacked kb;
-        UnpackK(w.type, row + b * block_bytes, &kb);
+        UnpackK(w.type, tile.payload[0] + b * tile.block_stride, &kb);
         int32_t isum = 0;
         int32_t msum = 0;
         for (int s = 0; s < kSubs; ++s) {

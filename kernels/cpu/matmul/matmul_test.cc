@@ -31,7 +31,7 @@ struct Shape {
   int64_t cols;
 };
 
-// The 32-element block types, which also have the quantized row-group layout.
+// The 32-element block types.
 constexpr WeightType kQuantTypes[] = {WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_1,
                                       WeightType::kQ5_0, WeightType::kQ5_1, WeightType::kIQ4_NL};
 constexpr WeightType kKQuantTypes[] = {WeightType::kQ2_K, WeightType::kQ3_K, WeightType::kQ4_K,
@@ -84,7 +84,8 @@ TEST(MatmulQuantTest, EveryIsaAndLayoutMatchesScalarBitForBitAndReferenceWithinB
   }
 }
 
-// The K-quants (file layout only): the same contract, with Q8_K activations.
+// The K-quants: the same contract, with Q8_K activations, in the file layout
+// and in row groups of super-blocks.
 TEST(MatmulQuantTest, KQuantsMatchScalarBitForBitAndReferenceWithinBound) {
   IsaGuard guard;
   ThreadPool pool(3);
@@ -107,14 +108,20 @@ TEST(MatmulQuantTest, KQuantsMatchScalarBitForBitAndReferenceWithinBound) {
           ASSERT_TRUE(SetMatmulIsaForTesting(isa));
           ExpectSameBits(RunMatmul(tw.native, x, tokens, nullptr), scalar, "no pool");
           ExpectSameBits(RunMatmul(tw.native, x, tokens, &pool), scalar, "pool");
+          for (int32_t g : kGroups) {
+            MakePreferred(tw, WeightLayout::kQuantRowGroup, g, 0);
+            SCOPED_TRACE(::testing::Message() << "q-rowgroup-g" << g);
+            ExpectSameBits(RunMatmul(tw.preferred, x, tokens, nullptr), scalar, "grouped");
+            ExpectSameBits(RunMatmul(tw.preferred, x, tokens, &pool), scalar, "grouped, pool");
+          }
         }
       }
     }
   }
 }
 
-// K-quants need whole super-blocks and are read in their file layout only.
-TEST(MatmulQuantTest, KQuantsRejectPartialSuperBlocksAndOtherLayouts) {
+// K-quants need whole super-blocks, in their file layout or row groups.
+TEST(MatmulQuantTest, KQuantsRejectPartialSuperBlocksAndFloatLayouts) {
   std::vector<uint8_t> bytes(144 * 4);
   MatmulWeight w{bytes.data(), WeightType::kQ4_K, WeightLayout::kRowMajor, 2, 384, 1, 0};
   EXPECT_FALSE(MatmulSupported(w));
@@ -123,6 +130,9 @@ TEST(MatmulQuantTest, KQuantsRejectPartialSuperBlocksAndOtherLayouts) {
   EXPECT_EQ(MatmulWeightBytes(w), 2 * 2 * 144);
   w.layout = WeightLayout::kQuantRowGroup;
   w.group_rows = 8;
+  EXPECT_TRUE(MatmulSupported(w));
+  w.layout = WeightLayout::kRowGroup;
+  w.k_block = 8;
   EXPECT_FALSE(MatmulSupported(w));
 }
 

@@ -81,9 +81,8 @@ inline std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float scale 
 // opaque payload.
 inline QuantBlockFormat FormatOf(WeightType t) {
   QuantBlockFormat f;
-  if (QuantRowGroupFormatOf(t, &f)) return f;
-  MatmulWeight one_block{nullptr, t, WeightLayout::kRowMajor, 1, 256, 1, 0};
-  return {static_cast<uint32_t>(MatmulWeightBytes(one_block)), 0};
+  EXPECT_TRUE(QuantRowGroupFormatOf(t, &f)) << TypeName(t);
+  return f;
 }
 
 // Byte offsets of a block's f16 fields (scale, and min where there is one).

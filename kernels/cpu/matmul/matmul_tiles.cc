@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/matmul/matmul_internal.h"
 #include "kernels/cpu/reference/dequant.h"
+#include "kernels/quant_format.h"
 
 namespace relayout::kernels::matmul_internal {
 namespace {
@@ -46,11 +47,13 @@ int64_t ElemBytes(WeightType t) { return t == WeightType::kF32 ? 4 : 2; }
 struct QuantFormat {
   int64_t block_bytes;
   int64_t fields;
+  int64_t elems = kQBlock;
 };
 
-// The 32-element block types as 2-byte fields and a payload
-// (quant_row_group.h): Q5_0/Q5_1 count their 4 bytes of fifth bits as two
-// fields, so that every payload is the 16 nibble bytes.
+// The block types as 2-byte fields and a payload (quant_row_group.h): Q5_0/
+// Q5_1 count their 4 bytes of fifth bits as two fields, so that every
+// payload of the 32-element types is the 16 nibble bytes; a K-quant
+// super-block is all payload (its group block is the G blocks unchanged).
 QuantFormat QuantFormatOf(WeightType t) {
   switch (t) {
     case WeightType::kQ8_0:
@@ -62,6 +65,16 @@ QuantFormat QuantFormatOf(WeightType t) {
       return {22, 3};
     case WeightType::kQ5_1:
       return {24, 4};
+    case WeightType::kQ2_K:
+      return {sizeof(BlockQ2_K), 0, kKBlock};
+    case WeightType::kQ3_K:
+      return {sizeof(BlockQ3_K), 0, kKBlock};
+    case WeightType::kQ4_K:
+      return {sizeof(BlockQ4_K), 0, kKBlock};
+    case WeightType::kQ5_K:
+      return {sizeof(BlockQ5_K), 0, kKBlock};
+    case WeightType::kQ6_K:
+      return {sizeof(BlockQ6_K), 0, kKBlock};
     default:
       return {20, 2};
   }
@@ -86,13 +99,13 @@ bool IsQuantGroup8(const MatmulWeight& w, int64_t row) {
 
 const uint8_t* QuantGroupBase(const MatmulWeight& w, int64_t row) {
   const QuantFormat f = QuantFormatOf(w.type);
-  return static_cast<const Byte*>(w.data) + row * (w.cols / kQBlock) * f.block_bytes;
+  return static_cast<const Byte*>(w.data) + row * (w.cols / f.elems) * f.block_bytes;
 }
 
 int MakeQuantTile(const MatmulWeight& w, int64_t row, int64_t row_end, int max_rows,
                   QuantTile* tile) {
   const QuantFormat f = QuantFormatOf(w.type);
-  const int64_t row_bytes = (w.cols / kQBlock) * f.block_bytes;
+  const int64_t row_bytes = (w.cols / f.elems) * f.block_bytes;
   const Byte* base = static_cast<const Byte*>(w.data);
   const int64_t rows =
       std::min<int64_t>({max_rows, kMaxTileRows, row_end - row, RowsLeftInGroup(w, row)});
@@ -124,7 +137,7 @@ int MakeQuantTile(const MatmulWeight& w, int64_t row, int64_t row_end, int max_r
     // The next tile's rows follow this one's; a prefetch past the end of the
     // tensor is harmless (it never faults).
     tile->prefetch_from = reinterpret_cast<uintptr_t>(base) + (row + rows) * row_bytes;
-    tile->prefetch_bytes = rows * row_bytes / (w.cols / kQBlock);
+    tile->prefetch_bytes = rows * f.block_bytes;
   }
   return tile->rows;
 }
