@@ -1,11 +1,14 @@
-// SmolLM2-135M-Instruct Q4_1 against llama.cpp on the same GGUF: perplexity
-// over tests/data/perplexity_text.txt within 1%, and greedy continuations
-// equal for at least the first 32 tokens, in the native and the preferred
-// layouts. The reference numbers are tests/data/smollm2_llamacpp_reference.json,
-// made by tools/llamacpp_reference.py (its header has the command).
+// SmolLM2-135M-Instruct against llama.cpp on the same GGUF: perplexity over
+// tests/data/perplexity_text.txt within 1%, in the native and the preferred
+// layouts, on the Q4_1 file and on its requantizations to Q4_K_M and Q6_K; on
+// Q4_1 also greedy continuations equal for at least the first 32 tokens. The
+// reference numbers are tests/data/smollm2_*llamacpp_reference.json, made by
+// tools/llamacpp_reference.py (its header has the command; each JSON records
+// the commands that made it and its GGUF).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,21 +16,20 @@
 #include "engine/model/generation.h"
 #include "engine/model/model_test_util.h"
 #include "engine/text/json.h"
+#include "tests/subprocess.h"
 
 namespace relayout {
 namespace {
 
 const std::string kData = std::string(RELAYOUT_SOURCE_DIR) + "/tests/data";
 
-JsonValue Reference() {
-  Result<JsonValue> json = ParseJson(testing::ReadText(kData + "/smollm2_llamacpp_reference.json"));
-  EXPECT_TRUE(json.ok()) << json.status();
-  return json.ok() ? *json : JsonValue();
-}
-
 double Number(const JsonValue* v) {
   if (v == nullptr) return NAN;
   return v->is_string() ? std::strtod(v->as_string().c_str(), nullptr) : v->as_double();
+}
+
+std::string String(const JsonValue* v) {
+  return v != nullptr && v->is_string() ? v->as_string() : "";
 }
 
 std::vector<int32_t> Ids(const JsonValue& array) {
@@ -36,15 +38,38 @@ std::vector<int32_t> Ids(const JsonValue& array) {
   return ids;
 }
 
-// (layout, device): the CPU, and the host-reference plugin through the
-// device ABI.
-class LlamaCppParityTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+std::string Sha256(const std::string& path) {
+  const testing::ProcessResult r = testing::RunProcess({"/usr/bin/env", "sha256sum", path});
+  return r.exit_code == 0 ? r.out.substr(0, r.out.find(' ')) : "sha256sum failed: " + r.err;
+}
+
+// Loads the GGUF of a file type ("Q4_1", the downloaded file, in
+// $RELAYOUT_SMOLLM2_GGUF; a requantization such as "Q4_K_M" in
+// $RELAYOUT_SMOLLM2_Q4_K_M_GGUF, as tools/test.sh sets them) with its
+// reference, tests/data/smollm2_llamacpp_reference.json for Q4_1 and
+// smollm2_<type>_llamacpp_reference.json for the others.
+class LlamaCppFixture : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* path = std::getenv("RELAYOUT_SMOLLM2_GGUF");
-    if (path == nullptr || !std::filesystem::exists(path))
-      GTEST_SKIP() << "RELAYOUT_SMOLLM2_GGUF not set";
-    const auto& [layout, device] = GetParam();
+  void Load(const std::string& type, const std::string& layout, const std::string& device) {
+    std::string lower = type;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string env =
+        type == "Q4_1" ? "RELAYOUT_SMOLLM2_GGUF" : "RELAYOUT_SMOLLM2_" + type + "_GGUF";
+    const std::string reference =
+        kData + (type == "Q4_1" ? "/smollm2_llamacpp_reference.json"
+                                : "/smollm2_" + lower + "_llamacpp_reference.json");
+    const char* path = std::getenv(env.c_str());
+    if (path == nullptr || !std::filesystem::exists(path)) GTEST_SKIP() << env << " not set";
+    Result<JsonValue> json = ParseJson(testing::ReadText(reference));
+    ASSERT_TRUE(json.ok()) << reference << ": " << json.status();
+    ref_ = std::move(*json);
+    // Our quantizer makes the requantized files: when it changes, their bytes
+    // do, and the reference no longer describes them.
+    const std::string made_by = String(ref_.Find("model_made_by"));
+    ASSERT_EQ(Sha256(path), String(ref_.Find("model_sha256")))
+        << path << " is not the file " << reference
+        << " was computed on; if it changed on purpose, make the reference again: " << made_by
+        << (made_by.empty() ? "" : ", then ") << String(ref_.Find("command"));
     Result<testing::LoadedModel> loaded = testing::LoadModel(path, layout, &pool_, device);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     loaded_ = std::move(*loaded);
@@ -54,19 +79,40 @@ class LlamaCppParityTest : public ::testing::TestWithParam<std::tuple<std::strin
   }
 
   kernels::ThreadPool pool_{0};
+  JsonValue ref_;
   testing::LoadedModel loaded_;
 };
 
-// Perplexity runs 8 windows of 512 tokens: on the host-reference plugin
-// (scalar kernels, about 2 minutes on 2 cores) in the preferred layouts only.
-class LlamaCppPerplexityTest : public LlamaCppParityTest {};
+// (layout, device) on Q4_1: the CPU, and the host-reference plugin through the
+// device ABI.
+class LlamaCppParityTest
+    : public LlamaCppFixture,
+      public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {
+ protected:
+  void SetUp() override {
+    const auto& [layout, device] = GetParam();
+    Load("Q4_1", layout, device);
+  }
+};
+
+// (file type, layout, device). Perplexity runs 8 windows of 512 tokens: on
+// the host-reference plugin (scalar kernels, about 2 minutes on 2 cores) only
+// for Q4_1 in the preferred layouts.
+class LlamaCppPerplexityTest
+    : public LlamaCppFixture,
+      public ::testing::WithParamInterface<std::tuple<std::string, std::string, std::string>> {
+ protected:
+  void SetUp() override {
+    const auto& [type, layout, device] = GetParam();
+    Load(type, layout, device);
+  }
+};
 
 // The method of the reference: the text without BOS, non-overlapping windows
 // of 512 tokens (the partial last one dropped), each from an empty cache, the
 // logits at positions 0..510 scoring tokens 1..511.
 TEST_P(LlamaCppPerplexityTest, PerplexityWithinOnePercentOfLlamaCpp) {
-  const JsonValue ref = Reference();
-  const JsonValue& ppl = *ref.Find("perplexity");
+  const JsonValue& ppl = *ref_.Find("perplexity");
   const int64_t window = 512;
   EncodeOptions no_bos;
   no_bos.add_bos = false;
@@ -115,8 +161,7 @@ TEST_P(LlamaCppPerplexityTest, PerplexityWithinOnePercentOfLlamaCpp) {
 // ISA: clang builds on AVX-512 match 6, g++ builds 5.)
 TEST_P(LlamaCppParityTest, GreedyContinuationsEqualLlamaCppForTheFirst32Tokens) {
   constexpr double kNearTie = 0.35;  // logits
-  const JsonValue ref = Reference();
-  const JsonValue& greedy = *ref.Find("greedy");
+  const JsonValue& greedy = *ref_.Find("greedy");
   const std::vector<int32_t> eog = Ids(*greedy.Find("end_of_generation_ids"));
   int compared = 0, whole = 0;
   for (const JsonValue& c : greedy.Find("continuations")->as_array()) {
@@ -163,14 +208,22 @@ std::string ParamName(const ::testing::TestParamInfo<std::tuple<std::string, std
   return std::get<0>(info.param) + "_" + std::get<1>(info.param);
 }
 
+std::string PerplexityParamName(
+    const ::testing::TestParamInfo<std::tuple<std::string, std::string, std::string>>& info) {
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_" + std::get<2>(info.param);
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, LlamaCppParityTest,
                          ::testing::Combine(::testing::Values("native", "auto"),
                                             ::testing::Values("cpu", "hostref")),
                          ParamName);
-INSTANTIATE_TEST_SUITE_P(Layouts, LlamaCppPerplexityTest,
-                         ::testing::Values(std::tuple{"native", "cpu"}, std::tuple{"auto", "cpu"},
-                                           std::tuple{"auto", "hostref"}),
-                         ParamName);
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, LlamaCppPerplexityTest,
+    ::testing::Values(std::tuple{"Q4_1", "native", "cpu"}, std::tuple{"Q4_1", "auto", "cpu"},
+                      std::tuple{"Q4_1", "auto", "hostref"}, std::tuple{"Q4_K_M", "native", "cpu"},
+                      std::tuple{"Q4_K_M", "auto", "cpu"}, std::tuple{"Q6_K", "native", "cpu"},
+                      std::tuple{"Q6_K", "auto", "cpu"}),
+    PerplexityParamName);
 
 }  // namespace
 }  // namespace relayout

@@ -14,6 +14,20 @@ hand when the reference must change, and commit the JSON it writes:
   CMAKE_ARGS="-DGGML_NATIVE=ON" /tmp/llamavenv/bin/pip install llama-cpp-python==0.3.16
   /tmp/llamavenv/bin/python tools/llamacpp_reference.py --model "$(tools/fetch_default_model.sh)"
 
+The default model requantized by our own quantizer (tools/requantize_gguf.py,
+as tools/requantize_default_model.sh runs it) has a reference of its own per
+mix, tests/data/smollm2_<mix>_llamacpp_reference.json, which records the
+file's sha256 and the requantize command (--model-made-by). A native llama.cpp
+build (shared libraries) serves as well as the package's own: install the
+bindings without building llama.cpp and point them at the build's libllama.so:
+
+  CMAKE_ARGS=-DLLAMA_BUILD=OFF /tmp/llamavenv/bin/pip install llama_cpp_python-0.3.36.tar.gz
+  export LLAMA_CPP_LIB_PATH=/path/to/llama.cpp/build/bin
+  /tmp/llamavenv/bin/python tools/llamacpp_reference.py \
+      --model "$(tools/requantize_default_model.sh Q4_K_M)" \
+      --out tests/data/smollm2_q4_k_m_llamacpp_reference.json --model-made-by \
+      "python tools/requantize_gguf.py SmolLM2-135M-Instruct.Q4_1.gguf SmolLM2-135M-Instruct.Q4_K_M.gguf --mix Q4_K_M"
+
 What is computed (all in one process, n_threads as given, default 2):
 
 Perplexity. tests/data/perplexity_text.txt is tokenized whole with llama.cpp's
@@ -131,10 +145,14 @@ def main():
     ap.add_argument("--model", required=True, help="SmolLM2-135M-Instruct.Q4_1.gguf")
     root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     ap.add_argument("--text", default=os.path.join(root, "tests/data/perplexity_text.txt"))
-    ap.add_argument("--out", default=os.path.join(root, "tests/data/smollm2_llamacpp_reference.json"))
+    default_out = os.path.join(root, "tests/data/smollm2_llamacpp_reference.json")
+    ap.add_argument("--out", default=default_out)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model-made-by", metavar="COMMAND",
+                    help="how --model was made (say, the tools/requantize_gguf.py command), "
+                         "recorded in the JSON as model_made_by")
     args = ap.parse_args()
 
     import llama_cpp
@@ -180,10 +198,13 @@ def main():
     doc = {
         "model": os.path.basename(args.model),
         "model_sha256": sha256(args.model),
+        **({"model_made_by": args.model_made_by} if args.model_made_by else {}),
         "llama_cpp_python_version": llama_cpp.__version__,
-        "command": "python tools/llamacpp_reference.py --model SmolLM2-135M-Instruct.Q4_1.gguf "
-                   + shlex.join([f"--ctx={args.ctx}", f"--new-tokens={args.new_tokens}",
-                                 f"--threads={args.threads}"]),
+        "command": shlex.join(
+            ["python", "tools/llamacpp_reference.py", "--model", os.path.basename(args.model)]
+            + ([f"--out={os.path.relpath(args.out, root)}"] if args.out != default_out else [])
+            + [f"--ctx={args.ctx}", f"--new-tokens={args.new_tokens}", f"--threads={args.threads}"]
+            + ([f"--model-made-by={args.model_made_by}"] if args.model_made_by else [])),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "settings": {
             "add_bos_token_metadata": add_bos,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's, through .ci/run): makes the checkout
-# ready (tools/setup.sh), fetches the default model, checks formatting and the
-# Python tools, checks that every CTest test has a timeout, then runs every
-# CTest test in build/ (labels unit, sanitize,
-# integration, fuzz, deploy, tsan). Exits non-zero on any failure. Extra arguments go to
+# ready (tools/setup.sh), fetches the default model and requantizes it, checks
+# formatting and the Python tools, checks that every CTest test has a timeout,
+# then runs every CTest test in build/ (labels unit, sanitize, integration,
+# fuzz, deploy, tsan). Exits non-zero on any failure. Extra arguments go to
 # ctest, e.g. `tools/test.sh -L unit` or `tools/test.sh -R Gguf`.
 
 set -euo pipefail
@@ -12,6 +12,12 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 RELAYOUT_SMOLLM2_GGUF=$(tools/fetch_default_model.sh)
 export RELAYOUT_SMOLLM2_GGUF
+# The same model in two K-quant mixes, for the perplexity check against
+# llama.cpp (tests/llamacpp_parity_test.cc): made from the Q4_1 file by our own
+# quantizer, once per quantizer change.
+RELAYOUT_SMOLLM2_Q4_K_M_GGUF=$(tools/requantize_default_model.sh Q4_K_M)
+RELAYOUT_SMOLLM2_Q6_K_GGUF=$(tools/requantize_default_model.sh Q6_K)
+export RELAYOUT_SMOLLM2_Q4_K_M_GGUF RELAYOUT_SMOLLM2_Q6_K_GGUF
 
 tools/check_format.sh
 
