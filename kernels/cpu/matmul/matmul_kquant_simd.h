@@ -187,13 +187,6 @@ constexpr bool KHasMinOf() {
   return kT == WeightType::kQ2_K || kT == WeightType::kQ4_K || kT == WeightType::kQ5_K;
 }
 
-inline int32_t KHorizontalSum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
 // The per-chunk scale vectors [sc_2i x 8, sc_2i+1 x 8] of an unpacked block.
 inline void KChunkScales(__m256i sc, __m256i* out) {
   const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
@@ -203,14 +196,15 @@ inline void KChunkScales(__m256i sc, __m256i* out) {
   }
 }
 
-// isum of step 2K for one token's 256 activations q.
-inline int32_t KDot256(const KBlockSimd& k, const __m256i* chunk_scales, const int8_t* q) {
+// One token's 256 activations q against an unpacked super-block: 8 int32
+// lanes whose sum is isum of step 2K.
+inline __m256i KDotLanes(const KBlockSimd& k, const __m256i* chunk_scales, const int8_t* q) {
   __m256i acc = _mm256_setzero_si256();
   for (int i = 0; i < 8; ++i) {
     const __m256i p = _mm256_maddubs_epi16(k.u[i], KLoad(q + 32 * i));
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, chunk_scales[i]));
   }
-  return KHorizontalSum(acc);
+  return acc;
 }
 
 // The 8 int32 sums of 8 vectors, in order: lane r = the sum of v[r]'s lanes
@@ -254,6 +248,11 @@ void KQuantRowsSimd(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
     const int64_t p1 = p0 + a.row_panel < row_end ? p0 + a.row_panel : row_end;
     for (int64_t t0 = 0; t0 < a.tokens; t0 += a.token_block) {
       const int64_t t1 = t0 + a.token_block < a.tokens ? t0 + a.token_block : a.tokens;
+#if defined(__AVX512BW__)
+      // Pairing the chunks costs 8 inserts per row and block: worth it when
+      // the pairs serve more than one token.
+      const bool wide = t1 - t0 > 1;
+#endif
       for (int64_t n = p0; n < p1;) {
         QuantTile tile;
         const int rows = MakeQuantTile(a.w, n, p1, kRows, &tile);
@@ -267,7 +266,7 @@ void KQuantRowsSimd(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
             dw[r] = kb[r].dw;
             mw[r] = kb[r].mw;
 #if defined(__AVX512BW__)
-            for (int j = 0; j < 4; ++j) {
+            for (int j = 0; wide && j < 4; ++j) {
               u512[r][j] =
                   _mm512_inserti64x4(_mm512_castsi256_si512(kb[r].u[2 * j]), kb[r].u[2 * j + 1], 1);
               scales512[r][j] = _mm512_inserti64x4(_mm512_castsi256_si512(scales[r][2 * j]),
@@ -284,23 +283,24 @@ void KQuantRowsSimd(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
             __m256i msum[kRows];
 #if defined(__AVX512BW__)
             __m512i q512[4];
-            for (int j = 0; j < 4; ++j) q512[j] = _mm512_loadu_si512(q + 64 * j);
+            for (int j = 0; wide && j < 4; ++j) q512[j] = _mm512_loadu_si512(q + 64 * j);
 #endif
             for (int r = 0; r < kRows; ++r) {
 #if defined(__AVX512BW__)
-              __m512i wide = _mm512_setzero_si512();
-              for (int j = 0; j < 4; ++j) {
-                const __m512i p = _mm512_maddubs_epi16(u512[r][j], q512[j]);
-                wide = _mm512_add_epi32(wide, _mm512_madd_epi16(p, scales512[r][j]));
+              __m256i s;
+              if (wide) {
+                __m512i sum = _mm512_setzero_si512();
+                for (int j = 0; j < 4; ++j) {
+                  const __m512i p = _mm512_maddubs_epi16(u512[r][j], q512[j]);
+                  sum = _mm512_add_epi32(sum, _mm512_madd_epi16(p, scales512[r][j]));
+                }
+                s = _mm256_add_epi32(_mm512_castsi512_si256(sum),
+                                     _mm512_extracti64x4_epi64(sum, 1));
+              } else {
+                s = KDotLanes(kb[r], scales[r], q);
               }
-              const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(wide),
-                                                 _mm512_extracti64x4_epi64(wide, 1));
 #else
-              __m256i s = _mm256_setzero_si256();
-              for (int i = 0; i < 8; ++i) {
-                const __m256i p = _mm256_maddubs_epi16(kb[r].u[i], KLoad(q + 32 * i));
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, scales[r][i]));
-              }
+              const __m256i s = KDotLanes(kb[r], scales[r], q);
 #endif
               const __m256i m = _mm256_madd_epi16(kb[r].m, bsum);
               if constexpr (KHasMinOf<kT>()) {
