@@ -87,24 +87,15 @@ Layout LayoutPolicy::ChooseAuto(DType dtype) const {
       // sizes) makes the F32 kernels apply.
       if (avx2) return Layout::WidenedF32();
       return native;
-    case DType::kQ8_0:
-    case DType::kQ4_0:
-    case DType::kQ4_1:
-    case DType::kQ5_0:
-    case DType::kQ5_1:
-    case DType::kIQ4_NL:
-    // The K-quant kernels read tiles of 8 rows, one super-block of each at a
-    // time: grouped, those 8 super-blocks are one contiguous run instead of 8
-    // streams a row apart, which the prefetcher follows (measured 1.1-1.2x
-    // for prefill and decode at 2048 x 2048, bench_matmul).
-    case DType::kQ2_K:
-    case DType::kQ3_K:
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-    case DType::kQ6_K:
-      if (avx2 && cpu.f16c) return Layout::QuantRowGroupInterleave(kQuantRows);
-      return native;
     default:
+      // Every GGUF block type the kernels read. The K-quant kernels read
+      // tiles of 8 rows, one super-block of each at a time: grouped, those 8
+      // super-blocks are one contiguous run instead of 8 streams a row apart,
+      // which the prefetcher follows (measured 1.1-1.2x for prefill and
+      // decode at 2048 x 2048).
+      if (HasQuantRowGroupLayout(dtype) && avx2 && cpu.f16c) {
+        return Layout::QuantRowGroupInterleave(kQuantRows);
+      }
       return native;
   }
 }

@@ -32,9 +32,9 @@ bool ConsumePrefix(std::string_view& s, std::string_view prefix) {
 
 bool IsFloatDType(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
 
-// The GGUF block types with a quantized row-group layout
-// (kernels/cpu/layout/quant_row_group.h).
-bool IsRowGroupQuant(DType d) {
+}  // namespace
+
+bool HasQuantRowGroupLayout(DType d) {
   switch (d) {
     case DType::kQ8_0:
     case DType::kQ4_0:
@@ -52,8 +52,6 @@ bool IsRowGroupQuant(DType d) {
       return false;
   }
 }
-
-}  // namespace
 
 std::string Layout::Name() const {
   switch (kind) {
@@ -132,7 +130,7 @@ Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int
       if (!IsFloatDType(dtype)) return refuse("needs F32, F16 or BF16");
       break;
     case LayoutKind::kQuantRowGroupInterleave:
-      if (!IsRowGroupQuant(dtype))
+      if (!HasQuantRowGroupLayout(dtype))
         return refuse(
             "needs a GGUF block type the kernels read (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, "
             "Q2_K..Q6_K)");

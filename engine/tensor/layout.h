@@ -91,4 +91,8 @@ std::string_view LayoutNamePatterns();
 // Otherwise InvalidArgument "layout <name> does not apply to <dtype> <shape>: why".
 Status CheckLayoutApplies(const Layout& layout, DType dtype, std::span<const int64_t> shape);
 
+// Whether q-rowgroup-g<G> exists for the dtype: every GGUF block type the
+// kernels read (kernels/cpu/layout/quant_row_group.h).
+bool HasQuantRowGroupLayout(DType dtype);
+
 }  // namespace relayout

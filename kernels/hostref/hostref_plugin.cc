@@ -441,53 +441,27 @@ rl_status Operand(rl_ref ref, int64_t count, const char* what, T** out) {
 #define HOSTREF_OPERAND(ref, count, what, out) \
   if (rl_status s_ = Operand(ref, count, what, out); s_ != RL_OK) return s_
 
+// The ABI numbers its dtypes in the kernels' WeightType order, so the
+// mapping is a range check (the asserts keep the two in step).
+constexpr bool SameCode(k::WeightType t, int32_t dtype) { return static_cast<int32_t>(t) == dtype; }
+static_assert(SameCode(k::WeightType::kF32, RL_DTYPE_F32) &&
+              SameCode(k::WeightType::kF16, RL_DTYPE_F16) &&
+              SameCode(k::WeightType::kBF16, RL_DTYPE_BF16) &&
+              SameCode(k::WeightType::kQ8_0, RL_DTYPE_Q8_0) &&
+              SameCode(k::WeightType::kQ4_0, RL_DTYPE_Q4_0) &&
+              SameCode(k::WeightType::kQ4_1, RL_DTYPE_Q4_1) &&
+              SameCode(k::WeightType::kQ5_0, RL_DTYPE_Q5_0) &&
+              SameCode(k::WeightType::kQ5_1, RL_DTYPE_Q5_1) &&
+              SameCode(k::WeightType::kIQ4_NL, RL_DTYPE_IQ4_NL) &&
+              SameCode(k::WeightType::kQ2_K, RL_DTYPE_Q2_K) &&
+              SameCode(k::WeightType::kQ3_K, RL_DTYPE_Q3_K) &&
+              SameCode(k::WeightType::kQ4_K, RL_DTYPE_Q4_K) &&
+              SameCode(k::WeightType::kQ5_K, RL_DTYPE_Q5_K) &&
+              SameCode(k::WeightType::kQ6_K, RL_DTYPE_Q6_K));
 bool WeightType(int32_t dtype, k::WeightType* out) {
-  switch (dtype) {
-    case RL_DTYPE_F32:
-      *out = k::WeightType::kF32;
-      return true;
-    case RL_DTYPE_F16:
-      *out = k::WeightType::kF16;
-      return true;
-    case RL_DTYPE_BF16:
-      *out = k::WeightType::kBF16;
-      return true;
-    case RL_DTYPE_Q8_0:
-      *out = k::WeightType::kQ8_0;
-      return true;
-    case RL_DTYPE_Q4_0:
-      *out = k::WeightType::kQ4_0;
-      return true;
-    case RL_DTYPE_Q4_1:
-      *out = k::WeightType::kQ4_1;
-      return true;
-    case RL_DTYPE_Q5_0:
-      *out = k::WeightType::kQ5_0;
-      return true;
-    case RL_DTYPE_Q5_1:
-      *out = k::WeightType::kQ5_1;
-      return true;
-    case RL_DTYPE_IQ4_NL:
-      *out = k::WeightType::kIQ4_NL;
-      return true;
-    case RL_DTYPE_Q2_K:
-      *out = k::WeightType::kQ2_K;
-      return true;
-    case RL_DTYPE_Q3_K:
-      *out = k::WeightType::kQ3_K;
-      return true;
-    case RL_DTYPE_Q4_K:
-      *out = k::WeightType::kQ4_K;
-      return true;
-    case RL_DTYPE_Q5_K:
-      *out = k::WeightType::kQ5_K;
-      return true;
-    case RL_DTYPE_Q6_K:
-      *out = k::WeightType::kQ6_K;
-      return true;
-    default:
-      return false;
-  }
+  if (dtype < RL_DTYPE_F32 || dtype > RL_DTYPE_Q6_K) return false;
+  *out = static_cast<k::WeightType>(dtype);
+  return true;
 }
 
 bool HostWeight(const rl_matmul_weight* w, k::MatmulWeight* out) {
