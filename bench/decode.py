@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Prefill and decode speed of relayoutd against llama.cpp on SmolLM2-135M-Instruct Q4_1.
+"""Prefill and decode speed of relayoutd against llama.cpp on one GGUF.
 
 One run measures, at 1 thread and at all cores (--threads to change):
   - relayoutd `generate --layout native` (the checkpoint's own layout),
   - relayoutd `generate --layout auto`   (the preferred layout),
   - llama.cpp through llama-cpp-python    (same GGUF, same threads, n_batch 512,
-                                           its CPU repack on, as by default),
+                                           its CPU repack on and flash attention
+                                           on, as llama.cpp does by default on
+                                           the CPU),
 each on a 512-token prompt (prefill tokens/s) followed by 128 new tokens (decode
 tokens/s), and prints a table with the ratios preferred/native prefill and
 relayoutd/llama.cpp prefill and decode, and peak RSS at ready of both.
+The model defaults to SmolLM2-135M-Instruct Q4_1 (tools/fetch_default_model.sh);
+any GGUF with a tokenizer works (bench/graft_tokenizer.py gives a synthetic
+model from tools/gen_checkpoint.py one).
 
 relayoutd is run as a subprocess (build/server/relayoutd by default):
-  relayoutd generate --model M --prompt TEXT --max-tokens 128 --temperature 0 --seed 0
-            --layout native|auto --threads T --timings-json FILE
-and its numbers are read from FILE (prompt_tokens, generated_tokens,
+  relayoutd generate --model M --device cpu --prompt TEXT --max-tokens 128 --temperature 0
+            --seed 0 --layout native|auto --threads T --timings-json FILE
+(--device cpu: the CPU is what is compared, and probing for a GPU plugin would
+map the CUDA runtime's libraries, about 150 MiB of RSS on a machine that has
+them but no GPU) and its numbers are read from FILE (prompt_tokens, generated_tokens,
 prefill_tokens_per_second, decode_tokens_per_second, load_seconds,
 peak_rss_bytes). Greedy decoding may stop at an end-of-generation token before
 128 tokens: llama.cpp then decodes exactly as many tokens as relayoutd did, so
@@ -21,22 +28,38 @@ both rates cover the same work.
 
 llama.cpp runs in a fresh child process per thread count, so its peak RSS
 (VmHWM from /proc/self/status, read once the model is loaded and one warm-up
-token evaluated: "at ready") is its own. Its prefill is one llama_decode of the
+token evaluated: "at ready") is its own. relayoutd's peak_rss_bytes is its VmHWM
+once generate is done, prefill workspace included, so the RSS ratio is against
+relayoutd; --json-out also keeps llama.cpp's VmHWM at the end
+(peak_rss_bytes_at_end). llama.cpp's prefill is one llama_decode of the
 512 prompt tokens (n_batch 512), its decode one llama_decode per token with
 the argmax of the last logits fed back; both are timed by llama.cpp's own
 counters (llama_perf_context: t_p_eval_ms, t_eval_ms), which leave out the
-Python binding's overhead.
+Python binding's overhead. llama.cpp's own tools (llama-cli, llama-server,
+llama-bench) default to flash attention "auto", which turns it on for the CPU;
+the binding defaults to off, so it is set on explicitly
+(--llamacpp-flash-attn off to compare without).
 
 The prompt is the first 512 tokens (by llama.cpp's tokenizer, which equals
 relayoutd's on SmolLM2: tests/data/smollm2_tokenizer_vectors.json) of
 tests/data/perplexity_text.txt, detokenized.
 
-Needs llama-cpp-python, which compiles llama.cpp at install time (about 13
-minutes on 2 cores) and is therefore not in tools/requirements.txt:
+The llama.cpp to hold against is a native build (GGML_NATIVE=ON, shared
+libraries, Release) of the llama.cpp vendored in llama-cpp-python's sdist,
+whose ctypes declarations match it; the bindings are then installed without
+compiling anything and pointed at that build's libllama.so:
+  cmake -S llama_cpp_python-0.3.36/vendor/llama.cpp -B build -DGGML_NATIVE=ON \
+      -DBUILD_SHARED_LIBS=ON -DCMAKE_BUILD_TYPE=Release && cmake --build build -j
+  python3 -m venv /tmp/llamavenv36
+  CMAKE_ARGS=-DLLAMA_BUILD=OFF /tmp/llamavenv36/bin/pip install llama_cpp_python-0.3.36.tar.gz
+  LLAMA_CPP_LIB_PATH=$PWD/build/bin \
+      /tmp/llamavenv36/bin/python bench/decode.py [--model M] [--json-out results.json]
+Or let pip compile its llama.cpp at install time (about 13 minutes on 2 cores):
   python3 -m venv /tmp/llamavenv
   CMAKE_ARGS="-DGGML_NATIVE=ON" /tmp/llamavenv/bin/pip install llama-cpp-python==0.3.16
   /tmp/llamavenv/bin/python bench/decode.py [--model M] [--json-out results.json]
-Run it on an idle machine: the numbers are as good as the machine is quiet.
+Neither is in tools/requirements.txt. Run it on an idle machine: the numbers
+are as good as the machine is quiet.
 """
 import argparse
 import json
@@ -60,13 +83,14 @@ def vm_hwm_bytes():
 # --- llama.cpp, in a child process ------------------------------------------------------------
 
 
-def llamacpp_child(model, threads, prompt_ids, decode_tokens):
+def llamacpp_child(model, threads, prompt_ids, decode_tokens, flash_attn):
     import llama_cpp
     from llama_cpp import Llama
 
     start = time.perf_counter()
     llm = Llama(model_path=model, n_ctx=1024, n_batch=512, n_ubatch=512, n_threads=threads,
-                n_threads_batch=threads, logits_all=False, verbose=False, seed=0)
+                n_threads_batch=threads, logits_all=False, flash_attn=flash_attn, verbose=False,
+                seed=0)
     load_seconds = time.perf_counter() - start
     ctx = llm._ctx.ctx
     # One token through the graph allocates the compute buffers: "ready".
@@ -100,6 +124,7 @@ def llamacpp_child(model, threads, prompt_ids, decode_tokens):
         "load_seconds": load_seconds,
         "peak_rss_bytes": rss_ready,
         "peak_rss_bytes_at_end": vm_hwm_bytes(),
+        "flash_attn": flash_attn,
         "llama_cpp_python_version": llama_cpp.__version__,
     }
 
@@ -107,7 +132,7 @@ def llamacpp_child(model, threads, prompt_ids, decode_tokens):
 def run_llamacpp(args, threads, prompt_ids, decode_tokens):
     cmd = [sys.executable, os.path.abspath(__file__), "--child-llamacpp", json.dumps({
         "model": args.model, "threads": threads, "prompt_ids": prompt_ids,
-        "decode_tokens": decode_tokens})]
+        "decode_tokens": decode_tokens, "flash_attn": args.llamacpp_flash_attn == "on"})]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"decode.py: llama.cpp child failed ({r.returncode}):\n{r.stderr[-4000:]}")
@@ -131,9 +156,10 @@ def check_relayoutd(binary):
 def run_relayoutd(args, layout, threads, prompt):
     with tempfile.TemporaryDirectory() as tmp:
         timings = os.path.join(tmp, "timings.json")
-        cmd = [args.relayoutd, "generate", "--model", args.model, "--prompt", prompt,
-               "--max-tokens", str(args.decode_tokens), "--temperature", "0", "--seed", "0",
-               "--layout", layout, "--threads", str(threads), "--timings-json", timings]
+        cmd = [args.relayoutd, "generate", "--model", args.model, "--device", "cpu",
+               "--prompt", prompt, "--max-tokens", str(args.decode_tokens), "--temperature", "0",
+               "--seed", "0", "--layout", layout, "--threads", str(threads),
+               "--timings-json", timings]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"decode.py: relayoutd generate --layout {layout} --threads {threads} "
@@ -187,6 +213,8 @@ def main():
                     help="comma-separated thread counts (default: 1 and all cores)")
     ap.add_argument("--prompt-tokens", type=int, default=512)
     ap.add_argument("--decode-tokens", type=int, default=128)
+    ap.add_argument("--llamacpp-flash-attn", choices=["on", "off"], default="on",
+                    help="llama.cpp's flash attention (default on, as its 'auto' on the CPU)")
     ap.add_argument("--skip-relayoutd", action="store_true", help="llama.cpp only")
     ap.add_argument("--json-out", help="also write every measurement here")
     args = ap.parse_args()
@@ -194,7 +222,7 @@ def main():
     if args.child_llamacpp:
         c = json.loads(args.child_llamacpp)
         print(json.dumps(llamacpp_child(c["model"], c["threads"], c["prompt_ids"],
-                                        c["decode_tokens"])))
+                                        c["decode_tokens"], c["flash_attn"])))
         return
 
     try:
@@ -223,7 +251,7 @@ def main():
         llama = run_llamacpp(args, threads, prompt_ids, max(decode_tokens - 1, 1))
         rows.append({"threads": threads, "native": native, "auto": auto, "llama.cpp": llama})
 
-    print(f"SmolLM2-135M-Instruct Q4_1: prefill {len(prompt_ids)} tokens, decode up to "
+    print(f"{os.path.basename(args.model)}: prefill {len(prompt_ids)} tokens, decode up to "
           f"{args.decode_tokens} tokens; tokens/s, peak RSS at ready in MiB")
     print(f"{'threads':>7} {'engine':<18} {'prefill':>9} {'decode':>9} {'RSS MiB':>8}")
     for row in rows:

@@ -1,6 +1,7 @@
-// bench_matmul: the CPU Matmul kernels on SmolLM2-135M's shapes and an
-// 8B-class 4096x4096, native (common) layout versus the layout the policy
-// prefers on this CPU, measured in the same run.
+// bench_matmul: the CPU Matmul kernels on SmolLM2-135M's shapes, a 1B-class
+// model's (hidden 2048, ffn 8192, 8 KV heads of 64: its Q4_K_M and Q6_K
+// files' types) and an 8B-class 4096x4096, native (common) layout versus the
+// layout the policy prefers on this CPU, measured in the same run.
 //
 //   build/bench/bench_matmul [--reps N] [--isa auto|scalar|avx2|avx512|avx512-nobf16]
 //                            [--quick] [--threads 1,2] [--case SUBSTRING]
@@ -56,8 +57,46 @@ WeightType WeightTypeOf(DType d) {
       return WeightType::kQ8_0;
     case DType::kQ4_0:
       return WeightType::kQ4_0;
+    case DType::kQ2_K:
+      return WeightType::kQ2_K;
+    case DType::kQ3_K:
+      return WeightType::kQ3_K;
+    case DType::kQ4_K:
+      return WeightType::kQ4_K;
+    case DType::kQ5_K:
+      return WeightType::kQ5_K;
+    case DType::kQ6_K:
+      return WeightType::kQ6_K;
     default:
       return WeightType::kQ4_1;
+  }
+}
+
+// Where a block type keeps its f16 scales (d, and dmin or m where it has
+// one): random bytes there could be NaN or infinity, which would time
+// something else than the kernels' usual work.
+struct BlockScales {
+  int64_t elems;  // elements per block
+  int count;
+  size_t offsets[2];
+};
+
+BlockScales BlockScalesOf(WeightType t) {
+  switch (t) {
+    case WeightType::kQ4_1:
+    case WeightType::kQ5_1:
+      return {32, 2, {0, 2}};
+    case WeightType::kQ2_K:
+      return {256, 2, {80, 82}};
+    case WeightType::kQ3_K:
+      return {256, 1, {108, 0}};
+    case WeightType::kQ4_K:
+    case WeightType::kQ5_K:
+      return {256, 2, {0, 2}};
+    case WeightType::kQ6_K:
+      return {256, 1, {208, 0}};
+    default:  // Q8_0, Q4_0, Q5_0, IQ4_NL: d leads the block
+      return {32, 1, {0, 0}};
   }
 }
 
@@ -67,7 +106,8 @@ int64_t TensorBytes(WeightType t, int64_t rows, int64_t cols) {
 }
 
 // Random weights: float values in [-1, 1); quantized blocks with random
-// quants and small f16 scales (every byte pattern is a valid quant).
+// quants and sub-block scales (every byte pattern is a valid one) and small
+// positive f16 scales.
 std::vector<uint8_t> RandomWeights(WeightType t, int64_t rows, int64_t cols, std::mt19937& rng) {
   std::vector<uint8_t> bytes(static_cast<size_t>(TensorBytes(t, rows, cols)));
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -88,13 +128,12 @@ std::vector<uint8_t> RandomWeights(WeightType t, int64_t rows, int64_t cols, std
     return bytes;
   }
   for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
-  // The bench's cases are the 32-element types whose f16 fields lead the block.
-  const size_t block = static_cast<size_t>(TensorBytes(t, 1, 32));
-  const int fields = t == WeightType::kQ4_1 ? 2 : 1;
+  const BlockScales scales = BlockScalesOf(t);
+  const size_t block = static_cast<size_t>(TensorBytes(t, 1, scales.elems));
   for (size_t off = 0; off < bytes.size(); off += block) {
-    for (int f = 0; f < fields; ++f) {
+    for (int f = 0; f < scales.count; ++f) {
       const uint16_t h = kernels::reference::F32ToF16(0.01f * (1.0f + dist(rng)));
-      std::memcpy(&bytes[off + 2 * f], &h, 2);
+      std::memcpy(&bytes[off + scales.offsets[f]], &h, 2);
     }
   }
   return bytes;
@@ -115,11 +154,10 @@ bool MakePreferred(const MatmulWeight& native, const Layout& layout, std::vector
   switch (layout.kind) {
     case LayoutKind::kQuantRowGroupInterleave: {
       out.layout = WeightLayout::kQuantRowGroup;
-      const kernels::QuantBlockFormat f =
-          native.type == WeightType::kQ8_0   ? kernels::kQ8_0BlockFormat
-          : native.type == WeightType::kQ4_0 ? kernels::kQ4_0BlockFormat
-                                             : kernels::kQ4_1BlockFormat;
-      const kernels::QuantRowGroupParams p{rows, cols / 32, f, g};
+      kernels::QuantBlockFormat f;
+      if (!kernels::QuantRowGroupFormatOf(native.type, &f)) std::abort();
+      const size_t block_elems = static_cast<size_t>(BlockScalesOf(native.type).elems);
+      const kernels::QuantRowGroupParams p{rows, cols / block_elems, f, g};
       ok = kernels::QuantRowGroupForward(native.data, bytes.data(), p, 0,
                                          kernels::QuantRowGroupCount(p));
       break;
@@ -210,8 +248,24 @@ int Run(int argc, char** argv) {
       {"smollm2 gate/up Q4_1", DType::kQ4_1, 1536, 576, decode_prefill},
       {"smollm2 down   Q4_1", DType::kQ4_1, 576, 1536, decode_prefill},
       {"smollm2 output Q8_0", DType::kQ8_0, 49152, 576, short_list},
+      // A 1B-class layer in Q4_0 and in the K types of its Q4_K_M and Q6_K
+      // files (Q4_K_M: Q4_K, with attn_v and ffn_down Q6_K in some layers).
+      {"1b q/o         Q4_0", DType::kQ4_0, 2048, 2048, decode_prefill},
+      {"1b gate/up     Q4_0", DType::kQ4_0, 8192, 2048, decode_prefill},
+      {"1b down        Q4_0", DType::kQ4_0, 2048, 8192, decode_prefill},
+      {"1b q/o         Q4_K", DType::kQ4_K, 2048, 2048, decode_prefill},
+      {"1b k/v         Q4_K", DType::kQ4_K, 512, 2048, decode_prefill},
+      {"1b gate/up     Q4_K", DType::kQ4_K, 8192, 2048, decode_prefill},
+      {"1b down        Q4_K", DType::kQ4_K, 2048, 8192, decode_prefill},
+      {"1b q/o         Q6_K", DType::kQ6_K, 2048, 2048, decode_prefill},
+      {"1b k/v         Q6_K", DType::kQ6_K, 512, 2048, decode_prefill},
+      {"1b gate/up     Q6_K", DType::kQ6_K, 8192, 2048, decode_prefill},
+      {"1b down        Q6_K", DType::kQ6_K, 2048, 8192, decode_prefill},
+      {"1b output      Q6_K", DType::kQ6_K, 49152, 2048, short_list},
       {"8b-class       Q4_1", DType::kQ4_1, 4096, 4096, decode_prefill},
       {"8b-class       Q4_0", DType::kQ4_0, 4096, 4096, short_list},
+      {"8b-class       Q4_K", DType::kQ4_K, 4096, 4096, short_list},
+      {"8b-class       Q6_K", DType::kQ6_K, 4096, 4096, short_list},
       {"8b-class       Q8_0", DType::kQ8_0, 4096, 4096, short_list},
       {"8b-class       F16", DType::kF16, 4096, 4096, short_list},
       {"8b-class       BF16", DType::kBF16, 4096, 4096, short_list},
