@@ -47,14 +47,16 @@ void ExpectSameBits(const std::vector<float>& a, const std::vector<float>& b, co
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << what;
 }
 
-// Every ISA, layout, shape and token count: the scalar path is the exact
-// reference of the SIMD ones, and the float reference bounds them all.
-TEST(MatmulQuantTest, EveryIsaAndLayoutMatchesScalarBitForBitAndReferenceWithinBound) {
+// Every ISA, layout, shape and token count of `types`: the scalar path is the
+// exact reference of the SIMD ones, and the float reference bounds them all.
+template <size_t kTypes, size_t kShapeCount>
+void ExpectEveryIsaAndLayoutMatchesScalar(const WeightType (&types)[kTypes],
+                                          const Shape (&shapes)[kShapeCount], uint32_t seed) {
   IsaGuard guard;
   ThreadPool pool(3);
-  std::mt19937 rng(7);
-  for (WeightType type : kQuantTypes) {
-    for (const Shape& shape : kShapes) {
+  std::mt19937 rng(seed);
+  for (WeightType type : types) {
+    for (const Shape& shape : shapes) {
       TestWeight tw = MakeWeight(type, shape.rows, shape.cols, rng);
       for (int64_t tokens : kTokens) {
         if (shape.rows > 1000 && tokens > 3) continue;  // keeps the scalar path quick
@@ -84,40 +86,14 @@ TEST(MatmulQuantTest, EveryIsaAndLayoutMatchesScalarBitForBitAndReferenceWithinB
   }
 }
 
+TEST(MatmulQuantTest, EveryIsaAndLayoutMatchesScalarBitForBitAndReferenceWithinBound) {
+  ExpectEveryIsaAndLayoutMatchesScalar(kQuantTypes, kShapes, 7);
+}
+
 // The K-quants: the same contract, with Q8_K activations, in the file layout
 // and in row groups of super-blocks.
 TEST(MatmulQuantTest, KQuantsMatchScalarBitForBitAndReferenceWithinBound) {
-  IsaGuard guard;
-  ThreadPool pool(3);
-  std::mt19937 rng(17);
-  for (WeightType type : kKQuantTypes) {
-    for (const Shape& shape : kKShapes) {
-      TestWeight tw = MakeWeight(type, shape.rows, shape.cols, rng);
-      for (int64_t tokens : kTokens) {
-        SCOPED_TRACE(::testing::Message() << TypeName(type) << " N=" << shape.rows
-                                          << " K=" << shape.cols << " T=" << tokens);
-        const std::vector<float> x =
-            RandomFloats(static_cast<size_t>(tokens * shape.cols), rng, 2.0f);
-        std::vector<float> ref(static_cast<size_t>(tokens * shape.rows));
-        ASSERT_TRUE(MatmulReference(tw.native, x.data(), tokens, ref.data()));
-        ASSERT_TRUE(SetMatmulIsaForTesting(MatmulIsa::kScalar));
-        const std::vector<float> scalar = RunMatmul(tw.native, x, tokens, nullptr);
-        ExpectWithinBound(tw, x, tokens, scalar, ref);
-        for (MatmulIsa isa : AvailableIsas()) {
-          SCOPED_TRACE(MatmulIsaName(isa));
-          ASSERT_TRUE(SetMatmulIsaForTesting(isa));
-          ExpectSameBits(RunMatmul(tw.native, x, tokens, nullptr), scalar, "no pool");
-          ExpectSameBits(RunMatmul(tw.native, x, tokens, &pool), scalar, "pool");
-          for (int32_t g : kGroups) {
-            MakePreferred(tw, WeightLayout::kQuantRowGroup, g, 0);
-            SCOPED_TRACE(::testing::Message() << "q-rowgroup-g" << g);
-            ExpectSameBits(RunMatmul(tw.preferred, x, tokens, nullptr), scalar, "grouped");
-            ExpectSameBits(RunMatmul(tw.preferred, x, tokens, &pool), scalar, "grouped, pool");
-          }
-        }
-      }
-    }
-  }
+  ExpectEveryIsaAndLayoutMatchesScalar(kKQuantTypes, kKShapes, 17);
 }
 
 // K-quants need whole super-blocks, in their file layout or row groups.
