@@ -4,7 +4,7 @@
 // layout the policy prefers on this CPU, measured in the same run.
 //
 //   build/bench/bench_matmul [--reps N] [--isa auto|scalar|avx2|avx512|avx512-nobf16]
-//                            [--quick] [--threads 1,2] [--case SUBSTRING]
+//                            [--quick] [--threads 1,2] [--tokens 1,8,64] [--case SUBSTRING]
 //
 // Per case, token count T and thread count: GFLOP/s (2 N K T per call) and
 // GB/s of weight bytes (the weights once per call), best of N calls after one
@@ -205,6 +205,7 @@ int Run(int argc, char** argv) {
   bool quick = false;
   std::string filter;
   std::vector<int> thread_counts = {1, 2};
+  std::vector<int64_t> token_override;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--reps" && i + 1 < argc) {
@@ -213,12 +214,17 @@ int Run(int argc, char** argv) {
       filter = argv[++i];
     } else if (arg == "--quick") {
       quick = true;
-    } else if (arg == "--threads" && i + 1 < argc) {
-      thread_counts.clear();
+    } else if ((arg == "--threads" || arg == "--tokens") && i + 1 < argc) {
+      std::vector<int64_t> list;
       for (const char* p = argv[++i]; *p != '\0';) {
-        thread_counts.push_back(std::max(1, std::atoi(p)));
+        list.push_back(std::max(1, std::atoi(p)));
         while (*p != '\0' && *p != ',') ++p;
         if (*p == ',') ++p;
+      }
+      if (arg == "--tokens") {
+        token_override = list;
+      } else {
+        thread_counts.assign(list.begin(), list.end());
       }
     } else if (arg == "--isa" && i + 1 < argc) {
       const std::string name = argv[++i];
@@ -233,9 +239,10 @@ int Run(int argc, char** argv) {
       }
       if (!found) return 2;
     } else {
-      std::fprintf(stderr,
-                   "usage: bench_matmul [--reps N] [--isa NAME] [--quick] [--threads 1,2] [--case "
-                   "SUBSTRING]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_matmul [--reps N] [--isa NAME] [--quick] [--threads 1,2] [--tokens "
+          "1,8,64] [--case SUBSTRING]\n");
       return 2;
     }
   }
@@ -292,7 +299,7 @@ int Run(int argc, char** argv) {
     MatmulWeight preferred;
     const bool has_preferred = MakePreferred(native, layout, preferred_bytes, preferred);
     const double weight_gb = static_cast<double>(TensorBytes(type, c.rows, c.cols)) / 1e9;
-    for (int64_t tokens : c.tokens) {
+    for (int64_t tokens : token_override.empty() ? c.tokens : token_override) {
       std::vector<float> x(static_cast<size_t>(tokens * c.cols));
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
       for (float& v : x) v = dist(rng);

@@ -51,14 +51,16 @@ void ExpectSameBits(const std::vector<float>& a, const std::vector<float>& b, co
 // exact reference of the SIMD ones, and the float reference bounds them all.
 template <size_t kTypes, size_t kShapeCount>
 void ExpectEveryIsaAndLayoutMatchesScalar(const WeightType (&types)[kTypes],
-                                          const Shape (&shapes)[kShapeCount], uint32_t seed) {
+                                          const Shape (&shapes)[kShapeCount], uint32_t seed,
+                                          const std::vector<int64_t>& token_counts = {
+                                              std::begin(kTokens), std::end(kTokens)}) {
   IsaGuard guard;
   ThreadPool pool(3);
   std::mt19937 rng(seed);
   for (WeightType type : types) {
     for (const Shape& shape : shapes) {
       TestWeight tw = MakeWeight(type, shape.rows, shape.cols, rng);
-      for (int64_t tokens : kTokens) {
+      for (int64_t tokens : token_counts) {
         if (shape.rows > 1000 && tokens > 3) continue;  // keeps the scalar path quick
         SCOPED_TRACE(::testing::Message() << TypeName(type) << " N=" << shape.rows
                                           << " K=" << shape.cols << " T=" << tokens);
@@ -94,6 +96,17 @@ TEST(MatmulQuantTest, EveryIsaAndLayoutMatchesScalarBitForBitAndReferenceWithinB
 // and in row groups of super-blocks.
 TEST(MatmulQuantTest, KQuantsMatchScalarBitForBitAndReferenceWithinBound) {
   ExpectEveryIsaAndLayoutMatchesScalar(kKQuantTypes, kKShapes, 17);
+}
+
+// The AVX-512 K-quant GEMM (from 8 tokens) unpacks row panels of about 1 MiB
+// and runs token blocks of about 256 KiB of activations: at K = 8192 a panel
+// is 80 rows and a block 24 tokens, so 90 rows and 33 tokens cross both
+// boundaries, with a partial tile and a partial register tile of tokens.
+// Q4_K and Q6_K: 32- and 16-element sub-blocks, with and without dmin.
+TEST(MatmulQuantTest, KQuantGemmCrossesPanelsAndTokenBlocks) {
+  constexpr WeightType kTypes[] = {WeightType::kQ4_K, WeightType::kQ6_K};
+  constexpr Shape kLong[] = {{90, 8192}};
+  ExpectEveryIsaAndLayoutMatchesScalar(kTypes, kLong, 23, {33});
 }
 
 // K-quants need whole super-blocks, in their file layout or row groups.
