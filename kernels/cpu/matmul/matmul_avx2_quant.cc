@@ -47,7 +47,7 @@ struct GroupLoader {
   const uint8_t* base;
   int64_t stride;  // bytes per group block
 
-  void Prefetch(int64_t) const {}
+  void Prefetch(int64_t b) const { PrefetchGroupBlock(base, stride, b); }
   int fields;  // f16 fields per row: 1, or 2 for Q4_1
 
   __m256 Scales(int64_t b) const { return _mm256_cvtph_ps(LoadU128(base + b * stride)); }

@@ -51,7 +51,7 @@ struct GroupLoader {
   const uint8_t* base;
   int64_t stride;
 
-  void Prefetch(int64_t) const {}
+  void Prefetch(int64_t b) const { PrefetchGroupBlock(base, stride, b); }
   int fields;
 
   __m512 Scales(int64_t b) const {

@@ -223,6 +223,25 @@ inline __m256i KSum8(const __m256i* v) {
   return _mm256_add_epi32(a, b);
 }
 
+// Prefetches what super-block b + ahead of a tile reads: in a row group the
+// tile's blocks b are one contiguous run of block_stride bytes; in the file
+// layout the next tile's rows, spread over this tile's blocks (QuantTile).
+inline void KPrefetchBlock(const QuantTile& tile, int64_t b, int64_t block_bytes) {
+  uintptr_t from;
+  int64_t bytes;
+  if (tile.prefetch_bytes != 0) {
+    from = tile.prefetch_from + static_cast<uintptr_t>(b * tile.prefetch_bytes);
+    bytes = tile.prefetch_bytes;
+  } else {
+    const int64_t ahead = (kPrefetchAheadBytes + tile.block_stride - 1) / tile.block_stride;
+    from = reinterpret_cast<uintptr_t>(tile.payload[0] + (b + ahead) * tile.block_stride);
+    bytes = tile.rows * block_bytes;
+  }
+  for (int64_t i = 0; i < bytes; i += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(from + static_cast<uintptr_t>(i)), 0, 3);
+  }
+}
+
 // Rows [row_begin, row_end) for every token, in tiles of 8 rows with one
 // float lane per row (QuantTile: any layout), in row panels and token
 // blocks: each tile's super-block b is unpacked once per token block and
@@ -258,6 +277,7 @@ void KQuantRowsSimd(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
         const int rows = MakeQuantTile(a.w, n, p1, kRows, &tile);
         for (int64_t t = t0; t < t1; ++t) acc[t - t0] = accm[t - t0] = _mm256_setzero_ps();
         for (int64_t b = 0; b < blocks; ++b) {
+          KPrefetchBlock(tile, b, KBlockBytesOf<kT>());
           alignas(32) float dw[kRows];
           alignas(32) float mw[kRows];
           for (int r = 0; r < kRows; ++r) {

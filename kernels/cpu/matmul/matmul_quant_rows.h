@@ -44,6 +44,14 @@ inline void PrefetchTileBlock(const QuantTile& t, int64_t b) {
   }
 }
 
+// The same for a q-rowgroup-g8 group, one sequential stream of `stride`
+// bytes per block: its block kPrefetchAheadBytes ahead of block b.
+inline void PrefetchGroupBlock(const uint8_t* base, int64_t stride, int64_t b) {
+  const int64_t ahead = (kPrefetchAheadBytes + stride - 1) / stride;
+  const uint8_t* from = base + (b + ahead) * stride;
+  for (int64_t i = 0; i < stride; i += 64) __builtin_prefetch(from + i, 0, 3);
+}
+
 template <class Kernel, QuantKind kQ>
 void WalkQuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
   const int fields = QuantFields(kQ);
