@@ -22,15 +22,16 @@ relayoutd is run as a subprocess (build/server/relayoutd by default):
 map the CUDA runtime's libraries, about 150 MiB of RSS on a machine that has
 them but no GPU) and its numbers are read from FILE (prompt_tokens, generated_tokens,
 prefill_tokens_per_second, decode_tokens_per_second, load_seconds,
-peak_rss_bytes). Greedy decoding may stop at an end-of-generation token before
+peak_rss_bytes, ready_peak_rss_bytes). Greedy decoding may stop at an end-of-generation token before
 128 tokens: llama.cpp then decodes exactly as many tokens as relayoutd did, so
 both rates cover the same work.
 
 llama.cpp runs in a fresh child process per thread count, so its peak RSS
 (VmHWM from /proc/self/status, read once the model is loaded and one warm-up
-token evaluated: "at ready") is its own. relayoutd's peak_rss_bytes is its VmHWM
-once generate is done, prefill workspace included, so the RSS ratio is against
-relayoutd; --json-out also keeps llama.cpp's VmHWM at the end
+token evaluated: "at ready") is its own. relayoutd's RSS at ready is its
+ready_peak_rss_bytes (VmHWM once the weights are converted and the KV cache
+made, before the prompt); both engines' VmHWM at the end, prefill workspace
+included, are printed beside it (relayoutd's peak_rss_bytes, llama.cpp's
 (peak_rss_bytes_at_end). llama.cpp's prefill is one llama_decode of the
 512 prompt tokens (n_batch 512), its decode one llama_decode per token with
 the argmax of the last logits fed back; both are timed by llama.cpp's own
@@ -170,10 +171,21 @@ def run_relayoutd(args, layout, threads, prompt):
         except (OSError, ValueError) as e:
             sys.exit(f"decode.py: relayoutd wrote no readable --timings-json ({e})")
     missing = [k for k in ("prompt_tokens", "generated_tokens", "prefill_tokens_per_second",
-                           "decode_tokens_per_second", "peak_rss_bytes") if k not in t]
+                           "decode_tokens_per_second", "peak_rss_bytes",
+                           "ready_peak_rss_bytes") if k not in t]
     if missing:
         sys.exit(f"decode.py: relayoutd's timings JSON lacks {', '.join(missing)}")
     return t
+
+
+def rss_at_ready(m):
+    """VmHWM at ready: relayoutd's ready_peak_rss_bytes, llama.cpp's peak_rss_bytes."""
+    return m.get("ready_peak_rss_bytes", m.get("peak_rss_bytes"))
+
+
+def rss_at_end(m):
+    """VmHWM once the run is done: relayoutd's peak_rss_bytes, llama.cpp's _at_end."""
+    return m.get("peak_rss_bytes_at_end", m.get("peak_rss_bytes"))
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -252,21 +264,23 @@ def main():
         rows.append({"threads": threads, "native": native, "auto": auto, "llama.cpp": llama})
 
     print(f"{os.path.basename(args.model)}: prefill {len(prompt_ids)} tokens, decode up to "
-          f"{args.decode_tokens} tokens; tokens/s, peak RSS at ready in MiB")
-    print(f"{'threads':>7} {'engine':<18} {'prefill':>9} {'decode':>9} {'RSS MiB':>8}")
+          f"{args.decode_tokens} tokens; tokens/s, peak RSS in MiB at ready and at the end")
+    print(f"{'threads':>7} {'engine':<18} {'prefill':>9} {'decode':>9} {'RSS ready':>9} "
+          f"{'RSS end':>8}")
     for row in rows:
         for name in ("native", "auto", "llama.cpp"):
             m = row[name]
             if m is None:
                 continue
             label = {"native": "relayoutd native", "auto": "relayoutd auto"}.get(name, name)
-            rss = m.get("peak_rss_bytes")
+            ready, end = rss_at_ready(m), rss_at_end(m)
             print(f"{row['threads']:>7} {label:<18} {fmt_rate(m['prefill_tokens_per_second'])} "
                   f"{fmt_rate(m['decode_tokens_per_second'])} "
-                  f"{rss / 2**20 if rss else float('nan'):8.1f}")
+                  f"{ready / 2**20 if ready else float('nan'):9.1f} "
+                  f"{end / 2**20 if end else float('nan'):8.1f}")
     print()
     heads = ["prefill auto/native", "prefill relayoutd/llama.cpp", "decode relayoutd/llama.cpp",
-             "RSS relayoutd/llama.cpp"]
+             "RSS at ready relayoutd/llama.cpp", "RSS at end"]
     print(f"{'threads':>7}  " + "  ".join(heads) + "    (relayoutd = --layout auto)")
     for row in rows:
         n, a, l = row["native"], row["auto"], row["llama.cpp"]
@@ -275,7 +289,7 @@ def main():
         cells = [ratio(a["prefill_tokens_per_second"], n["prefill_tokens_per_second"]),
                  ratio(a["prefill_tokens_per_second"], l["prefill_tokens_per_second"]),
                  ratio(a["decode_tokens_per_second"], l["decode_tokens_per_second"]),
-                 ratio(a["peak_rss_bytes"], l["peak_rss_bytes"])]
+                 ratio(rss_at_ready(a), rss_at_ready(l)), ratio(rss_at_end(a), rss_at_end(l))]
         print(f"{row['threads']:>7}  " + "  ".join(c.rjust(len(h)) for c, h in zip(cells, heads)))
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -109,12 +109,16 @@ TEST(GenerateCommandTest, TimingsJsonHasEveryField) {
   ASSERT_TRUE(json.ok()) << json.status();
   for (const char* key : {"prompt_tokens", "generated_tokens", "prefill_seconds", "decode_seconds",
                           "prefill_tokens_per_second", "decode_tokens_per_second", "load_seconds",
-                          "peak_rss_bytes"}) {
+                          "peak_rss_bytes", "ready_peak_rss_bytes"}) {
     EXPECT_NE(json->Find(key), nullptr) << key;
   }
   EXPECT_EQ(json->Find("prompt_tokens")->as_int64(), 5);
   EXPECT_EQ(json->Find("generated_tokens")->as_int64(), 10);
   EXPECT_GT(json->Find("peak_rss_bytes")->as_double(), 0);
+  // VmHWM only grows: the peak at ready is at most the peak at the end.
+  EXPECT_GT(json->Find("ready_peak_rss_bytes")->as_double(), 0);
+  EXPECT_LE(json->Find("ready_peak_rss_bytes")->as_double(),
+            json->Find("peak_rss_bytes")->as_double());
 }
 
 // The default model (Q4_1 and Q8_0 weights, byte-level BPE, no BOS): greedy

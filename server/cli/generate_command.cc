@@ -32,7 +32,17 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string TimingsJson(const GenerationTimings& t, double load_seconds, uint64_t peak_rss) {
+uint64_t PeakRss() {
+  const Result<uint64_t> hwm = ReadPeakResidentBytes();
+  return hwm.ok() ? *hwm : 0;
+}
+
+// peak_rss_bytes: VmHWM once generation is done (prefill workspace included);
+// ready_peak_rss_bytes: VmHWM once the model is converted and its KV cache
+// made, before the prompt: what a server holds at ready, the figure to set
+// against another engine's RSS at ready.
+std::string TimingsJson(const GenerationTimings& t, double load_seconds, uint64_t peak_rss,
+                        uint64_t ready_rss) {
   std::string json;
   JsonWriter w(&json);
   w.BeginObject();
@@ -44,6 +54,7 @@ std::string TimingsJson(const GenerationTimings& t, double load_seconds, uint64_
   w.Key("decode_tokens_per_second").Double(t.decode_tokens_per_second());
   w.Key("load_seconds").Double(load_seconds);
   w.Key("peak_rss_bytes").Uint(peak_rss);
+  w.Key("ready_peak_rss_bytes").Uint(ready_rss);
   w.EndObject();
   return json;
 }
@@ -141,6 +152,7 @@ int RunGenerate(std::span<char* const> args, std::ostream& out, std::ostream& er
   Result<std::unique_ptr<KvCache>> cache =
       KvCache::Create(kv_shape, kv_shape.BytesForTokens(kv_tokens), (*model)->device());
   if (!cache.ok()) return ReportError(err, cache.status());
+  const uint64_t ready_rss = PeakRss();
 
   out << prompt << std::flush;
   Result<GenerationResult> result =
@@ -150,7 +162,7 @@ int RunGenerate(std::span<char* const> args, std::ostream& out, std::ostream& er
   if (!result.ok()) return ReportError(err, result.status());
 
   const GenerationTimings& t = result->timings;
-  const uint64_t peak_rss = ReadPeakResidentBytes().ok() ? *ReadPeakResidentBytes() : 0;
+  const uint64_t peak_rss = PeakRss();
   err << std::fixed << std::setprecision(2) << "generate: prompt " << t.prompt_tokens
       << " tokens in " << t.prefill_seconds << " s (" << t.prefill_tokens_per_second()
       << " tokens/s), generated " << t.generated_tokens << " tokens, decode "
@@ -159,7 +171,7 @@ int RunGenerate(std::span<char* const> args, std::ostream& out, std::ostream& er
       << pool.size() << " threads\n";
   if (!timings_json.empty()) {
     std::ofstream file(timings_json, std::ios::trunc);
-    file << TimingsJson(t, load_seconds, peak_rss) << "\n";
+    file << TimingsJson(t, load_seconds, peak_rss, ready_rss) << "\n";
     if (!file.good()) {
       return ReportError(err, Status::Unavailable(timings_json, "cannot write the timings"));
     }
