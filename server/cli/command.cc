@@ -6,7 +6,7 @@
 namespace relayout::cli {
 
 std::span<const Command> EngineCommands() {
-  static constexpr std::array<Command, 4> kCommands = {{
+  static constexpr std::array<Command, 5> kCommands = {{
       {"inspect", "print a checkpoint's format, config and tensors", &RunInspect},
       {"plan", "print the layout, strategy and order of each tensor's conversion, and the peak",
        &RunPlan},
@@ -14,6 +14,9 @@ std::span<const Command> EngineCommands() {
        &RunConvert},
       {"generate", "load a checkpoint and continue a prompt on the CPU; text on stdout",
        &RunGenerate},
+      {"bench",
+       "prefill and decode tokens/s as llama-bench measures them, with the decode roofline",
+       &RunBench},
   }};
   return kCommands;
 }

@@ -29,6 +29,7 @@ int RunInspect(std::span<char* const> args, std::ostream& out, std::ostream& err
 int RunPlan(std::span<char* const> args, std::ostream& out, std::ostream& err);
 int RunConvert(std::span<char* const> args, std::ostream& out, std::ostream& err);
 int RunGenerate(std::span<char* const> args, std::ostream& out, std::ostream& err);
+int RunBench(std::span<char* const> args, std::ostream& out, std::ostream& err);
 
 // Writes "relayoutd <command>: <message>" as one line (newlines in the message
 // become spaces) and returns the exit code for the status: 130 for
