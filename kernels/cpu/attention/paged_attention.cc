@@ -29,12 +29,12 @@ const float* F16Table() {
 
 struct PortableOps {
   static void Scores(const float* q, int64_t stride, int64_t count, const float* kt, int64_t hd,
-                     int64_t width, int64_t cols, float* s) {
+                     int64_t width, float* s) {
     for (int64_t c = 0; c < count; ++c) {
       float* sc = s + c * width;
-      for (int64_t j = 0; j < cols; ++j) sc[j] = 0.0f;
+      for (int64_t j = 0; j < width; ++j) sc[j] = 0.0f;
       for (int64_t d = 0; d < hd; ++d) {
-        for (int64_t j = 0; j < cols; ++j) sc[j] += q[c * stride + d] * kt[d * width + j];
+        for (int64_t j = 0; j < width; ++j) sc[j] += q[c * stride + d] * kt[d * width + j];
       }
     }
   }

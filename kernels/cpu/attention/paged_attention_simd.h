@@ -35,8 +35,8 @@ struct SimdOps {
   static constexpr int kHeadsPerStep = 4 / kRegsPerStep;  // heads sharing a row of kt
 
   static void Scores(const float* q, int64_t stride, int64_t count, const float* kt, int64_t hd,
-                     int64_t width, int64_t cols, float* s) {
-    for (int64_t j = 0; j < cols; j += 16) {
+                     int64_t width, float* s) {
+    for (int64_t j = 0; j < width; j += 16) {
       int64_t c = 0;
       for (; c + kHeadsPerStep <= count; c += kHeadsPerStep) {
         Reg acc[kHeadsPerStep][kRegsPerStep];

@@ -1,11 +1,11 @@
 // The tiled body of PagedAttention, compiled once per ISA
 // (paged_attention.cc: portable; paged_attention_avx2.cc,
 // paged_attention_avx512.cc: with their -m flags), each with its own Ops:
-//   Scores(q, stride, count, kt, hd, w, cols, s)
+//   Scores(q, stride, count, kt, hd, w, s)
 //                               for c < count (the GQA heads of one row, whose
-//                               queries are `stride` floats apart), j < cols:
+//                               queries are `stride` floats apart):
 //                               s[c * w + j] = sum_d q[c * stride + d] * kt[d * w + j]
-//                               (w, cols multiples of 16: K transposed, so the
+//                               (w a multiple of 16: K transposed, so the
 //                               positions lie along the vector lanes, and each
 //                               row of kt serves all `count` heads)
 //   AccumulatePv(p, n, v, hd, a) a[d] += sum_{j<n} p[j] * v[j * hd + d]
@@ -14,7 +14,7 @@
 //   Exp(x, n)           x[i] = exp(x[i]), for x[i] <= 0 (scores minus their max)
 //
 // One tile is (one sequence span, one KV head, up to kTileRows query rows).
-// Each chunk of K/V blocks of that head is converted to float once per tile and then
+// Each K/V block of that head is converted to float once per tile and then
 // serves all the tile's rows and all `group` query heads sharing the KV head
 // (GQA), instead of once per (row, head): that sharing is what makes a long
 // prefill's attention cheap. Per (row, head) the softmax runs online (a
@@ -33,7 +33,6 @@
 namespace relayout::kernels::attention_internal {
 
 inline constexpr int64_t kTileRows = 64;
-inline constexpr int64_t kChunkKeys = 128;
 
 struct Tile {
   const AttentionSpan* span = nullptr;
@@ -58,25 +57,18 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
   const AttentionSpan& span = *tile.span;
   const int64_t rows = tile.row_end - tile.row_begin;
   const int64_t states = rows * group;
-  // Keys per online-softmax step: whole cache blocks up to kChunkKeys, so
-  // the per-step work of each (row, head) (the max, the rescale of its
-  // accumulator, the scalar loops) is spread over many keys, not one 16-key
-  // block. Chunks start at fixed positions, so a row's arithmetic is the
-  // same in any tile: prefill and decode give the same bits.
-  const int64_t chunk_blocks = std::max<int64_t>(1, kChunkKeys / bs);
-  const int64_t chunk = chunk_blocks * bs;
   // Per-thread scratch, grown once and reused by every tile this thread runs.
   thread_local std::vector<float> buffer;
-  const int64_t width = (chunk + 15) / 16 * 16;  // kt's row length
+  const int64_t width = (bs + 15) / 16 * 16;  // kt's row length
   const size_t need =
-      static_cast<size_t>(states * (hd + 2) + 2 * chunk * hd + width * hd + group * width);
+      static_cast<size_t>(states * (hd + 2) + 2 * bs * hd + width * hd + group * width);
   if (buffer.size() < need) buffer.resize(need);
   float* acc = buffer.data();
   float* running_max = acc + states * hd;
   float* running_sum = running_max + states;
   float* kbuf = running_sum + states;
-  float* vbuf = kbuf + chunk * hd;
-  float* kt = vbuf + chunk * hd;  // [hd][width], the chunk's K transposed
+  float* vbuf = kbuf + bs * hd;
+  float* kt = vbuf + bs * hd;  // [hd][width], the block's K transposed
   float* scores = kt + width * hd;
   std::fill(acc, acc + states * hd, 0.0f);
   std::fill(running_max, running_max + states, -std::numeric_limits<float>::infinity());
@@ -85,13 +77,12 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
   const int64_t first_pos = span.start_position + tile.row_begin;
   const int64_t last_pos = span.start_position + tile.row_end - 1;
   const bool f16 = p.kv_elem == KvElem::kF16;
-  for (int64_t c0 = 0; c0 <= last_pos; c0 += chunk) {
-    const int64_t n = std::min(chunk, last_pos + 1 - c0);
+  for (int64_t b = 0; b * bs <= last_pos; ++b) {
+    const int64_t n = std::min(bs, last_pos + 1 - b * bs);
+    const int64_t base =
+        static_cast<int64_t>(span.block_table[b]) * bs * kv_dim + tile.kv_head * hd;
     for (int64_t j = 0; j < n; ++j) {
-      const int64_t pos = c0 + j;
-      const int64_t at =
-          (static_cast<int64_t>(span.block_table[pos / bs]) * bs + pos % bs) * kv_dim +
-          tile.kv_head * hd;
+      const int64_t at = base + j * kv_dim;
       if (f16) {
         Ops::WidenF16(static_cast<const uint16_t*>(k_pool) + at, kbuf + j * hd, hd);
         Ops::WidenF16(static_cast<const uint16_t*>(v_pool) + at, vbuf + j * hd, hd);
@@ -100,19 +91,18 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
         std::memcpy(vbuf + j * hd, static_cast<const float*>(v_pool) + at, sizeof(float) * hd);
       }
     }
-    const int64_t padded = (n + 15) / 16 * 16;  // Scores reads whole vectors of kt
     for (int64_t d = 0; d < hd; ++d) {
       float* row = kt + d * width;
       for (int64_t j = 0; j < n; ++j) row[j] = kbuf[j * hd + d];
-      for (int64_t j = n; j < padded; ++j) row[j] = 0.0f;
+      for (int64_t j = n; j < width; ++j) row[j] = 0.0f;
     }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t pos = first_pos + r;
-      const int64_t visible = std::min(n, pos - c0 + 1);  // causal
+      const int64_t visible = std::min(n, pos - b * bs + 1);  // causal
       if (visible <= 0) continue;
       const float* q_row =
           q + (span.first_row + tile.row_begin + r) * q_dim + tile.kv_head * group * hd;
-      Ops::Scores(q_row, hd, group, kt, hd, width, (visible + 15) / 16 * 16, scores);
+      Ops::Scores(q_row, hd, group, kt, hd, width, scores);
       for (int64_t h = 0; h < group; ++h) {
         const int64_t s = r * group + h;
         float* head_scores = scores + h * width;
@@ -123,7 +113,7 @@ void RunTile(const PagedAttentionParams& p, const float* q, const Tile& tile, co
         }
         float* a = acc + s * hd;
         if (block_max > running_max[s]) {
-          // exp(-inf) is 0: the first chunk rescales an all-zero accumulator.
+          // exp(-inf) is 0: the first block rescales an all-zero accumulator.
           const float c = std::exp(running_max[s] - block_max);
           running_sum[s] *= c;
           Ops::Scale(c, a, hd);
