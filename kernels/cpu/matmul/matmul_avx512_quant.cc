@@ -30,6 +30,8 @@
 
 #include <cstring>
 
+#include "kernels/cpu/matmul/matmul_vnni_gemm.h"
+
 namespace relayout::kernels::matmul_internal {
 namespace {
 
@@ -257,7 +259,156 @@ struct Kernel {
   }
 };
 
+// ---- The GEMM from 8 tokens (matmul_vnni_gemm.h). Every type is unpacked
+// to u = w + 128 (unsigned) with w the signed weight of step 2, so
+// isum = dot(u, q) - 128 * sum(q): for Q4_0 that is dot(nib, q) - 8 sum, the
+// same integer. Per 16-row tile and block: u[g] (g = 0..7) as in the driver,
+// dw and mw (Q4_1, Q5_1) as 16 floats; per token the float steps of step 2.
+
+struct QTileBlock {
+  alignas(64) uint8_t u[8][64];
+  alignas(64) float dw[kGemmRows];
+  alignas(64) float mw[kGemmRows];
+};
+
+// A row's block b as 32 bytes u = w + 128, in element order.
+template <Q kQ>
+__m256i QUnpackU(const GemmRows& rows, int r, int64_t b) {
+  const uint8_t* p = rows.payload[r] + b * rows.stride[r];
+  if constexpr (kQ == Q::k8_0) {
+    return _mm256_xor_si256(LoadU256(p), _mm256_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    const __m128i bytes = LoadU128(p);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256i v =
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), m4), _mm_and_si128(bytes, m4));
+    if constexpr (kQ == Q::kIQ4NL) {
+      alignas(16) int8_t table[16];
+      for (int i = 0; i < 16; ++i) table[i] = static_cast<int8_t>(kIQ4_NLValues[i] ^ 0x80);
+      const __m128i t = _mm_load_si128(reinterpret_cast<const __m128i*>(table));
+      return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), v);
+    }
+    if constexpr (kQ == Q::k5_0 || kQ == Q::k5_1) {
+      const uint8_t* field = rows.qh[r] + b * rows.stride[r];
+      uint16_t lo, hi;
+      std::memcpy(&lo, field, 2);
+      std::memcpy(&hi, field + rows.qh_hi_offset[r], 2);
+      const __mmask32 qh = static_cast<__mmask32>(lo | static_cast<uint32_t>(hi) << 16);
+      v = _mm256_mask_add_epi8(v, qh, v, _mm256_set1_epi8(16));
+    }
+    // w = nib - 8 (Q4_0), q5 - 16 (Q5_0), nib or q5 (Q4_1, Q5_1); u = w + 128.
+    constexpr int kBias = kQ == Q::k4_0 ? 120 : kQ == Q::k5_0 ? 112 : 128;
+    return _mm256_add_epi8(v, _mm256_set1_epi8(static_cast<char>(kBias)));
+  }
+}
+
+template <Q kQ>
+void QUnpackTile(const MatmulWeight& w, int64_t row, int64_t row_end, QTileBlock* blocks) {
+  constexpr bool kHasMin = kQ == Q::k4_1 || kQ == Q::k5_1;
+  GemmRows rows;
+  GemmRowPointers(w, row, row_end, &rows);
+  const int64_t nblocks = w.cols / kQBlock;
+  // Two blocks per row make the 16 dwords of one transpose.
+  for (int64_t b = 0; b < nblocks; b += 2) {
+    const bool pair = b + 1 < nblocks;
+    alignas(64) uint8_t u[kGemmRows][64];
+    for (int r = 0; r < kGemmRows; ++r) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u[r]), QUnpackU<kQ>(rows, r, b));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u[r] + 32),
+                         pair ? QUnpackU<kQ>(rows, r, b + 1) : _mm256_setzero_si256());
+      for (int i = 0; i < (pair ? 2 : 1); ++i) {
+        QTileBlock& out = blocks[b + i];
+        out.dw[r] =
+            _cvtsh_ss(static_cast<uint16_t>(LoadI16(rows.scale[r] + (b + i) * rows.stride[r])));
+        out.mw[r] =
+            kHasMin
+                ? _cvtsh_ss(static_cast<uint16_t>(LoadI16(rows.min[r] + (b + i) * rows.stride[r])))
+                : 0.0f;
+      }
+    }
+    alignas(64) uint8_t t[16][64];
+    Transpose16x16Dwords(u[0], 64, t[0]);
+    std::memcpy(blocks[b].u, t[0], sizeof blocks[b].u);
+    if (pair) std::memcpy(blocks[b + 1].u, t[8], sizeof blocks[b + 1].u);
+  }
+}
+
+template <Q kQ>
+void QGemmTile(const MatmulArgs& a, const QTileBlock* blocks, int64_t nblocks, const int64_t* ids,
+               __m512* y) {
+  constexpr bool kHasMin = kQ == Q::k4_1 || kQ == Q::k5_1;
+  constexpr int kT8 = kGemmTokens;
+  const int64_t k = a.w.cols;
+  const int8_t* q[kT8];
+  const float* d[kT8];
+  const int32_t* sum[kT8];
+  const float* s[kT8];
+  for (int t = 0; t < kT8; ++t) {
+    q[t] = a.xq.q + ids[t] * k;
+    d[t] = a.xq.d + ids[t] * nblocks;
+    sum[t] = a.xq.sum + ids[t] * nblocks;
+    s[t] = a.xq.s + ids[t] * nblocks;
+  }
+  __m512 acc[kT8];
+  __m512 accm[kT8];
+  for (int t = 0; t < kT8; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const QTileBlock& kb = blocks[b];
+    __m512i isum[kT8];
+    for (int t = 0; t < kT8; ++t) isum[t] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; ++g) {
+      const __m512i wv = _mm512_load_si512(kb.u[g]);
+      for (int t = 0; t < kT8; ++t) {
+        isum[t] = _mm512_dpbusd_epi32(isum[t], wv, Broadcast4(q[t] + b * kQBlock + 4 * g));
+      }
+    }
+    const __m512 dw = _mm512_load_ps(kb.dw);
+    for (int t = 0; t < kT8; ++t) {
+      const __m512i exact = _mm512_sub_epi32(isum[t], _mm512_set1_epi32(sum[t][b] * 128));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact),
+                               _mm512_mul_ps(dw, _mm512_set1_ps(d[t][b])), acc[t]);
+    }
+    if constexpr (kHasMin) {
+      const __m512 mw = _mm512_load_ps(kb.mw);
+      for (int t = 0; t < kT8; ++t) accm[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s[t][b]), accm[t]);
+    }
+  }
+  for (int t = 0; t < kT8; ++t) y[t] = kHasMin ? _mm512_add_ps(acc[t], accm[t]) : acc[t];
+}
+
+template <Q kQ>
+struct QGemmFormat {
+  using Block = QTileBlock;
+  static constexpr int64_t kElems = kQBlock;
+  static int64_t TokenBytes(int64_t k) { return k + k / kQBlock * 12; }
+  static void UnpackTile(const MatmulWeight& w, int64_t row, int64_t row_end, Block* blocks) {
+    QUnpackTile<kQ>(w, row, row_end, blocks);
+  }
+  static void Tile(const MatmulArgs& a, const Block* blocks, int64_t nblocks, const int64_t* ids,
+                   __m512* y) {
+    QGemmTile<kQ>(a, blocks, nblocks, ids, y);
+  }
+};
+
 void QuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  if (a.tokens >= kGemmMinTokens) {
+    switch (a.w.type) {
+      case WeightType::kQ8_0:
+        return VnniGemm<QGemmFormat<Q::k8_0>>(a, row_begin, row_end);
+      case WeightType::kQ4_0:
+        return VnniGemm<QGemmFormat<Q::k4_0>>(a, row_begin, row_end);
+      case WeightType::kQ4_1:
+        return VnniGemm<QGemmFormat<Q::k4_1>>(a, row_begin, row_end);
+      case WeightType::kQ5_0:
+        return VnniGemm<QGemmFormat<Q::k5_0>>(a, row_begin, row_end);
+      case WeightType::kQ5_1:
+        return VnniGemm<QGemmFormat<Q::k5_1>>(a, row_begin, row_end);
+      case WeightType::kIQ4_NL:
+        return VnniGemm<QGemmFormat<Q::kIQ4NL>>(a, row_begin, row_end);
+      default:
+        break;
+    }
+  }
   WalkQuantRowsByType<Kernel>(a, row_begin, row_end);
 }
 

@@ -109,6 +109,15 @@ TEST(MatmulQuantTest, KQuantGemmCrossesPanelsAndTokenBlocks) {
   ExpectEveryIsaAndLayoutMatchesScalar(kTypes, kLong, 23, {33});
 }
 
+// The same GEMM over the 32-element types: at K = 8192 a panel is 96 rows and
+// a token block 16 tokens, so 100 rows and 33 tokens cross both (Q4_1: a
+// min; IQ4_NL: a table; every type's unpacking is covered at T = 17 above).
+TEST(MatmulQuantTest, QuantGemmCrossesPanelsAndTokenBlocks) {
+  constexpr WeightType kTypes[] = {WeightType::kQ4_1, WeightType::kIQ4_NL};
+  constexpr Shape kLong[] = {{100, 8192}};
+  ExpectEveryIsaAndLayoutMatchesScalar(kTypes, kLong, 29, {33});
+}
+
 // K-quants need whole super-blocks, in their file layout or row groups.
 TEST(MatmulQuantTest, KQuantsRejectPartialSuperBlocksAndFloatLayouts) {
   std::vector<uint8_t> bytes(144 * 4);
