@@ -265,6 +265,13 @@ struct Kernel {
 // same integer. Per 16-row tile and block: u[g] (g = 0..7) as in the driver,
 // dw and mw (Q4_1, Q5_1) as 16 floats; per token the float steps of step 2.
 
+// The per-row group kernels read these types straight from q-rowgroup-g8 at
+// about 200 GFLOP/s a thread; the GEMM's one-time unpacking (4 bytes a
+// weight where the file holds 0.56-1.06) needs more tokens to pay: measured
+// 0.76x at 16 tokens, 1.0-1.4x at 24-32, 1.25-1.5x from 64 (bench_matmul,
+// SmolLM2 and 1B shapes).
+constexpr int64_t kQuantGemmMinTokens = 48;
+
 struct QTileBlock {
   alignas(64) uint8_t u[8][64];
   alignas(64) float dw[kGemmRows];
@@ -391,7 +398,7 @@ struct QGemmFormat {
 };
 
 void QuantRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  if (a.tokens >= kGemmMinTokens) {
+  if (a.tokens >= kQuantGemmMinTokens) {
     switch (a.w.type) {
       case WeightType::kQ8_0:
         return VnniGemm<QGemmFormat<Q::k8_0>>(a, row_begin, row_end);

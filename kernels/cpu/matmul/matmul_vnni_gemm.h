@@ -13,8 +13,8 @@
 // Loop order: row panels (unpacked size about half of L2), then token blocks
 // (their activations in L2), then 16-row tiles, then 8-token register tiles,
 // then the blocks along K. The panel is unpacked once per call and serves
-// every token, so the GEMM pays from about 8 tokens on (below that the
-// per-row kernels, which read each weight once, are faster).
+// every token, so the GEMM pays from some number of tokens on, per type
+// (below it the per-row kernels, which read each weight once, are faster).
 //
 // A format F gives:
 //   F::Block                one 16-row tile's unpacked block (64-byte aligned)
@@ -40,7 +40,9 @@ namespace {
 
 constexpr int kGemmRows = 16;
 constexpr int kGemmTokens = 8;
-// From this many tokens the one-time unpacking pays for itself.
+// From this many tokens the one-time unpacking of a K-quant pays for itself
+// (their per-row kernels are slower than the 32-element types', which start
+// the GEMM later: kQuantGemmMinTokens).
 constexpr int64_t kGemmMinTokens = 8;
 // Unpacked panel bytes: about half of a 2 MiB L2, beside a token block.
 constexpr int64_t kGemmPanelBytes = 1 << 20;

@@ -10,8 +10,11 @@ namespace relayout::kernels {
 namespace {
 
 // Sums n words in four independent chains, so the loop is bound by the loads
-// and not by one add's latency; the compiler vectorizes it.
-uint64_t SumWords(const uint64_t* p, uint64_t n) {
+// and not by one add's latency; the compiler vectorizes it, in the widest
+// vectors the CPU has (with 128-bit loads one core reads 8.7 GB/s here, with
+// 512-bit ones 13.5: the roof must not be the loop's own limit).
+__attribute__((target_clones("avx512f", "avx2", "default"))) uint64_t SumWords(const uint64_t* p,
+                                                                               uint64_t n) {
   uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   uint64_t i = 0;
   for (; i + 4 <= n; i += 4) {
