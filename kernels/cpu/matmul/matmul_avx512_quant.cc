@@ -21,6 +21,10 @@
 // selected nibble bytes; IQ4_NL's nibbles index its table (biased by +128 so
 // vpdpbusd sees unsigned weights) with one vpshufb, and 128 * sum(q) is
 // subtracted afterwards as for Q8_0.
+//
+// From kQuantGemmMinTokens tokens (prefill) the VNNI GEMM of
+// matmul_vnni_gemm.h runs instead (end of file): it unpacks a row panel once
+// per call and serves every token from it, 16 rows per vpdpbusd.
 #include "kernels/cpu/matmul/matmul_internal.h"
 #include "kernels/cpu/matmul/matmul_quant_rows.h"
 #include "kernels/quant_format.h"
@@ -259,7 +263,7 @@ struct Kernel {
   }
 };
 
-// ---- The GEMM from 8 tokens (matmul_vnni_gemm.h). Every type is unpacked
+// ---- The GEMM (matmul_vnni_gemm.h), from kQuantGemmMinTokens tokens. Every type is unpacked
 // to u = w + 128 (unsigned) with w the signed weight of step 2, so
 // isum = dot(u, q) - 128 * sum(q): for Q4_0 that is dot(nib, q) - 8 sum, the
 // same integer. Per 16-row tile and block: u[g] (g = 0..7) as in the driver,
