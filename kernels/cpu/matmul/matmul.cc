@@ -34,6 +34,8 @@ constexpr int64_t kKQuantTokenBlockBytes = 128 << 10;
 constexpr int64_t kFloatTokenBlockBytes = 192 << 10;
 // Weight bytes per row panel: a quarter of a 1 MiB L2, with the activations.
 constexpr int64_t kRowPanelBytes = 256 << 10;
+// The AVX-512 float kernel's GEMM threshold (matmul_avx512_float.cc).
+constexpr int64_t kFloatGemmMinTokens = 16;
 // Below this many weight bytes x tokens per chunk, waking a worker costs more
 // than the work it takes over.
 constexpr int64_t kMinChunkWork = 48 << 10;
@@ -251,7 +253,10 @@ bool Matmul(const MatmulWeight& w, const float* x, int64_t tokens, float* y, Thr
     token_bytes = w.cols + w.cols / 256 * 4 + w.cols / 16 * 2;
     block_bytes = kKQuantTokenBlockBytes;
   } else if (w.type == WeightType::kBF16 && w.layout == WeightLayout::kBf16KPair &&
-             isa == MatmulIsa::kAvx512 && DetectCpuFeatures().avx512bf16) {
+             isa == MatmulIsa::kAvx512 && DetectCpuFeatures().avx512bf16 &&
+             tokens < kFloatGemmMinTokens) {
+    // From kFloatGemmMinTokens the float GEMM (k.flt) reads K-pair groups too,
+    // at about 3x vdpbf16ps with the hi/lo split of x here.
     const IsaKernels& bf16 = matmul_internal::Avx512Bf16Kernels();
     if (bf16.bf16_kpair != nullptr && w.group_rows % 16 == 0 && w.cols > 2) {
       PrepareBf16(bf16, a, pool);

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/matmul/matmul_float_simd.h"
+#include "kernels/cpu/matmul/matmul_vnni_gemm.h"
 
 namespace relayout::kernels::matmul_internal {
 namespace {
@@ -85,7 +86,122 @@ struct Avx512Float {
 
 }  // namespace
 
+namespace {
+
+// ---- The float GEMM (matmul_vnni_gemm.h's driver with FMA in place of
+// vpdpbusd), from kFloatGemmMinTokens tokens: a panel is widened to F32 once
+// per call, 16 rows interleaved per element (one vector = element k of 16
+// rows), and a token's x[k], broadcast, meets 16 rows in one FMA. F16 and
+// BF16 widen exactly, so the products are exact and only the float sums
+// round (F32 keeps its double sums, matmul.h's accuracy path).
+// For the layouts FloatTile reads in chunks of 16 (row-major and
+// rowgroup-g<G>k16) and bf16-kpair-g16 (two elements per row in each 4-byte
+// lane: shifted apart); others keep the per-row kernels.
+constexpr int64_t kFloatGemmMinTokens = 16;
+
+struct FloatTileBlock {
+  alignas(64) float p[16][kGemmRows];
+};
+
+// Rows [row, row + 16) are one full group of bf16-kpair-g16.
+bool IsBf16KPairGroup16(const MatmulWeight& w, int64_t row, int64_t row_end) {
+  return w.layout == WeightLayout::kBf16KPair && w.group_rows == kGemmRows &&
+         row % kGemmRows == 0 && row + kGemmRows <= row_end && InFullGroup(w, row);
+}
+
+// The GEMM reads this weight's layout: FloatTiles of 16 lanes, or
+// bf16-kpair-g16 (whose tail rows are row-major, which FloatTile reads).
+bool FloatGemmReads(const MatmulWeight& w) {
+  if (w.type == WeightType::kF32) return false;  // F32 sums in double (matmul.h)
+  if (w.layout == WeightLayout::kBf16KPair) return w.group_rows == kGemmRows;
+  return FloatTileable(w, 16);
+}
+
+// 16 F16 or BF16 elements of a row, widened exactly to F32.
+__m512 WidenChunk(WeightType type, const uint8_t* src) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+  return type == WeightType::kF16
+             ? _mm512_cvtph_ps(h)
+             : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Rows [row, row + 16) through FloatTiles of 16 lanes (row-major and
+// rowgroup-g<G>k16: chunk b of a row is its elements 16b..16b+15).
+void FloatUnpackTile(const MatmulWeight& w, int64_t row, int64_t row_end, FloatTileBlock* blocks) {
+  if (IsBf16KPairGroup16(w, row, row_end)) {
+    // bf16-kpair-g16: pair q of the group's 16 rows is one 64-byte vector of
+    // (element 2q, element 2q + 1) per row: shift out the two halves.
+    const uint8_t* group = static_cast<const uint8_t*>(w.data) + row * w.cols * 2;
+    for (int64_t b = 0; b < w.cols / 16; ++b) {
+      for (int q = 0; q < 8; ++q) {
+        const __m512i v = _mm512_loadu_si512(group + (8 * b + q) * 64);
+        _mm512_store_si512(blocks[b].p[2 * q], _mm512_slli_epi32(v, 16));
+        _mm512_store_si512(blocks[b].p[2 * q + 1],
+                           _mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+      }
+    }
+    return;
+  }
+  const uint8_t* main[kGemmRows];
+  int64_t stride[kGemmRows];  // a group's rows and the tail rows differ
+  for (int r = 0; r < kGemmRows;) {
+    FloatTile tile;
+    const int64_t n = row + r < row_end ? row + r : row;
+    const int got = MakeFloatTile(w, 16, n, row_end, kGemmRows - r, &tile);
+    for (int i = 0; i < got && r < kGemmRows; ++i, ++r) {
+      main[r] = tile.main[i];
+      stride[r] = tile.chunk_stride;
+    }
+  }
+  for (int64_t b = 0; b < w.cols / 16; ++b) {
+    alignas(64) float packed[kGemmRows][16];
+    for (int r = 0; r < kGemmRows; ++r) {
+      _mm512_store_ps(packed[r], WidenChunk(w.type, main[r] + b * stride[r]));
+    }
+    Transpose16x16Dwords(reinterpret_cast<const uint8_t*>(packed[0]), 64,
+                         reinterpret_cast<uint8_t*>(blocks[b].p[0]));
+  }
+}
+
+void FloatGemmTile(const MatmulArgs& a, const FloatTileBlock* blocks, int64_t nblocks,
+                   const int64_t* ids, __m512* y) {
+  constexpr int kT8 = kGemmTokens;
+  const float* x[kT8];
+  __m512 acc[kT8];
+  for (int t = 0; t < kT8; ++t) {
+    x[t] = a.x + ids[t] * a.w.cols;
+    acc[t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < nblocks; ++b) {
+    for (int e = 0; e < 16; ++e) {
+      const __m512 wv = _mm512_load_ps(blocks[b].p[e]);
+      for (int t = 0; t < kT8; ++t) {
+        acc[t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[t][16 * b + e]), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < kT8; ++t) y[t] = acc[t];
+}
+
+struct FloatGemmFormat {
+  using Block = FloatTileBlock;
+  static constexpr int64_t kElems = 16;
+  static int64_t TokenBytes(int64_t k) { return k * 4; }
+  static void UnpackTile(const MatmulWeight& w, int64_t row, int64_t row_end, Block* blocks) {
+    FloatUnpackTile(w, row, row_end, blocks);
+  }
+  static void Tile(const MatmulArgs& a, const Block* blocks, int64_t nblocks, const int64_t* ids,
+                   __m512* y) {
+    FloatGemmTile(a, blocks, nblocks, ids, y);
+  }
+};
+
+}  // namespace
+
 void Avx512FloatRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  if (a.tokens >= kFloatGemmMinTokens && a.w.cols % 16 == 0 && FloatGemmReads(a.w)) {
+    return VnniGemm<FloatGemmFormat>(a, row_begin, row_end);
+  }
   FloatSimd<Avx512Float>::Rows(a, row_begin, row_end);
 }
 
