@@ -34,8 +34,8 @@ constexpr int64_t kKQuantTokenBlockBytes = 128 << 10;
 constexpr int64_t kFloatTokenBlockBytes = 192 << 10;
 // Weight bytes per row panel: a quarter of a 1 MiB L2, with the activations.
 constexpr int64_t kRowPanelBytes = 256 << 10;
-// The AVX-512 float kernel's GEMM threshold (matmul_avx512_float.cc).
-constexpr int64_t kFloatGemmMinTokens = 16;
+using matmul_internal::kFloatGemmMinTokens;
+using matmul_internal::kFloatGemmTokens;
 // Below this many weight bytes x tokens per chunk, waking a worker costs more
 // than the work it takes over.
 constexpr int64_t kMinChunkWork = 48 << 10;
@@ -178,6 +178,22 @@ void PrepareBf16(const IsaKernels& k, MatmulArgs& a, ThreadPool* pool) {
   a.xb = {hi, lo};
 }
 
+// x in token groups for the float GEMM (FloatPackedActivations).
+void PrepareFloatPacked(const IsaKernels& k, MatmulArgs& a, ThreadPool* pool) {
+  const int64_t kk = a.w.cols;
+  const int64_t groups = (a.tokens + kFloatGemmTokens - 1) / kFloatGemmTokens;
+  const int64_t group_floats = kk * kFloatGemmTokens;
+  auto* out = reinterpret_cast<float*>(Scratch(static_cast<size_t>(groups * group_floats) * 4));
+  const float* x = a.x;
+  const int64_t tokens = a.tokens;
+  ForEach(pool, groups, [&](int64_t g) {
+    const int64_t t0 = g * kFloatGemmTokens;
+    const int n = static_cast<int>(std::min<int64_t>(kFloatGemmTokens, tokens - t0));
+    k.pack_float(x + t0 * kk, kk, n, out + g * group_floats);
+  });
+  a.xp = {out};
+}
+
 }  // namespace
 
 int64_t MatmulWeightBytes(const MatmulWeight& w) { return WeightBytes(w); }
@@ -263,6 +279,10 @@ bool Matmul(const MatmulWeight& w, const float* x, int64_t tokens, float* y, Thr
       kernel = bf16.bf16_kpair;
       token_bytes = w.cols * 8;
     }
+  }
+  if (kernel == k.flt && k.pack_float != nullptr && tokens >= kFloatGemmMinTokens &&
+      (w.type == WeightType::kF16 || w.type == WeightType::kBF16)) {
+    PrepareFloatPacked(k, a, pool);
   }
   a.token_block = std::clamp<int64_t>(block_bytes / token_bytes / 4 * 4, 4, 256);
 

@@ -88,17 +88,25 @@ struct Avx512Float {
 
 namespace {
 
-// ---- The float GEMM (matmul_vnni_gemm.h's driver with FMA in place of
-// vpdpbusd), from kFloatGemmMinTokens tokens: a panel is widened to F32 once
-// per call, 16 rows interleaved per element (one vector = element k of 16
-// rows), and a token's x[k], broadcast, meets 16 rows in one FMA. F16 and
-// BF16 widen exactly, so the products are exact and only the float sums
-// round (F32 keeps its double sums, matmul.h's accuracy path).
-// For the layouts FloatTile reads in chunks of 16 (row-major and
+// ---- The float GEMM, from kFloatGemmMinTokens tokens (F16 and BF16; F32
+// keeps its double sums, matmul.h's accuracy path).
+//
+// A panel of rows is widened to F32 once per call, 16 rows interleaved per
+// element (one vector = element j of 16 rows; matmul_vnni_gemm.h's panel
+// sizes), and x comes packed in groups of kFloatGemmTokens tokens
+// (FloatPackedActivations). The register tile is 32 rows x 12 tokens: per
+// element j, two weight vectors and 12 broadcasts of x[j] feed 24 FMAs into
+// 24 accumulators, so loads (14) stay under the FMA issue slots (24 FMAs at
+// two per cycle) and the FMA units, not the loads, set the pace. The 16 x 8
+// tile before it did 9 loads per 8 FMAs and ran at about a third of the FMA
+// peak.
+//
+// F16 and BF16 widen exactly, so the products are exact and each sum runs
+// over j ascending from 0 in one float accumulator per row and token: the
+// bits do not depend on the tile shape, the token group or the thread count.
+// Layouts: those FloatTile reads in chunks of 16 (row-major and
 // rowgroup-g<G>k16) and bf16-kpair-g16 (two elements per row in each 4-byte
 // lane: shifted apart); others keep the per-row kernels.
-constexpr int64_t kFloatGemmMinTokens = 16;
-
 struct FloatTileBlock {
   alignas(64) float p[16][kGemmRows];
 };
@@ -163,46 +171,92 @@ void FloatUnpackTile(const MatmulWeight& w, int64_t row, int64_t row_end, FloatT
   }
 }
 
-void FloatGemmTile(const MatmulArgs& a, const FloatTileBlock* blocks, int64_t nblocks,
-                   const int64_t* ids, __m512* y) {
-  constexpr int kT8 = kGemmTokens;
-  const float* x[kT8];
-  __m512 acc[kT8];
-  for (int t = 0; t < kT8; ++t) {
-    x[t] = a.x + ids[t] * a.w.cols;
-    acc[t] = _mm512_setzero_ps();
+constexpr int kFT = kFloatGemmTokens;
+
+// Rows [n, n + 16R) of the R tiles at w (tile r's element j at w + r *
+// tile_floats + 16 j) with the nt tokens of the group xg: row n + i of token
+// t to y[t * ldy + i] for i < rows (the rows past it are computed and
+// dropped).
+template <int R>
+void FloatGemmMicro(const float* w, int64_t tile_floats, int64_t k, const float* xg, int nt,
+                    int rows, float* y, int64_t ldy) {
+  // Fully unrolled with constant indices, so that the 12R accumulators live
+  // in registers.
+  __m512 acc[R * kFT];
+#pragma GCC unroll 24
+  for (int i = 0; i < R * kFT; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < k; ++j) {
+    __m512 wv[R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_load_ps(w + r * tile_floats + j * kGemmRows);
+    const float* xj = xg + j * kFT;
+#pragma GCC unroll 12
+    for (int t = 0; t < kFT; ++t) {
+      const __m512 xb = _mm512_set1_ps(xj[t]);
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) acc[r * kFT + t] = _mm512_fmadd_ps(wv[r], xb, acc[r * kFT + t]);
+    }
   }
-  for (int64_t b = 0; b < nblocks; ++b) {
-    for (int e = 0; e < 16; ++e) {
-      const __m512 wv = _mm512_load_ps(blocks[b].p[e]);
-      for (int t = 0; t < kT8; ++t) {
-        acc[t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[t][16 * b + e]), acc[t]);
+#pragma GCC unroll 24
+  for (int i = 0; i < R * kFT; ++i) {
+    const int r = i / kFT;
+    const int t = i % kFT;
+    const auto mask = static_cast<__mmask16>((1u << std::min(kGemmRows, rows - r * kGemmRows)) - 1);
+    if (t < nt) _mm512_mask_storeu_ps(y + t * ldy + r * kGemmRows, mask, acc[i]);
+  }
+}
+
+void FloatGemm(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  const int64_t k = a.w.cols;
+  const int64_t nblocks = k / 16;
+  const int64_t tile_floats = k * kGemmRows;
+  // An even number of tiles per panel, so that pairs never straddle panels.
+  const int64_t panel_tiles = std::max<int64_t>(2, kGemmPanelBytes / (tile_floats * 4) / 2 * 2);
+  const uintptr_t raw = reinterpret_cast<uintptr_t>(ThreadPanel(panel_tiles * tile_floats + 16));
+  auto* panel = reinterpret_cast<FloatTileBlock*>((raw + 63) & ~uintptr_t{63});
+  const int64_t groups = (a.tokens + kFT - 1) / kFT;
+  for (int64_t p0 = row_begin; p0 < row_end; p0 += panel_tiles * kGemmRows) {
+    const int64_t p1 = std::min(row_end, p0 + panel_tiles * kGemmRows);
+    const int64_t tiles = (p1 - p0 + kGemmRows - 1) / kGemmRows;
+    for (int64_t i = 0; i < tiles; ++i) {
+      FloatUnpackTile(a.w, p0 + i * kGemmRows, p1, panel + i * nblocks);
+    }
+    // A tile pair meets every token group while its weights are in L2;
+    // the groups stream from L3 (measured faster than the converse order and
+    // than K-blocking the pair into L1, which added the accumulators' trips
+    // through y).
+    for (int64_t i = 0; i < tiles; i += 2) {
+      const int64_t n = p0 + i * kGemmRows;
+      const int rows = static_cast<int>(std::min<int64_t>(2 * kGemmRows, p1 - n));
+      const float* w = panel[i * nblocks].p[0];
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* xg = a.xp.x + g * k * kFT;
+        const int nt = static_cast<int>(std::min<int64_t>(kFT, a.tokens - g * kFT));
+        float* y = a.y + g * kFT * a.w.rows + n;
+        if (rows > kGemmRows) {
+          FloatGemmMicro<2>(w, tile_floats, k, xg, nt, rows, y, a.w.rows);
+        } else {
+          FloatGemmMicro<1>(w, tile_floats, k, xg, nt, rows, y, a.w.rows);
+        }
       }
     }
   }
-  for (int t = 0; t < kT8; ++t) y[t] = acc[t];
 }
-
-struct FloatGemmFormat {
-  using Block = FloatTileBlock;
-  static constexpr int64_t kElems = 16;
-  static int64_t TokenBytes(int64_t k) { return k * 4; }
-  static void UnpackTile(const MatmulWeight& w, int64_t row, int64_t row_end, Block* blocks) {
-    FloatUnpackTile(w, row, row_end, blocks);
-  }
-  static void Tile(const MatmulArgs& a, const Block* blocks, int64_t nblocks, const int64_t* ids,
-                   __m512* y) {
-    FloatGemmTile(a, blocks, nblocks, ids, y);
-  }
-};
 
 }  // namespace
 
 void Avx512FloatRows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  if (a.tokens >= kFloatGemmMinTokens && a.w.cols % 16 == 0 && FloatGemmReads(a.w)) {
-    return VnniGemm<FloatGemmFormat>(a, row_begin, row_end);
+  if (a.xp.x != nullptr && a.tokens >= kFloatGemmMinTokens && a.w.cols % 16 == 0 &&
+      FloatGemmReads(a.w)) {
+    return FloatGemm(a, row_begin, row_end);
   }
   FloatSimd<Avx512Float>::Rows(a, row_begin, row_end);
+}
+
+void Avx512PackFloat(const float* x, int64_t k, int tokens, float* out) {
+  for (int64_t j = 0; j < k; ++j) {
+    for (int t = 0; t < kFT; ++t) out[j * kFT + t] = t < tokens ? x[t * k + j] : 0.0f;
+  }
 }
 
 }  // namespace relayout::kernels::matmul_internal

@@ -461,7 +461,7 @@ void Quantize(const float* x, int64_t k, int8_t* q, float* d, int32_t* sum, floa
 
 const IsaKernels& Avx512Kernels() {
   static constexpr IsaKernels kTable{Quantize,        QuantRows, Avx2QuantizeK, Avx512KQuantRows,
-                                     Avx512FloatRows, nullptr,   nullptr};
+                                     Avx512FloatRows, nullptr,   nullptr,       Avx512PackFloat};
   return kTable;
 }
 

@@ -112,6 +112,55 @@ TEST(MatmulFloatTest, PreferredMatchesNativeOnAPrefillBatch) {
   }
 }
 
+// The AVX-512 float GEMM (F16 and BF16 from kFloatGemmMinTokens tokens) sums
+// each row and token in one float accumulator over K ascending, so its bits
+// are those of a plain fma loop: for every layout it reads, with a partial
+// token group (25 = 12 + 12 + 1, 40), an odd tile at the end (50 rows = a
+// pair, a single and two rows), and one or two threads.
+TEST(MatmulFloatTest, Avx512FloatGemmIsASequentialFmaSum) {
+  if (!MatmulIsaAvailable(MatmulIsa::kAvx512)) GTEST_SKIP() << "no AVX-512 here";
+  IsaGuard guard;
+  ASSERT_TRUE(SetMatmulIsaForTesting(MatmulIsa::kAvx512));
+  ThreadPool pool(2);
+  std::mt19937 rng(31);
+  for (WeightType type : {WeightType::kF16, WeightType::kBF16}) {
+    for (const Shape& shape : {Shape{50, 64}, Shape{33, 2048}, Shape{96, 160}}) {
+      TestWeight tw = MakeWeight(type, shape.rows, shape.cols, rng);
+      for (int64_t tokens : {16, 25, 40}) {
+        const std::vector<float> x = RandomFloats(static_cast<size_t>(tokens * shape.cols), rng);
+        std::vector<float> want(static_cast<size_t>(tokens * shape.rows));
+        for (int64_t t = 0; t < tokens; ++t) {
+          for (int64_t n = 0; n < shape.rows; ++n) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < shape.cols; ++j) {
+              acc = std::fma(tw.values[n * shape.cols + j], x[t * shape.cols + j], acc);
+            }
+            want[t * shape.rows + n] = acc;
+          }
+        }
+        for (const LayoutCase& lc : {LayoutCase{WeightLayout::kRowMajor, 1, 0},
+                                     LayoutCase{WeightLayout::kRowGroup, 16, 16},
+                                     LayoutCase{WeightLayout::kBf16KPair, 16, 0}}) {
+          if (lc.layout == WeightLayout::kBf16KPair && type != WeightType::kBF16) continue;
+          if (lc.layout == WeightLayout::kRowMajor) {
+            tw.preferred = tw.native;
+          } else {
+            MakePreferred(tw, lc.layout, lc.group_rows, lc.k_block);
+          }
+          SCOPED_TRACE(::testing::Message()
+                       << TypeName(type) << " layout=" << static_cast<int>(lc.layout)
+                       << " N=" << shape.rows << " K=" << shape.cols << " T=" << tokens);
+          for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+            const std::vector<float> got = RunMatmul(tw.preferred, x, tokens, p);
+            ASSERT_EQ(got.size(), want.size());
+            for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "at " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
 // K-pair with vdpbf16ps splits x into two bf16: inputs that bf16 cannot hold
 // exactly must still come out with float accuracy.
 TEST(MatmulFloatTest, Bf16KPairKeepsFloatPrecisionOfX) {

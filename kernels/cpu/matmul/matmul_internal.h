@@ -70,6 +70,10 @@ inline constexpr int kQuantGroupRows = 8;
 inline constexpr int64_t kPrefetchAheadBytes = 6 << 10;
 // Most rows in one tile of any kernel.
 inline constexpr int kMaxTileRows = 16;
+// The AVX-512 float GEMM (matmul_avx512_float.cc): from this many tokens
+// F16 and BF16 weights take it, over x packed in groups of kFloatGemmTokens.
+inline constexpr int64_t kFloatGemmMinTokens = 16;
+inline constexpr int kFloatGemmTokens = 12;
 
 // Activations quantized once per call, token-major (step 1 above).
 struct Q8Activations {
@@ -94,6 +98,15 @@ struct Bf16PairActivations {
   const uint32_t* lo = nullptr;
 };
 
+// x for the float GEMM, packed once per call: token group g (tokens
+// kFloatGemmTokens * g onward) is [K][kFloatGemmTokens], element j of its
+// token t at x + (g * K + j) * kFloatGemmTokens + t; tokens past the end are
+// 0. A register tile then reads its tokens' x[j] from one 48-byte run
+// instead of 12 rows K floats apart (which share L1 sets at K = 2048).
+struct FloatPackedActivations {
+  const float* x = nullptr;
+};
+
 struct MatmulArgs {
   MatmulWeight w;
   const float* x = nullptr;
@@ -102,6 +115,7 @@ struct MatmulArgs {
   Q8Activations xq;
   Q8KActivations xk;
   Bf16PairActivations xb;
+  FloatPackedActivations xp;
   // Tokens per cache block: the kernels run all row tiles of their range over
   // one block of tokens before the next, so the block's activations stay in
   // L2 while every weight tile is reused for all of them.
@@ -122,6 +136,9 @@ using QuantizeFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int3
 using QuantizeKFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int16_t* bsum);
 // Fills one token's hi/lo bf16 pairs (Bf16PairActivations).
 using SplitBf16Fn = void (*)(const float* x, int64_t k, uint32_t* hi, uint32_t* lo);
+// Packs `tokens` (<= kFloatGemmTokens) rows of k floats into one group of
+// FloatPackedActivations, zero past `tokens`.
+using PackFloatFn = void (*)(const float* x, int64_t k, int tokens, float* out);
 
 // One ISA's kernels. Null entries mean "not available here".
 struct IsaKernels {
@@ -133,6 +150,9 @@ struct IsaKernels {
   // BF16 K-pair with vdpbf16ps; needs args.xb. Null without AVX-512 BF16.
   RowsKernel bf16_kpair = nullptr;
   SplitBf16Fn split_bf16 = nullptr;
+  // Packs x for flt's GEMM (args.xp); null where flt has none. flt reads
+  // args.xp when it is set and the GEMM takes the weight.
+  PackFloatFn pack_float = nullptr;
 };
 
 // Each returns the ISA's table; the x86 ones return a table of nulls when not
@@ -147,6 +167,7 @@ const IsaKernels& Avx512Bf16Kernels();
 // files that define those (only on x86-64).
 void Avx2FloatRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
 void Avx512FloatRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
+void Avx512PackFloat(const float* x, int64_t k, int tokens, float* out);
 // The K-quant kernels and Q8_K quantizer of matmul_avx2_kquant.cc.
 void Avx2QuantizeK(const float* x, int64_t k, int8_t* q, float* d, int16_t* bsum);
 void Avx2KQuantRows(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
