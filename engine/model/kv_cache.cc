@@ -66,6 +66,7 @@ KvCache::KvCache(const KvCacheShape& shape, int64_t num_blocks, DeviceBuffer poo
       own_device_(std::move(own_device)),
       pool_(std::move(pool)) {
   free_.reserve(static_cast<size_t>(num_blocks));
+  state_.resize(static_cast<size_t>(num_blocks));
   // Lowest ids on top of the stack, so a fresh cache hands out 0, 1, 2...
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
 }
@@ -89,11 +90,158 @@ Status KvCache::Reserve(SequenceId id, int64_t tokens) {
                            " tokens for ", tokens, " tokens, ", free_blocks(), " of ", num_blocks_,
                            " are free"));
   }
-  for (int64_t i = 0; i < need; ++i) {
-    blocks.push_back(free_.back());
+  for (int64_t i = 0; i < need; ++i) blocks.push_back(TakeBlock());
+  return Status::OK();
+}
+
+int32_t KvCache::TakeBlock() {
+  int32_t b;
+  if (!free_.empty()) {
+    b = free_.back();
     free_.pop_back();
+  } else {
+    b = lru_.back();  // the least recently released
+    lru_.pop_back();
+    Unindex(b);
+  }
+  BlockState& st = state_[static_cast<size_t>(b)];
+  st.refs = 1;
+  st.serial = 0;
+  return b;
+}
+
+void KvCache::Unindex(int32_t block) {
+  BlockState& st = state_[static_cast<size_t>(block)];
+  if (st.indexed) index_.erase(st.key);
+  st.indexed = false;
+  st.key.tokens.clear();
+}
+
+void KvCache::Unref(int32_t block) {
+  BlockState& st = state_[static_cast<size_t>(block)];
+  if (--st.refs > 0) return;
+  if (st.indexed) {
+    lru_.push_front(block);
+    st.lru = lru_.begin();
+  } else {
+    st.serial = 0;
+    free_.push_back(block);
+  }
+}
+
+size_t KvCache::PrefixKeyHash::operator()(const PrefixKey& k) const {
+  // FNV-1a over the parent's serial and the tokens; only a bucket choice
+  // (keys compare in full).
+  uint64_t h = 1469598103934665603ull ^ k.parent;
+  for (int32_t t : k.tokens) {
+    h ^= static_cast<uint32_t>(t);
+    h *= 1099511628211ull;
+  }
+  return static_cast<size_t>(h);
+}
+
+std::vector<int32_t> KvCache::FindPrefix(std::span<const int32_t> tokens) const {
+  std::vector<int32_t> found;
+  if (!prefix_caching_ || tokens.empty()) return found;
+  const int64_t bs = shape_.block_size;
+  // Whole blocks before the last token.
+  const int64_t blocks = (static_cast<int64_t>(tokens.size()) - 1) / bs;
+  PrefixKey key;
+  for (int64_t b = 0; b < blocks; ++b) {
+    key.tokens.assign(tokens.begin() + b * bs, tokens.begin() + (b + 1) * bs);
+    auto it = index_.find(key);
+    if (it == index_.end()) break;
+    found.push_back(it->second);
+    key.parent = state_[static_cast<size_t>(it->second)].serial;
+  }
+  return found;
+}
+
+int64_t KvCache::MatchPrefix(std::span<const int32_t> tokens) const {
+  return static_cast<int64_t>(FindPrefix(tokens).size()) * shape_.block_size;
+}
+
+Result<int64_t> KvCache::AttachPrefix(SequenceId id, std::span<const int32_t> tokens) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
+  Sequence& s = it->second;
+  if (s.length != 0 || !s.blocks.empty()) {
+    return Status::FailedPrecondition(
+        "kv cache", StrCat("sequence ", id, " is not empty: no prefix to attach"));
+  }
+  const std::vector<int32_t> found = FindPrefix(tokens);
+  for (int32_t b : found) {
+    BlockState& st = state_[static_cast<size_t>(b)];
+    if (st.refs++ == 0) lru_.erase(st.lru);
+    s.blocks.push_back(b);
+  }
+  const int64_t n = static_cast<int64_t>(found.size()) * shape_.block_size;
+  s.tokens.assign(tokens.begin(), tokens.begin() + n);
+  s.identified = static_cast<int64_t>(found.size());
+  s.length = n;
+  return n;
+}
+
+Status KvCache::BeginWrite(SequenceId id, int64_t start) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
+  Sequence& s = it->second;
+  const int64_t first = start / shape_.block_size;
+  for (int64_t b = first; b < static_cast<int64_t>(s.blocks.size()); ++b) {
+    if (state_[static_cast<size_t>(s.blocks[static_cast<size_t>(b)])].refs > 1) {
+      return Status::FailedPrecondition("kv cache",
+                                        StrCat("sequence ", id, " would write position ", start,
+                                               " into a block it shares with another sequence"));
+    }
+  }
+  for (int64_t b = first; b < static_cast<int64_t>(s.blocks.size()); ++b) {
+    const int32_t block = s.blocks[static_cast<size_t>(b)];
+    Unindex(block);
+    state_[static_cast<size_t>(block)].serial = 0;
+  }
+  s.identified = std::min(s.identified, first);
+  if (static_cast<int64_t>(s.tokens.size()) > start) s.tokens.resize(static_cast<size_t>(start));
+  return Status::OK();
+}
+
+Status KvCache::Commit(SequenceId id, int64_t start, std::span<const int32_t> tokens) {
+  const int64_t end = start + static_cast<int64_t>(tokens.size());
+  RETURN_IF_ERROR(SetLength(id, end));
+  if (!prefix_caching_) return Status::OK();
+  Sequence& s = sequences_.at(id);
+  // Token history only where it is contiguous from position 0.
+  if (static_cast<int64_t>(s.tokens.size()) >= start) {
+    s.tokens.resize(static_cast<size_t>(start));
+    s.tokens.insert(s.tokens.end(), tokens.begin(), tokens.end());
+    IdentifyBlocks(s);
   }
   return Status::OK();
+}
+
+void KvCache::IdentifyBlocks(Sequence& s) {
+  const int64_t bs = shape_.block_size;
+  const int64_t known = std::min<int64_t>(s.length, static_cast<int64_t>(s.tokens.size()));
+  while ((s.identified + 1) * bs <= known) {
+    const int64_t b = s.identified;
+    const int32_t block = s.blocks[static_cast<size_t>(b)];
+    BlockState& st = state_[static_cast<size_t>(block)];
+    PrefixKey key;
+    key.parent =
+        b == 0 ? 0 : state_[static_cast<size_t>(s.blocks[static_cast<size_t>(b - 1)])].serial;
+    key.tokens.assign(s.tokens.begin() + b * bs, s.tokens.begin() + (b + 1) * bs);
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      // Another block holds this prefix already (two equal prompts in one
+      // batch): share its identity, so the blocks after it chain on.
+      st.serial = state_[static_cast<size_t>(it->second)].serial;
+    } else {
+      st.serial = next_serial_++;
+      st.key = key;
+      st.indexed = true;
+      index_.emplace(std::move(key), block);
+    }
+    ++s.identified;
+  }
 }
 
 Status KvCache::SetLength(SequenceId id, int64_t length) {
@@ -107,9 +255,10 @@ Status KvCache::SetLength(SequenceId id, int64_t length) {
                            s.blocks.size(), " reserved blocks"));
   }
   while (static_cast<int64_t>(s.blocks.size()) > keep) {
-    free_.push_back(s.blocks.back());
+    Unref(s.blocks.back());
     s.blocks.pop_back();
   }
+  s.identified = std::min(s.identified, static_cast<int64_t>(s.blocks.size()));
   s.length = length;
   return Status::OK();
 }
@@ -117,7 +266,9 @@ Status KvCache::SetLength(SequenceId id, int64_t length) {
 void KvCache::Release(SequenceId id) {
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return;
-  for (auto b = it->second.blocks.rbegin(); b != it->second.blocks.rend(); ++b) free_.push_back(*b);
+  // Last block first, so a prefix's later blocks are evicted before its
+  // earlier ones (which other prompts are likelier to share).
+  for (auto b = it->second.blocks.rbegin(); b != it->second.blocks.rend(); ++b) Unref(*b);
   sequences_.erase(it);
 }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <span>
+#include <vector>
 
 namespace relayout {
 namespace {
@@ -117,6 +119,147 @@ TEST(KvCacheTest, LayerPoolsDoNotOverlap) {
   KvCacheShape f16 = kShape;
   f16.dtype = KvDType::kF16;
   EXPECT_EQ(2 * f16.BlockBytes(), kShape.BlockBytes());
+}
+
+// ---- Prefix caching.
+
+std::vector<int32_t> Tokens(int n, int32_t first = 1) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) t[static_cast<size_t>(i)] = first + i;
+  return t;
+}
+
+// A sequence that computed `tokens` (Reserve, BeginWrite, Commit as
+// LlamaModel::Forward does).
+SequenceId Computed(KvCache& cache, const std::vector<int32_t>& tokens) {
+  const SequenceId id = cache.CreateSequence();
+  EXPECT_TRUE(cache.BeginWrite(id, 0).ok());
+  EXPECT_TRUE(cache.Reserve(id, static_cast<int64_t>(tokens.size())).ok());
+  EXPECT_TRUE(cache.Commit(id, 0, tokens).ok());
+  return id;
+}
+
+TEST(KvCachePrefixTest, FullBlocksOfAComputedPromptAreSharedWholeAndNeverTheLastToken) {
+  MemoryLedger ledger;
+  auto cache = std::move(*KvCache::Create(kShape, 8 * kShape.BlockBytes(), &ledger));
+  cache->EnablePrefixCaching(true);
+  const std::vector<int32_t> prompt = Tokens(40);  // blocks 0-15, 16-31 full; 32-39 not
+  const SequenceId a = Computed(*cache, prompt);
+  const std::vector<int32_t> a_blocks(cache->block_table(a).begin(), cache->block_table(a).end());
+  EXPECT_EQ(cache->MatchPrefix(prompt), 32);
+  EXPECT_EQ(cache->MatchPrefix(Tokens(33)), 32);
+  EXPECT_EQ(cache->MatchPrefix(Tokens(32)), 16);  // the last token is always computed
+  EXPECT_EQ(cache->MatchPrefix(Tokens(16)), 0);
+  std::vector<int32_t> other = prompt;
+  other[20] = 999;  // the second block differs
+  EXPECT_EQ(cache->MatchPrefix(other), 16);
+  other[3] = 999;
+  EXPECT_EQ(cache->MatchPrefix(other), 0);
+  // The same tokens at other positions are another prefix.
+  std::vector<int32_t> shifted = {0};
+  shifted.insert(shifted.end(), prompt.begin(), prompt.end());
+  EXPECT_EQ(cache->MatchPrefix(shifted), 0);
+
+  // Shared while a holds them: one copy, two references.
+  const SequenceId b = cache->CreateSequence();
+  Result<int64_t> got = cache->AttachPrefix(b, prompt);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, 32);
+  EXPECT_EQ(cache->length(b), 32);
+  ASSERT_EQ(cache->block_table(b).size(), 2u);
+  EXPECT_EQ(cache->block_table(b)[0], a_blocks[0]);
+  EXPECT_EQ(cache->block_table(b)[1], a_blocks[1]);
+  EXPECT_EQ(cache->free_blocks(), 8 - 3);
+  // Neither may write into them; b continues after them.
+  EXPECT_EQ(cache->BeginWrite(b, 20).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cache->BeginWrite(a, 0).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(cache->BeginWrite(b, 32).ok());
+  ASSERT_TRUE(cache->Reserve(b, 40).ok());
+  ASSERT_TRUE(cache->Commit(b, 32, std::span(prompt).subspan(32)).ok());
+  EXPECT_NE(cache->block_table(b)[2], a_blocks[2]);
+  // An attach is only for an empty sequence.
+  EXPECT_EQ(cache->AttachPrefix(b, prompt).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(cache->AttachPrefix(12345, prompt).status().IsNotFound());
+
+  // Released by both: the full blocks stay cached (and count as free), the
+  // partial ones are freed.
+  cache->Release(a);
+  EXPECT_EQ(cache->cached_blocks(), 0);  // b still holds them
+  cache->Release(b);
+  EXPECT_EQ(cache->cached_blocks(), 2);
+  EXPECT_EQ(cache->free_blocks(), 8);
+  EXPECT_EQ(cache->MatchPrefix(prompt), 32);
+  const SequenceId c = cache->CreateSequence();
+  ASSERT_EQ(*cache->AttachPrefix(c, prompt), 32);
+  EXPECT_EQ(cache->cached_blocks(), 0);
+  EXPECT_EQ(cache->free_blocks(), 6);
+}
+
+TEST(KvCachePrefixTest, CachedBlocksAreEvictedLeastRecentlyReleasedFirstWhenRoomIsNeeded) {
+  MemoryLedger ledger;
+  auto cache = std::move(*KvCache::Create(kShape, 4 * kShape.BlockBytes(), &ledger));
+  cache->EnablePrefixCaching(true);
+  const std::vector<int32_t> p = Tokens(33);       // 2 full blocks
+  const std::vector<int32_t> q = Tokens(17, 100);  // 1 full block
+  cache->Release(Computed(*cache, p));
+  cache->Release(Computed(*cache, q));
+  EXPECT_EQ(cache->cached_blocks(), 3);
+  EXPECT_EQ(cache->free_blocks(), 4);
+  // Two blocks: the never-used one, then p's last block (released first,
+  // last block first).
+  const SequenceId d = cache->CreateSequence();
+  ASSERT_TRUE(cache->Reserve(d, 32).ok());
+  EXPECT_EQ(cache->cached_blocks(), 2);
+  EXPECT_EQ(cache->MatchPrefix(p), 16);
+  EXPECT_EQ(cache->MatchPrefix(q), 16);
+  // The rest go too, and then nothing is cached.
+  ASSERT_TRUE(cache->Reserve(d, 64).ok());
+  EXPECT_EQ(cache->cached_blocks(), 0);
+  EXPECT_EQ(cache->MatchPrefix(p), 0);
+  EXPECT_EQ(cache->MatchPrefix(q), 0);
+  EXPECT_TRUE(cache->Reserve(cache->CreateSequence(), 1).IsResourceExhausted());
+}
+
+TEST(KvCachePrefixTest, ABlockItsOwnerRewritesLeavesTheIndexAndDecodedTokensAreIndexed) {
+  MemoryLedger ledger;
+  auto cache = std::move(*KvCache::Create(kShape, 8 * kShape.BlockBytes(), &ledger));
+  cache->EnablePrefixCaching(true);
+  const std::vector<int32_t> prompt = Tokens(40);
+  const SequenceId a = Computed(*cache, prompt);
+  // Rewinding into block 1 (its only owner): it leaves the index.
+  ASSERT_TRUE(cache->BeginWrite(a, 20).ok());
+  EXPECT_EQ(cache->MatchPrefix(prompt), 16);
+  // Rewritten with other tokens, it is indexed under those.
+  std::vector<int32_t> changed = prompt;
+  for (size_t i = 20; i < changed.size(); ++i) changed[i] = 500 + static_cast<int32_t>(i);
+  ASSERT_TRUE(cache->Commit(a, 20, std::span(changed).subspan(20)).ok());
+  EXPECT_EQ(cache->MatchPrefix(prompt), 16);
+  EXPECT_EQ(cache->MatchPrefix(changed), 32);
+  // Decode steps, one token each, fill block 2 and index it.
+  std::vector<int32_t> all = changed;
+  for (int32_t t = 0; t < 9; ++t) {
+    const int64_t pos = static_cast<int64_t>(all.size());
+    all.push_back(700 + t);
+    ASSERT_TRUE(cache->BeginWrite(a, pos).ok());
+    ASSERT_TRUE(cache->Reserve(a, pos + 1).ok());
+    ASSERT_TRUE(cache->Commit(a, pos, std::span(all).subspan(static_cast<size_t>(pos))).ok());
+  }
+  EXPECT_EQ(cache->length(a), 49);
+  EXPECT_EQ(cache->MatchPrefix(all), 48);
+}
+
+TEST(KvCachePrefixTest, OffByDefaultNothingIsMatchedAndReleaseFreesEverything) {
+  MemoryLedger ledger;
+  auto cache = std::move(*KvCache::Create(kShape, 4 * kShape.BlockBytes(), &ledger));
+  EXPECT_FALSE(cache->prefix_caching());
+  const std::vector<int32_t> prompt = Tokens(40);
+  cache->Release(Computed(*cache, prompt));
+  EXPECT_EQ(cache->MatchPrefix(prompt), 0);
+  EXPECT_EQ(cache->cached_blocks(), 0);
+  EXPECT_EQ(cache->free_blocks(), 4);
+  const SequenceId b = cache->CreateSequence();
+  EXPECT_EQ(*cache->AttachPrefix(b, prompt), 0);
+  EXPECT_EQ(cache->length(b), 0);
 }
 
 }  // namespace

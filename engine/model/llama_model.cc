@@ -370,6 +370,10 @@ Status LlamaModel::Forward(std::span<const BatchEntry> batch, KvCache* cache) {
     logit_rows += e.all_logits ? n : 1;
   }
   RETURN_IF_ERROR(EnsureWorkspace(tokens, logit_rows));
+  // No entry may write into a block it shares (prefix caching, kv_cache.h);
+  // the blocks it rewrites leave the prefix index.
+  for (const BatchEntry& e : batch)
+    RETURN_IF_ERROR(cache->BeginWrite(e.sequence, e.start_position));
   // Reserve every sequence's blocks before computing anything; on a refusal
   // give back what this call took, so the cache is as it was.
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -394,8 +398,7 @@ Status LlamaModel::Forward(std::span<const BatchEntry> batch, KvCache* cache) {
     return s;
   }
   for (const BatchEntry& e : batch) {
-    RETURN_IF_ERROR(
-        cache->SetLength(e.sequence, e.start_position + static_cast<int64_t>(e.tokens.size())));
+    RETURN_IF_ERROR(cache->Commit(e.sequence, e.start_position, e.tokens));
   }
   return Status::OK();
 }

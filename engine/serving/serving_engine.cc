@@ -116,6 +116,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::CreateWith(
   stops.stop_at_bos = e->options_.stop_at_bos;
   e->stop_ids_ = StopTokenIds(*e->tokenizer_, config, stops);
   e->logits_.resize(static_cast<size_t>(config.vocab_size));
+  e->cache_->EnablePrefixCaching(e->options_.prefix_caching);
   e->stats_.kv_blocks_total = e->cache_->total_blocks();
   e->thread_ = std::thread([engine = e.get()] { engine->Loop(); });
   return e;
@@ -404,7 +405,10 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
   waiting.reserve(waiting_.size());
   for (uint64_t id : waiting_) {
     const Sequence& s = *sequences_.at(id);
-    waiting.push_back({id, s.prompt_tokens(), s.kv_blocks});
+    // The token budget counts what the prefill computes: the prompt less
+    // its cached prefix.
+    waiting.push_back(
+        {id, s.prompt_tokens() - cache_->MatchPrefix(s.request.prompt_ids), s.kv_blocks});
   }
   const Batch batch = ScheduleStep({waiting, decoding, free_blocks, options_.max_batch_tokens,
                                     options_.limits.max_sessions - admitted});
@@ -427,7 +431,11 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
     Sequence* s = sequences_.at(id).get();
     Admit(s);
     members.push_back(s);
-    entries.push_back({s->kv, s->request.prompt_ids, 0, false});
+    const std::span<const int32_t> prompt = s->request.prompt_ids;
+    Result<int64_t> cached = cache_->AttachPrefix(s->kv, prompt);
+    const int64_t skip = cached.ok() ? *cached : 0;  // a fresh sequence: always ok
+    stats_.prefix_cache_hit_tokens += static_cast<uint64_t>(skip);
+    entries.push_back({s->kv, prompt.subspan(static_cast<size_t>(skip)), skip, false});
   }
   stats_.batch_size = static_cast<int64_t>(entries.size());
   stats_.batch_tokens = batch.tokens;
@@ -575,7 +583,8 @@ void ServingEngine::PublishStats(Calls* calls) {
                        before.batch_tokens != stats_.batch_tokens ||
                        before.queue_depth != stats_.queue_depth ||
                        before.active_sessions != stats_.active_sessions ||
-                       before.kv_blocks_used != stats_.kv_blocks_used;
+                       before.kv_blocks_used != stats_.kv_blocks_used ||
+                       before.prefix_cache_hit_tokens != stats_.prefix_cache_hit_tokens;
   published_ = stats_;
   if (changed && options_.on_stats) {
     calls->push_back([cb = options_.on_stats, stats = stats_] { cb(stats); });

@@ -112,6 +112,9 @@ struct ServingStats {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
   uint64_t steps = 0;  // forward passes so far
+  // Prompt tokens whose K/V came from the prefix cache instead of a
+  // prefill, so far (prefix_caching).
+  uint64_t prefix_cache_hit_tokens = 0;
   double kv_usage_ratio() const {
     return kv_blocks_total > 0
                ? static_cast<double>(kv_blocks_used) / static_cast<double>(kv_blocks_total)
@@ -130,7 +133,12 @@ struct ServingEngineOptions {
   // Positions one sequence may fill; 0: the model's context_length.
   int64_t max_positions = 0;
   bool stop_at_bos = true;  // llama2.c's rule (generation.h)
-  int threads = 0;          // compute threads; 0: one per hardware thread
+  // A prompt that starts with whole KV blocks another request computed
+  // (and that are still cached) shares them and prefills only the rest
+  // (kv_cache.h). The logits of the rest then come from a shorter prefill,
+  // whose sums may round differently from the whole prompt's.
+  bool prefix_caching = true;
+  int threads = 0;  // compute threads; 0: one per hardware thread
   // Called on the scheduler thread after each step and state change.
   std::function<void(const ServingStats&)> on_stats;
 };

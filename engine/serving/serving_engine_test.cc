@@ -162,6 +162,44 @@ TEST_F(ServingEngineTest, BatchedStreamsEqualGenerateAlone) {
   EXPECT_TRUE(WaitAllFree(*engine));
 }
 
+// A prompt that starts with whole blocks an earlier request computed
+// prefills only the rest, and generates what it did the first time.
+TEST_F(ServingEngineTest, ARepeatedPromptReusesItsCachedBlocks) {
+  for (bool caching : {true, false}) {
+    ServingEngineOptions options;
+    options.prefix_caching = caching;
+    auto engine = Engine(options);
+    ASSERT_NE(engine, nullptr);
+    const std::string prompt =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+        "park with her friends";
+    const ServingRequest request = Greedy(engine->tokenizer(), prompt, 24);
+    const int64_t n = static_cast<int64_t>(request.prompt_ids.size());
+    ASSERT_GT(n, 33);
+    std::vector<std::vector<int32_t>> outputs;
+    for (int run = 0; run < 2; ++run) {
+      Result<StreamHandle> h = Start(engine.get(), request);
+      ASSERT_TRUE(h.ok()) << h.status();
+      ASSERT_TRUE(h->Wait());
+      EXPECT_TRUE(h->out->status.ok()) << h->out->status;
+      EXPECT_EQ(h->out->end.prompt_tokens, n);  // usage counts the whole prompt
+      outputs.push_back(h->out->ids);
+      ASSERT_TRUE(WaitAllFree(*engine));
+    }
+    SCOPED_TRACE(caching ? "caching" : "not caching");
+    EXPECT_EQ(outputs[0], outputs[1]);
+    // Whole 16-token blocks before the last prompt token.
+    EXPECT_EQ(engine->stats().prefix_cache_hit_tokens,
+              caching ? static_cast<uint64_t>((n - 1) / 16 * 16) : 0u);
+    // Another prompt shares nothing.
+    Result<StreamHandle> other = Start(engine.get(), Greedy(engine->tokenizer(), "One day", 4));
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE(other->Wait());
+    EXPECT_EQ(engine->stats().prefix_cache_hit_tokens,
+              caching ? static_cast<uint64_t>((n - 1) / 16 * 16) : 0u);
+  }
+}
+
 TEST_F(ServingEngineTest, SessionPrefillThenDecodesEqualOneStream) {
   auto engine = Engine();
   ASSERT_NE(engine, nullptr);

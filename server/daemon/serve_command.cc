@@ -28,6 +28,7 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   std::string kv_cache = "1GiB";
   int64_t max_batch_tokens = 512;
   int64_t threads = 0;
+  bool no_prefix_caching = false;
   bool help = false;
   cli::FlagSet flags("serve");
   load_flags.Register(&flags);
@@ -52,6 +53,9 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   flags.AddInt("max-batch-tokens", &max_batch_tokens,
                "tokens of one batched forward pass (decodes, then prefills)");
   flags.AddInt("threads", &threads, "compute threads (0: one per hardware thread)");
+  flags.AddBool("no-prefix-caching", &no_prefix_caching,
+                "prefill every prompt whole (by default a prompt that starts with KV blocks "
+                "another request computed reuses them)");
   flags.AddString("max-message-bytes", &max_message, "largest request message: 4MiB, 65536, ...");
   flags.AddString("tls-cert", &options.tls_cert, "server certificate chain (PEM); enables TLS");
   flags.AddString("tls-key", &options.tls_key, "server private key (PEM)");
@@ -107,6 +111,7 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   engine_options.kv_cache_bytes = *kv_bytes;
   engine_options.max_batch_tokens = max_batch_tokens;
   engine_options.threads = static_cast<int>(threads);
+  engine_options.prefix_caching = !no_prefix_caching;
 
   InitLogging(options.log_format);
   ServingDaemon daemon(std::move(options));

@@ -82,6 +82,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                         .Help("Prompt tokens prefilled")
                         .Register(r)
                         .Add({});
+  prefix_cache_hit_tokens_ = &BuildCounter()
+                                  .Name("relayout_prefix_cache_hit_tokens_total")
+                                  .Help("Prompt tokens whose KV came from the prefix cache")
+                                  .Register(r)
+                                  .Add({});
   generated_tokens_ = &BuildCounter()
                            .Name("relayout_generated_tokens_total")
                            .Help("Tokens generated")
@@ -226,6 +231,10 @@ void ServerMetrics::AddGeneratedTokens(uint64_t tokens) {
 void ServerMetrics::SetBatchSize(double sequences) { batch_size_->Set(sequences); }
 void ServerMetrics::SetQueueDepth(double requests) { queue_depth_->Set(requests); }
 void ServerMetrics::SetActiveSessions(double sessions) { active_sessions_->Set(sessions); }
+void ServerMetrics::AddPrefixCacheHitTokens(uint64_t tokens) {
+  prefix_cache_hit_tokens_->Increment(static_cast<double>(tokens));
+}
+
 void ServerMetrics::SetKvCacheUsage(double ratio) { kv_cache_usage_->Set(ratio); }
 void ServerMetrics::SetInflightCalls(std::string_view rpc, int64_t calls) {
   inflight_family_->Add({{"rpc", std::string(rpc)}}).Set(static_cast<double>(calls));

@@ -14,6 +14,7 @@
 //   serving: relayout_requests_total{rpc,code},
 //     relayout_request_duration_seconds{rpc}, relayout_time_to_first_token_seconds,
 //     relayout_time_per_output_token_seconds, relayout_prompt_tokens_total,
+//     relayout_prefix_cache_hit_tokens_total (of those, the ones not prefilled),
 //     relayout_generated_tokens_total, relayout_batch_size, relayout_queue_depth,
 //     relayout_active_sessions, relayout_kv_cache_usage_ratio,
 //     relayout_inflight_calls{rpc} (a call left behind shows as a count that
@@ -85,6 +86,7 @@ class ServerMetrics {
   void OnTimeToFirstToken(double seconds);
   void OnTimePerOutputToken(double seconds);
   void AddPromptTokens(uint64_t tokens);
+  void AddPrefixCacheHitTokens(uint64_t tokens);
   void AddGeneratedTokens(uint64_t tokens);
   void SetBatchSize(double sequences);
   void SetQueueDepth(double requests);
@@ -111,6 +113,7 @@ class ServerMetrics {
   prometheus::Histogram* ttft_;
   prometheus::Histogram* tpot_;
   prometheus::Counter* prompt_tokens_;
+  prometheus::Counter* prefix_cache_hit_tokens_ = nullptr;
   prometheus::Counter* generated_tokens_;
   prometheus::Gauge* batch_size_;
   prometheus::Gauge* queue_depth_;

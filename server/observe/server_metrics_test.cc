@@ -78,11 +78,18 @@ TEST(ServerMetricsTest, ServingMetricsExistFromTheStart) {
   for (const char* name :
        {"relayout_time_to_first_token_seconds_bucket",
         "relayout_time_per_output_token_seconds_count", "relayout_prompt_tokens_total 0",
-        "relayout_generated_tokens_total 0", "relayout_batch_size 0", "relayout_queue_depth 0",
-        "relayout_active_sessions 0", "relayout_kv_cache_usage_ratio 0",
-        "relayout_process_resident_memory_bytes "}) {
+        "relayout_generated_tokens_total 0", "relayout_prefix_cache_hit_tokens_total 0",
+        "relayout_batch_size 0", "relayout_queue_depth 0", "relayout_active_sessions 0",
+        "relayout_kv_cache_usage_ratio 0", "relayout_process_resident_memory_bytes "}) {
     EXPECT_TRUE(Has(text, name)) << name;
   }
+}
+
+TEST(ServerMetricsTest, PrefixCacheHitsAccumulate) {
+  ServerMetrics m;
+  m.AddPrefixCacheHitTokens(32);
+  m.AddPrefixCacheHitTokens(16);
+  EXPECT_TRUE(Has(m.Serialize(), "relayout_prefix_cache_hit_tokens_total 48"));
 }
 
 }  // namespace

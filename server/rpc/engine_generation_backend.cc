@@ -1,5 +1,7 @@
 #include "server/rpc/engine_generation_backend.h"
 
+#include <atomic>
+#include <memory>
 #include <random>
 #include <utility>
 #include <vector>
@@ -37,7 +39,15 @@ Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create
   engine_options.kv_cache_bytes = options.kv_cache_bytes;
   engine_options.max_batch_tokens = options.max_batch_tokens;
   engine_options.threads = options.threads;
-  engine_options.on_stats = [metrics](const ServingStats& s) {
+  engine_options.prefix_caching = options.prefix_caching;
+  // The engine copies on_stats per call: the count already added lives
+  // outside it. The stats' count only grows.
+  auto hits_added = std::make_shared<std::atomic<uint64_t>>(0);
+  engine_options.on_stats = [metrics, hits_added](const ServingStats& s) {
+    const uint64_t before = hits_added->exchange(s.prefix_cache_hit_tokens);
+    if (s.prefix_cache_hit_tokens > before) {
+      metrics->AddPrefixCacheHitTokens(s.prefix_cache_hit_tokens - before);
+    }
     metrics->SetBatchSize(static_cast<double>(s.batch_size));
     metrics->SetQueueDepth(static_cast<double>(s.queue_depth));
     metrics->SetActiveSessions(static_cast<double>(s.active_sessions));

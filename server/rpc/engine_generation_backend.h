@@ -24,7 +24,8 @@ namespace relayout::server {
 struct EngineBackendOptions {
   uint64_t kv_cache_bytes = uint64_t{1} << 30;
   int64_t max_batch_tokens = 512;
-  int threads = 0;  // 0: one per hardware thread
+  bool prefix_caching = true;  // ServingEngineOptions::prefix_caching
+  int threads = 0;             // 0: one per hardware thread
 };
 
 class EngineGenerationBackend final : public GenerationBackend {

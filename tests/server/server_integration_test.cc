@@ -236,6 +236,7 @@ TEST_F(ServeTest, MetricsExposeEveryNameAndTheMeasuredPeakAndPassPromtool) {
                            "relayout_time_to_first_token_seconds_bucket",
                            "relayout_time_per_output_token_seconds_bucket",
                            "relayout_prompt_tokens_total",
+                           "relayout_prefix_cache_hit_tokens_total",
                            "relayout_generated_tokens_total",
                            "relayout_batch_size",
                            "relayout_queue_depth",
