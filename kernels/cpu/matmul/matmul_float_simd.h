@@ -36,6 +36,7 @@
 // one.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -62,10 +63,17 @@ struct FloatSimd {
     Reg acc[TT * RR];
     for (int t = 0; t < TT; ++t) x[t] = a.x + (t0 + t) * k;
     for (int i = 0; i < TT * RR; ++i) acc[i] = V::Zero();
+    // A row group's chunk is one run of RR rows: fetched kPrefetchAheadBytes
+    // ahead, one prefetch per line (decode reads every weight from DRAM once).
+    constexpr int kElemBytes = kE == E::kF32 ? 4 : 2;
+    constexpr int kRowsPerLine = std::max(1, 64 / (kLanes * kElemBytes));
     for (int64_t c = 0; c < tile.chunks; ++c) {
       Reg xv[TT];
       for (int t = 0; t < TT; ++t) xv[t] = V::Load(x[t] + c * kLanes);
       for (int r = 0; r < RR; ++r) {
+        if (r % kRowsPerLine == 0) {
+          __builtin_prefetch(tile.main[r] + c * tile.chunk_stride + kPrefetchAheadBytes, 0, 3);
+        }
         const Reg w = V::template LoadW<kE>(tile.main[r] + c * tile.chunk_stride);
         for (int t = 0; t < TT; ++t) acc[t * RR + r] = V::Fmadd(w, xv[t], acc[t * RR + r]);
       }
