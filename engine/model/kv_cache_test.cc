@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <set>
 #include <span>
 #include <vector>
@@ -260,6 +262,77 @@ TEST(KvCachePrefixTest, OffByDefaultNothingIsMatchedAndReleaseFreesEverything) {
   const SequenceId b = cache->CreateSequence();
   EXPECT_EQ(*cache->AttachPrefix(b, prompt), 0);
   EXPECT_EQ(cache->length(b), 0);
+}
+
+// Random work over a small pool: every block is held (by one or more
+// sequences), cached or free, never lost or counted twice; a sequence's
+// table always covers its length; matches never pass a prompt's last token.
+TEST(KvCachePrefixTest, RandomWorkKeepsEveryBlockAccountedFor) {
+  MemoryLedger ledger;
+  auto cache = std::move(*KvCache::Create(kShape, 12 * kShape.BlockBytes(), &ledger));
+  cache->EnablePrefixCaching(true);
+  std::mt19937 rng(7);
+  // Prompts from a few shared starts, so that prefixes repeat.
+  auto prompt = [&] {
+    std::vector<int32_t> t = Tokens(16 * static_cast<int>(rng() % 3), 1000 * (rng() % 2));
+    const int extra = 1 + static_cast<int>(rng() % 30);
+    for (int i = 0; i < extra; ++i) t.push_back(static_cast<int32_t>(rng() % 4));
+    return t;
+  };
+  std::vector<SequenceId> live;
+  int shared = 0;
+  int rewound = 0;
+  int refused = 0;
+  for (int step = 0; step < 3000; ++step) {
+    const int op = static_cast<int>(rng() % 4);
+    if (op <= 1 || live.empty()) {
+      const std::vector<int32_t> p = prompt();
+      const SequenceId id = cache->CreateSequence();
+      const int64_t matched = cache->MatchPrefix(p);
+      ASSERT_LT(matched, static_cast<int64_t>(p.size()));
+      ASSERT_EQ(*cache->AttachPrefix(id, p), matched);
+      shared += matched > 0 ? 1 : 0;
+      ASSERT_TRUE(cache->BeginWrite(id, matched).ok());
+      if (cache->Reserve(id, static_cast<int64_t>(p.size())).ok()) {
+        ASSERT_TRUE(cache->Commit(id, matched, std::span(p).subspan(matched)).ok());
+        live.push_back(id);
+      } else {
+        cache->Release(id);
+      }
+    } else if (op == 2) {
+      const size_t i = rng() % live.size();
+      cache->Release(live[i]);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      // A decode step, or a rewind where the block is not shared.
+      const SequenceId id = live[rng() % live.size()];
+      const int64_t len = cache->length(id);
+      const int64_t start = rng() % 4 == 0 ? len - 1 - static_cast<int64_t>(rng() % 8) : len;
+      if (start < 0) continue;
+      if (!cache->BeginWrite(id, start).ok()) {
+        ++refused;
+        continue;
+      }
+      rewound += start < len ? 1 : 0;
+      if (!cache->Reserve(id, start + 1).ok()) continue;
+      const int32_t token = static_cast<int32_t>(rng() % 4);
+      ASSERT_TRUE(cache->Commit(id, start, std::span(&token, 1)).ok());
+    }
+    std::map<int32_t, int> holders;
+    for (SequenceId id : live) {
+      ASSERT_GE(static_cast<int64_t>(cache->block_table(id).size()) * 16, cache->length(id));
+      for (int32_t b : cache->block_table(id)) ++holders[b];
+    }
+    ASSERT_EQ(static_cast<int64_t>(holders.size()) + cache->free_blocks(), cache->total_blocks())
+        << "step " << step;
+    ASSERT_LE(cache->cached_blocks(), cache->free_blocks());
+  }
+  for (SequenceId id : live) cache->Release(id);
+  EXPECT_EQ(cache->free_blocks(), cache->total_blocks());
+  // The walk did meet sharing, rewinds and refused writes into shared blocks.
+  EXPECT_GT(shared, 100);
+  EXPECT_GT(rewound, 20);
+  EXPECT_GT(refused, 0);
 }
 
 }  // namespace
