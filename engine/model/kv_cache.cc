@@ -78,9 +78,8 @@ SequenceId KvCache::CreateSequence() {
 }
 
 Status KvCache::Reserve(SequenceId id, int64_t tokens) {
-  auto it = sequences_.find(id);
-  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
-  std::vector<int32_t>& blocks = it->second.blocks;
+  ASSIGN_OR_RETURN(Sequence * seq, Find(id));
+  std::vector<int32_t>& blocks = seq->blocks;
   const int64_t have = static_cast<int64_t>(blocks.size());
   const int64_t need = BlocksFor(tokens) - have;
   if (need <= 0) return Status::OK();
@@ -92,6 +91,12 @@ Status KvCache::Reserve(SequenceId id, int64_t tokens) {
   }
   for (int64_t i = 0; i < need; ++i) blocks.push_back(TakeBlock());
   return Status::OK();
+}
+
+Result<KvCache::Sequence*> KvCache::Find(SequenceId id) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
+  return &it->second;
 }
 
 int32_t KvCache::TakeBlock() {
@@ -162,9 +167,8 @@ int64_t KvCache::MatchPrefix(std::span<const int32_t> tokens) const {
 }
 
 Result<int64_t> KvCache::AttachPrefix(SequenceId id, std::span<const int32_t> tokens) {
-  auto it = sequences_.find(id);
-  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
-  Sequence& s = it->second;
+  ASSIGN_OR_RETURN(Sequence * seq, Find(id));
+  Sequence& s = *seq;
   if (s.length != 0 || !s.blocks.empty()) {
     return Status::FailedPrecondition(
         "kv cache", StrCat("sequence ", id, " is not empty: no prefix to attach"));
@@ -183,9 +187,8 @@ Result<int64_t> KvCache::AttachPrefix(SequenceId id, std::span<const int32_t> to
 }
 
 Status KvCache::BeginWrite(SequenceId id, int64_t start) {
-  auto it = sequences_.find(id);
-  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
-  Sequence& s = it->second;
+  ASSIGN_OR_RETURN(Sequence * seq, Find(id));
+  Sequence& s = *seq;
   const int64_t first = start / shape_.block_size;
   for (int64_t b = first; b < static_cast<int64_t>(s.blocks.size()); ++b) {
     if (state_[static_cast<size_t>(s.blocks[static_cast<size_t>(b)])].refs > 1) {
@@ -245,9 +248,8 @@ void KvCache::IdentifyBlocks(Sequence& s) {
 }
 
 Status KvCache::SetLength(SequenceId id, int64_t length) {
-  auto it = sequences_.find(id);
-  if (it == sequences_.end()) return Status::NotFound("kv cache", StrCat("no sequence ", id));
-  Sequence& s = it->second;
+  ASSIGN_OR_RETURN(Sequence * seq, Find(id));
+  Sequence& s = *seq;
   const int64_t keep = BlocksFor(length);
   if (length < 0 || keep > static_cast<int64_t>(s.blocks.size())) {
     return Status::InvalidArgument(

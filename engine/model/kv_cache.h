@@ -181,6 +181,8 @@ class KvCache {
   int64_t BlocksFor(int64_t tokens) const {
     return (tokens + shape_.block_size - 1) / shape_.block_size;
   }
+  // The sequence, or NotFound naming the id.
+  Result<Sequence*> Find(SequenceId id);
   // A block for a sequence: a never-used one, else the least recently
   // released cached one (dropped from the index). REQUIRES: free_blocks() > 0.
   int32_t TakeBlock();
