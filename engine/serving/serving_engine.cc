@@ -403,12 +403,17 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
   std::sort(decoding.begin(), decoding.end());
   std::vector<WaitingRequest> waiting;
   waiting.reserve(waiting_.size());
+  int64_t waiting_tokens = 0;
   for (uint64_t id : waiting_) {
     const Sequence& s = *sequences_.at(id);
     // The token budget counts what the prefill computes: the prompt less
     // its cached prefix.
-    waiting.push_back(
-        {id, s.prompt_tokens() - cache_->MatchPrefix(s.request.prompt_ids), s.kv_blocks});
+    const int64_t tokens = s.prompt_tokens() - cache_->MatchPrefix(s.request.prompt_ids);
+    waiting.push_back({id, tokens, s.kv_blocks});
+    // Admission is FIFO within the step's token budget: requests past it
+    // cannot start this step, so their prefixes are not looked up.
+    waiting_tokens += tokens;
+    if (waiting_tokens >= options_.max_batch_tokens) break;
   }
   const Batch batch = ScheduleStep({waiting, decoding, free_blocks, options_.max_batch_tokens,
                                     options_.limits.max_sessions - admitted});
