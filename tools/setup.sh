@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes this checkout ready to run and test on Debian bookworm: installs the
 # missing Debian packages, creates .venv with tools/requirements.txt and
-# .venv-deploy with tools/requirements-deploy.txt (the deploy checks), then
+# .venv-deploy with tools/requirements-deploy.txt (the deploy checks) and
+# .venv-clients with tools/requirements-clients.txt (openai, tritonclient,
+# jinja2: the API clients the tests drive), then
 # configures and builds the one build directory, build/. The container images
 # (deploy/docker/) build with this same script.
 #
@@ -139,6 +141,7 @@ configure_and_build() {
 if [[ ${RELAYOUT_SKIP_VENV:-0} != 1 ]]; then
   setup_venv .venv tools/requirements.txt
   setup_venv .venv-deploy tools/requirements-deploy.txt
+  setup_venv .venv-clients tools/requirements-clients.txt
   check_kubectl
 fi
 if [[ ${RELAYOUT_SKIP_BUILD:-0} == 1 ]]; then
