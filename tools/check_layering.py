@@ -8,11 +8,12 @@ CMake target that links only the targets below it):
   kernels/cpu                               CPU kernels
   kernels/cuda kernels/hostref              device plugins (never included above)
   engine/base engine/text engine/memory engine/tensor engine/checkpoint
-  engine/tokenizer engine/device engine/conversion engine/model
+  engine/tokenizer engine/chat engine/device engine/conversion engine/model
   engine/serving                            the engine, by concept
   server/cli                                subcommands that need no gRPC
-  server/observe server/rpc server/daemon   the gRPC daemon: state, logs and
-                                            metrics; the services; lifecycle
+  server/observe server/rpc server/http     the daemon: state, logs and
+  server/daemon                             metrics; the gRPC services; the
+                                            HTTP API; lifecycle
   server                                    main.cc
 
 A file may include its own layer's headers and those of any layer below. A
@@ -41,14 +42,16 @@ LAYERS = [
     ("engine/tensor/", 13),
     ("engine/checkpoint/", 14),
     ("engine/tokenizer/", 15),
-    ("engine/device/", 16),
-    ("engine/conversion/", 17),
-    ("engine/model/", 18),
-    ("engine/serving/", 19),
+    ("engine/chat/", 16),
+    ("engine/device/", 17),
+    ("engine/conversion/", 18),
+    ("engine/model/", 19),
+    ("engine/serving/", 20),
     ("server/cli/", 30),
     ("server/observe/", 31),
     ("server/rpc/", 32),
     ("server/testing/", 32),  # test doubles of the rpc layer
+    ("server/http/", 33),
     ("server/daemon/", 34),
     ("server/", 35),
 ]

@@ -37,7 +37,7 @@ Status OptionalBool(const JsonValue& json, std::string_view key, std::string_vie
 }
 
 Status ChatTemplates(const JsonValue& json, std::string_view source,
-                     std::vector<ChatTemplate>* out) {
+                     std::vector<ChatTemplateSource>* out) {
   const JsonValue* v = json.Find("chat_template");
   if (v == nullptr || v->is_null()) return Status::OK();
   if (v->is_string()) {
@@ -82,8 +82,8 @@ Result<std::optional<JsonValue>> ReadJsonIfPresent(Env* env, const std::string& 
 
 }  // namespace
 
-const ChatTemplate* HfTokenizerConfig::FindChatTemplate(std::string_view name) const {
-  for (const ChatTemplate& t : chat_templates) {
+const ChatTemplateSource* HfTokenizerConfig::FindChatTemplate(std::string_view name) const {
+  for (const ChatTemplateSource& t : chat_templates) {
     if (t.name == name) return &t;
   }
   return nullptr;

@@ -32,7 +32,7 @@ namespace relayout {
 
 class JsonValue;
 
-struct ChatTemplate {
+struct ChatTemplateSource {
   std::string name;    // "default" for a template given as a single string
   std::string source;  // the Jinja text
 };
@@ -45,10 +45,10 @@ struct HfTokenizerConfig {
   std::optional<bool> add_bos_token;
   // Kept for a client to see; Encode never appends EOS to a prompt.
   std::optional<bool> add_eos_token;
-  std::vector<ChatTemplate> chat_templates;
+  std::vector<ChatTemplateSource> chat_templates;
 
   // The template named name, or nullptr.
-  const ChatTemplate* FindChatTemplate(std::string_view name = "default") const;
+  const ChatTemplateSource* FindChatTemplate(std::string_view name = "default") const;
 };
 
 // A request's sampling fields that the checkpoint gives defaults for.

@@ -89,4 +89,14 @@ std::shared_ptr<const Tokenizer> ServerState::tokenizer() const {
   return tokenizer_;
 }
 
+void ServerState::SetChatTemplate(std::shared_ptr<const ChatTemplate> chat_template) {
+  std::lock_guard<std::mutex> lock(mu_);
+  chat_template_ = std::move(chat_template);
+}
+
+std::shared_ptr<const ChatTemplate> ServerState::chat_template() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return chat_template_;
+}
+
 }  // namespace relayout::server

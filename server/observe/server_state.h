@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/chat/chat_template.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "server/observe/lifecycle_state.h"
@@ -66,19 +67,24 @@ class ServerState {
   void SetReport(RelayoutReport report);
   void SetError(std::string error);
   void SetTokenizer(std::shared_ptr<const Tokenizer> tokenizer);
+  // Null: the model has no chat template (chat requests are then refused).
+  void SetChatTemplate(std::shared_ptr<const ChatTemplate> chat_template);
 
   Snapshot Get() const;
   ConversionProgressSnapshot progress() const;
   // nullptr until the tokenizer is loaded.
   std::shared_ptr<const Tokenizer> tokenizer() const;
+  // nullptr until loaded with the tokenizer, or when the model has none.
+  std::shared_ptr<const ChatTemplate> chat_template() const;
 
  private:
   std::mutex transition_mu_;  // serializes SetState, listeners included
   mutable std::mutex mu_;
-  LifecycleState state_ = LifecycleState::kLoading;  // GUARDED_BY(mu_)
-  Snapshot snapshot_;                                // GUARDED_BY(mu_); state kept in state_
-  std::shared_ptr<const Tokenizer> tokenizer_;       // GUARDED_BY(mu_)
-  std::vector<StateListener> listeners_;             // written only before the first change
+  LifecycleState state_ = LifecycleState::kLoading;    // GUARDED_BY(mu_)
+  Snapshot snapshot_;                                  // GUARDED_BY(mu_); state kept in state_
+  std::shared_ptr<const Tokenizer> tokenizer_;         // GUARDED_BY(mu_)
+  std::shared_ptr<const ChatTemplate> chat_template_;  // GUARDED_BY(mu_)
+  std::vector<StateListener> listeners_;               // written only before the first change
 };
 
 }  // namespace relayout::server

@@ -1,0 +1,1 @@
+#include "engine/chat/chat_template.h"
