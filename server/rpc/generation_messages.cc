@@ -3,6 +3,26 @@
 #include "engine/text/unicode.h"
 
 namespace relayout::server {
+namespace {
+
+// Bounds the tokenizer's work: text longer than 64 bytes per admitted token
+// cannot fit the limit with any real vocabulary.
+Status CheckPromptBytes(uint64_t bytes, std::string_view what, const ServingLimits& limits) {
+  const uint64_t max_bytes = static_cast<uint64_t>(limits.max_prompt_tokens) * 64 + 1024;
+  if (bytes <= max_bytes) return Status::OK();
+  return Status::ResourceExhausted(
+      "prompt", StrCat(bytes, " bytes of ", what, ", far above the limit of ",
+                       limits.max_prompt_tokens, " tokens (--max-prompt-tokens)"));
+}
+
+Status CheckPromptTokens(size_t tokens, const ServingLimits& limits) {
+  if (static_cast<int64_t>(tokens) <= limits.max_prompt_tokens) return Status::OK();
+  return Status::ResourceExhausted(
+      "prompt", StrCat(tokens, " tokens, above the limit of ", limits.max_prompt_tokens,
+                       " (--max-prompt-tokens)"));
+}
+
+}  // namespace
 
 Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
                                             const ServingLimits& limits) {
@@ -10,14 +30,7 @@ Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Toke
   switch (prompt.kind_case()) {
     case v1::Prompt::kText: {
       if (prompt.text().empty()) return Status::InvalidArgument("prompt", "text is empty");
-      // Bound the tokenizer's work: text longer than 64 bytes per admitted
-      // token cannot fit the limit with any real vocabulary.
-      const uint64_t max_bytes = static_cast<uint64_t>(limits.max_prompt_tokens) * 64 + 1024;
-      if (prompt.text().size() > max_bytes) {
-        return Status::ResourceExhausted(
-            "prompt", StrCat(prompt.text().size(), " bytes of text, far above the limit of ",
-                             limits.max_prompt_tokens, " tokens (--max-prompt-tokens)"));
-      }
+      RETURN_IF_ERROR(CheckPromptBytes(prompt.text().size(), "text", limits));
       EncodeOptions options;
       options.add_bos = !prompt.has_add_bos() || prompt.add_bos();
       options.parse_special = prompt.parse_special();
@@ -44,12 +57,30 @@ Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Toke
       break;
   }
   if (ids.empty()) return Status::InvalidArgument("prompt", "empty: give text or token_ids");
-  if (static_cast<int64_t>(ids.size()) > limits.max_prompt_tokens) {
-    return Status::ResourceExhausted(
-        "prompt", StrCat(ids.size(), " tokens, above the limit of ", limits.max_prompt_tokens,
-                         " (--max-prompt-tokens)"));
-  }
+  RETURN_IF_ERROR(CheckPromptTokens(ids.size(), limits));
   return ids;
+}
+
+Result<std::vector<int32_t>> ChatPromptTokenIds(std::span<const ChatMessage> messages,
+                                                bool add_generation_prompt, const JsonValue* extra,
+                                                const ChatTemplate* chat_template,
+                                                const Tokenizer& tokenizer,
+                                                const ServingLimits& limits) {
+  if (chat_template == nullptr) return Status::FailedPrecondition(kNoChatTemplateMessage);
+  if (messages.empty()) return Status::InvalidArgument("prompt", "messages: empty");
+  uint64_t message_bytes = 0;
+  for (const ChatMessage& m : messages) message_bytes += m.role.size() + m.content.size();
+  RETURN_IF_ERROR(CheckPromptBytes(message_bytes, "messages", limits));
+  ASSIGN_OR_RETURN(std::string text, chat_template->Apply(messages, add_generation_prompt, extra));
+  RETURN_IF_ERROR(CheckPromptBytes(text.size(), "rendered chat template", limits));
+  EncodeOptions options;
+  options.add_bos = false;
+  options.parse_special = true;
+  Result<std::vector<int32_t>> ids = tokenizer.Encode(text, options);
+  if (!ids.ok()) return Status::InvalidArgument("prompt", ids.status().message());
+  if (ids->empty()) return Status::InvalidArgument("prompt", "the chat template rendered no text");
+  RETURN_IF_ERROR(CheckPromptTokens(ids->size(), limits));
+  return std::move(*ids);
 }
 
 Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,

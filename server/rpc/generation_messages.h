@@ -15,10 +15,12 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "engine/base/status.h"
+#include "engine/chat/chat_template.h"
 #include "engine/serving/serving_limits.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "relayout/v1/generation.pb.h"
@@ -37,6 +39,28 @@ inline constexpr int kMaxStopTokenIds = 64;
 // outside the vocabulary; ResourceExhausted above limits.max_prompt_tokens.
 Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
                                             const ServingLimits& limits);
+
+// The prompt's token ids for a chat: messages rendered by chat_template
+// (add_generation_prompt and extra passed through), then tokenized with
+// control tokens matched (parse_special) and no BOS added, since the
+// template places BOS itself; so Hugging Face's apply_chat_template followed
+// by tokenize(add_special_tokens=False), and vLLM's chat path. (llama-server
+// instead strips a leading BOS text from the render and lets the tokenizer
+// add it, which gives the same ids when the template starts with BOS.)
+// FailedPrecondition "the model has no chat template; ..." for a null
+// chat_template; InvalidArgument for no messages or a message list the
+// template refuses (its message); ResourceExhausted for messages or a
+// rendered prompt above limits.max_prompt_tokens, as PromptTokenIds.
+Result<std::vector<int32_t>> ChatPromptTokenIds(std::span<const ChatMessage> messages,
+                                                bool add_generation_prompt, const JsonValue* extra,
+                                                const ChatTemplate* chat_template,
+                                                const Tokenizer& tokenizer,
+                                                const ServingLimits& limits);
+
+// The message ChatPromptTokenIds gives for a model without a chat template.
+inline constexpr std::string_view kNoChatTemplateMessage =
+    "the model has no chat template; start the server with --chat-template chatml or a "
+    "template file";
 
 // The engine's request for a Prefill or Generate call. temperature and top_p
 // left unset, and top_k 0, take the model's defaults where it has them

@@ -187,6 +187,59 @@ TEST_F(GenerationMessagesTest, DecodeCountDefaultsToOneAndIsLimited) {
   EXPECT_TRUE(DecodeTokenCount(d, limits_).status().IsResourceExhausted());
 }
 
+TEST_F(GenerationMessagesTest, ChatWithoutATemplateIsFailedPreconditionSayingHowToGiveOne) {
+  const std::vector<ChatMessage> messages = {{"user", "Hi"}};
+  Result<std::vector<int32_t>> r =
+      ChatPromptTokenIds(messages, true, nullptr, nullptr, *tokenizer_, limits_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(), kNoChatTemplateMessage);
+}
+
+TEST_F(GenerationMessagesTest, ChatWithNoMessagesIsInvalidArgument) {
+  std::shared_ptr<const ChatTemplate> chatml = ChatTemplate::ChatMl("<s>", "</s>");
+  Result<std::vector<int32_t>> r =
+      ChatPromptTokenIds({}, true, nullptr, chatml.get(), *tokenizer_, limits_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsInvalidArgument());
+  EXPECT_EQ(r.status().message(), "prompt: messages: empty");
+}
+
+TEST_F(GenerationMessagesTest, ChatIsTheRenderedTemplateTokenizedWithoutAddedBos) {
+  std::shared_ptr<const ChatTemplate> chatml = ChatTemplate::ChatMl("<s>", "</s>");
+  const std::vector<ChatMessage> messages = {{"user", "Once upon a time"}};
+  Result<std::vector<int32_t>> r =
+      ChatPromptTokenIds(messages, true, nullptr, chatml.get(), *tokenizer_, limits_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EncodeOptions options;
+  options.add_bos = false;
+  options.parse_special = true;
+  Result<std::vector<int32_t>> expected = tokenizer_->Encode(
+      "<|im_start|>user\nOnce upon a time<|im_end|>\n<|im_start|>assistant\n", options);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(*r, *expected);
+  EXPECT_NE(r->front(), tokenizer_->bos_id());
+}
+
+TEST_F(GenerationMessagesTest, ChatOverTheLimitIsResourceExhausted) {
+  std::shared_ptr<const ChatTemplate> chatml = ChatTemplate::ChatMl("<s>", "</s>");
+  limits_.max_prompt_tokens = 3;
+  const std::vector<ChatMessage> short_chat = {{"user", "Once upon a time"}};
+  Result<std::vector<int32_t>> r =
+      ChatPromptTokenIds(short_chat, true, nullptr, chatml.get(), *tokenizer_, limits_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsResourceExhausted());
+  EXPECT_NE(r.status().message().find("above the limit of 3 (--max-prompt-tokens)"),
+            std::string::npos)
+      << r.status();
+  // Far too many bytes are refused before rendering.
+  const std::vector<ChatMessage> long_chat = {{"user", std::string(4096, 'a')}};
+  r = ChatPromptTokenIds(long_chat, true, nullptr, chatml.get(), *tokenizer_, limits_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsResourceExhausted());
+  EXPECT_NE(r.status().message().find("bytes of messages"), std::string::npos) << r.status();
+}
+
 TEST(ToValidUtf8Test, ReplacesEachInvalidByte) {
   EXPECT_EQ(ToValidUtf8("abc"), "abc");
   EXPECT_EQ(ToValidUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
