@@ -3,7 +3,8 @@
 # missing Debian packages, creates .venv with tools/requirements.txt and
 # .venv-deploy with tools/requirements-deploy.txt (the deploy checks) and
 # .venv-clients with tools/requirements-clients.txt (openai, tritonclient,
-# jinja2: the API clients the tests drive), then
+# jinja2: the API clients the tests drive) and .venv-loadgen with
+# tools/requirements-loadgen.txt (aiperf, a load generator), then
 # configures and builds the one build directory, build/. The container images
 # (deploy/docker/) build with this same script.
 #
@@ -142,6 +143,7 @@ if [[ ${RELAYOUT_SKIP_VENV:-0} != 1 ]]; then
   setup_venv .venv tools/requirements.txt
   setup_venv .venv-deploy tools/requirements-deploy.txt
   setup_venv .venv-clients tools/requirements-clients.txt
+  setup_venv .venv-loadgen tools/requirements-loadgen.txt
   check_kubectl
 fi
 if [[ ${RELAYOUT_SKIP_BUILD:-0} == 1 ]]; then
