@@ -118,6 +118,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::CreateWith(
   e->logits_.resize(static_cast<size_t>(config.vocab_size));
   e->cache_->EnablePrefixCaching(e->options_.prefix_caching);
   e->stats_.kv_blocks_total = e->cache_->total_blocks();
+  e->stats_.kv_block_size = e->cache_->block_size();
   e->thread_ = std::thread([engine = e.get()] { engine->Loop(); });
   return e;
 }
@@ -579,8 +580,14 @@ void ServingEngine::FailBatch(std::span<Sequence* const> batch, const Status& st
 void ServingEngine::PublishStats(Calls* calls) {
   stats_.queue_depth = static_cast<int64_t>(waiting_.size());
   int64_t active = 0;
-  for (const auto& [id, s] : sequences_) active += (s->kv != 0 && !s->done) ? 1 : 0;
+  int64_t running = 0;
+  for (const auto& [id, s] : sequences_) {
+    if (s->kv == 0 || s->done) continue;
+    ++active;
+    running += s->state == Sequence::State::kRunning ? 1 : 0;
+  }
   stats_.active_sessions = active;
+  stats_.running_requests = running;
   stats_.kv_blocks_used = cache_->total_blocks() - cache_->free_blocks();
   stats_.kv_blocks_total = cache_->total_blocks();
   const ServingStats& before = published_;
@@ -588,6 +595,7 @@ void ServingEngine::PublishStats(Calls* calls) {
                        before.batch_tokens != stats_.batch_tokens ||
                        before.queue_depth != stats_.queue_depth ||
                        before.active_sessions != stats_.active_sessions ||
+                       before.running_requests != stats_.running_requests ||
                        before.kv_blocks_used != stats_.kv_blocks_used ||
                        before.prefix_cache_hit_tokens != stats_.prefix_cache_hit_tokens;
   published_ = stats_;

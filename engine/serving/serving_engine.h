@@ -109,6 +109,11 @@ struct ServingStats {
   int64_t batch_tokens = 0;     // tokens in it
   int64_t queue_depth = 0;      // requests waiting for admission
   int64_t active_sessions = 0;  // admitted sequences (streams and sessions)
+  // Admitted sequences generating now: streams, and sessions with a prefill
+  // or a Decode in flight (vLLM's "running"); a session idle between calls
+  // holds its KV cache (active_sessions) but is not running.
+  int64_t running_requests = 0;
+  int64_t kv_block_size = 0;  // tokens per KV block
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
   uint64_t steps = 0;  // forward passes so far

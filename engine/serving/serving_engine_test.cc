@@ -274,6 +274,9 @@ TEST_F(ServingEngineTest, ReleaseFreesTheBlocksAndASecondReleaseIsNotFound) {
   Result<std::string> id = OpenSession(engine.get());
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(engine->stats().active_sessions, 1);
+  // Idle between calls: it holds its KV cache but is not running.
+  EXPECT_EQ(engine->stats().running_requests, 0);
+  EXPECT_EQ(engine->stats().kv_block_size, ServingEngineOptions().kv_block_size);
   EXPECT_TRUE(engine->Release(*id).ok());
   EXPECT_TRUE(engine->Release(*id).IsNotFound());
   EXPECT_TRUE(engine->Release("0123456789abcdef0123456789abcdef").IsNotFound());
@@ -289,6 +292,7 @@ TEST_F(ServingEngineTest, CancelEndsTheStreamAndFreesItsBlocks) {
   Result<StreamHandle> h = Start(engine.get(), std::move(r), &first);
   ASSERT_TRUE(h.ok()) << h.status();
   first.get_future().wait();
+  EXPECT_EQ(engine->stats().running_requests, 1);  // generating: in the running batch
   engine->Cancel(h->id);
   ASSERT_TRUE(h->Wait());
   EXPECT_TRUE(h->out->status.ok()) << h->out->status;
@@ -370,6 +374,7 @@ TEST_F(ServingEngineTest, LimitsAreRefusedBeforeAllocationNamingTheLimit) {
   }
   EXPECT_EQ(engine->stats().queue_depth, 1);
   EXPECT_EQ(engine->stats().active_sessions, 2);
+  EXPECT_EQ(engine->stats().running_requests, 0);  // two idle sessions, one waiting
   EXPECT_FALSE(third->Wait(0));
   Result<uint64_t> fourth = start(Greedy(tok, "Once", 5));
   ASSERT_FALSE(fourth.ok());

@@ -41,6 +41,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Static initialisation runs before main: the process's start, for
+// relayout_model_load_seconds.
+const Clock::time_point kProcessStart = Clock::now();
+
 // The names grpc.health.v1 answers for: the whole server and each service.
 const char* const kHealthServices[] = {"", "relayout.v1.Generation", "relayout.v1.Model"};
 
@@ -305,6 +309,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   } else {
     kept_model.emplace(std::move(loaded));
   }
+  metrics.SetModelLoadSeconds(std::chrono::duration<double>(Clock::now() - kProcessStart).count());
   state.SetState(LifecycleState::kServing);
   return Status::OK();
 }

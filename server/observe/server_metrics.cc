@@ -1,10 +1,14 @@
 #include "server/observe/server_metrics.h"
 
 #include <array>
+#include <chrono>
+#include <string>
+#include <vector>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -107,6 +111,13 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                           .Help("Sessions holding a KV cache, streams included")
                           .Register(r)
                           .Add({});
+  running_requests_ = &BuildGauge()
+                           .Name("relayout_requests_running")
+                           .Help(
+                               "Requests admitted and generating: streams, and sessions with "
+                               "a prefill or Decode in flight")
+                           .Register(r)
+                           .Add({});
   kv_cache_usage_ = &BuildGauge()
                          .Name("relayout_kv_cache_usage_ratio")
                          .Help("Fraction of the KV cache's blocks in use")
@@ -117,6 +128,28 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                           .Help("gRPC calls started and not yet finished, by method")
                           .Register(r);
   for (const char* rpc : kGenerationRpcs) inflight_family_->Add({{"rpc", rpc}}).Set(0);
+  model_load_seconds_ = &BuildGauge()
+                             .Name("relayout_model_load_seconds")
+                             .Help(
+                                 "Seconds from process start to SERVING: fetch, load, "
+                                 "conversion and the engine's set-up (0 until then)")
+                             .Register(r)
+                             .Add({});
+  cache_config_family_ = &BuildGauge()
+                              .Name("vllm:cache_config_info")
+                              .Help(
+                                  "The KV cache's configuration in labels: block_size "
+                                  "(tokens per block), num_gpu_blocks (blocks in the pool)")
+                              .Register(r);
+  // No LoRA adapters: the series the endpoint picker's LoRA scrape finds
+  // (it reads the labels; the value is when the series was made, as vLLM's).
+  BuildGauge()
+      .Name("vllm:lora_requests_info")
+      .Help("LoRA adapters running and waiting, and the most loaded at once: none in relayoutd")
+      .Register(r)
+      .Add({{"max_lora", "0"}, {"running_lora_adapters", ""}, {"waiting_lora_adapters", ""}})
+      .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+               .count());
   resident_memory_ = &BuildGauge()
                           .Name("relayout_process_resident_memory_bytes")
                           .Help("Resident memory of the process (VmRSS), read at scrape time")
@@ -231,6 +264,19 @@ void ServerMetrics::AddGeneratedTokens(uint64_t tokens) {
 void ServerMetrics::SetBatchSize(double sequences) { batch_size_->Set(sequences); }
 void ServerMetrics::SetQueueDepth(double requests) { queue_depth_->Set(requests); }
 void ServerMetrics::SetActiveSessions(double sessions) { active_sessions_->Set(sessions); }
+void ServerMetrics::SetRunningRequests(double requests) { running_requests_->Set(requests); }
+void ServerMetrics::SetModelLoadSeconds(double seconds) { model_load_seconds_->Set(seconds); }
+
+void ServerMetrics::SetKvCacheConfig(int64_t block_size, int64_t blocks) {
+  const prometheus::Labels labels = {{"block_size", std::to_string(block_size)},
+                                     {"num_gpu_blocks", std::to_string(blocks)}};
+  std::lock_guard<std::mutex> lock(cache_config_mu_);
+  prometheus::Gauge* next = &cache_config_family_->Add(labels);
+  if (cache_config_ != nullptr && cache_config_ != next)
+    cache_config_family_->Remove(cache_config_);
+  cache_config_ = next;
+  cache_config_->Set(1);
+}
 void ServerMetrics::AddPrefixCacheHitTokens(uint64_t tokens) {
   prefix_cache_hit_tokens_->Increment(static_cast<double>(tokens));
 }
@@ -244,7 +290,19 @@ std::string ServerMetrics::Serialize() {
   if (Result<uint64_t> rss = ReadResidentBytes(); rss.ok()) {
     resident_memory_->Set(static_cast<double>(*rss));
   }
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  const size_t own = families.size();
+  for (const MetricAlias& alias : kVllmAliases) {
+    for (size_t i = 0; i < own; ++i) {
+      if (families[i].name != alias.source) continue;
+      prometheus::MetricFamily copy = families[i];
+      copy.name = alias.name;
+      copy.help = alias.help;
+      families.push_back(std::move(copy));
+      break;
+    }
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace relayout::server

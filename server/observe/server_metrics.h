@@ -15,12 +15,22 @@
 //     relayout_request_duration_seconds{rpc}, relayout_time_to_first_token_seconds,
 //     relayout_time_per_output_token_seconds, relayout_prompt_tokens_total,
 //     relayout_prefix_cache_hit_tokens_total (of those, the ones not prefilled),
-//     relayout_generated_tokens_total, relayout_batch_size, relayout_queue_depth,
-//     relayout_active_sessions, relayout_kv_cache_usage_ratio,
-//     relayout_inflight_calls{rpc} (a call left behind shows as a count that
-//     never returns to 0);
+//     relayout_generated_tokens_total, relayout_batch_size, relayout_queue_depth
+//     (requests waiting for admission), relayout_requests_running (admitted and
+//     generating), relayout_active_sessions (admitted, idle sessions too),
+//     relayout_kv_cache_usage_ratio, relayout_inflight_calls{rpc} (a call left
+//     behind shows as a count that never returns to 0);
 //   process: relayout_process_resident_memory_bytes (read from /proc at each
-//     scrape), relayout_lifecycle_state{state} (1 for the current state).
+//     scrape), relayout_lifecycle_state{state} (1 for the current state),
+//     relayout_model_load_seconds (process start to SERVING).
+//
+// The model-server protocol of the Gateway API Inference Extension (its
+// endpoint picker, EPP, reads these to route) names vLLM's metrics; the
+// same values are exported under those names too (kVllmAliases): each alias
+// is a copy, made at scrape time, of the relayout_* family it names, so
+// the two names cannot disagree. vllm:cache_config_info{block_size,
+// num_gpu_blocks} and vllm:lora_requests_info (no adapters: relayoutd serves
+// none) exist under their protocol names only.
 //
 // The conversion metrics appear once OnConversionPlanned names the device.
 //
@@ -51,6 +61,24 @@ namespace relayout::server {
 // the start.
 inline constexpr const char* kGenerationRpcs[] = {"Prefill", "Decode",   "Generate",
                                                   "Release", "Tokenize", "Detokenize"};
+
+// A vLLM name for a relayout_* family (same type, labels and value).
+struct MetricAlias {
+  const char* name;
+  const char* source;
+  const char* help;
+};
+inline constexpr MetricAlias kVllmAliases[] = {
+    {"vllm:num_requests_waiting", "relayout_queue_depth",
+     "Requests waiting for admission (relayout_queue_depth)"},
+    {"vllm:num_requests_running", "relayout_requests_running",
+     "Requests admitted and generating (relayout_requests_running)"},
+    {"vllm:kv_cache_usage_perc", "relayout_kv_cache_usage_ratio",
+     "Fraction (0-1) of the KV cache's blocks in use (relayout_kv_cache_usage_ratio)"},
+    // The name before vLLM 0.10, which older endpoint pickers read.
+    {"vllm:gpu_cache_usage_perc", "relayout_kv_cache_usage_ratio",
+     "Fraction (0-1) of the KV cache's blocks in use (relayout_kv_cache_usage_ratio)"},
+};
 
 // What is known about the conversion before it starts.
 struct ConversionPlanSummary {
@@ -91,13 +119,19 @@ class ServerMetrics {
   void SetBatchSize(double sequences);
   void SetQueueDepth(double requests);
   void SetActiveSessions(double sessions);
+  void SetRunningRequests(double requests);
   void SetKvCacheUsage(double ratio);
+  // vllm:cache_config_info{block_size,num_gpu_blocks} 1 (tokens per block,
+  // blocks in the pool); a change replaces the series.
+  void SetKvCacheConfig(int64_t block_size, int64_t blocks);
+  // relayout_model_load_seconds: process start to SERVING.
+  void SetModelLoadSeconds(double seconds);
   // relayout_inflight_calls{rpc}: calls of `rpc` running (InflightCalls'
   // listener). The Generation RPCs start at 0 so the series always exist.
   void SetInflightCalls(std::string_view rpc, int64_t calls);
 
   // The Prometheus text exposition (format 0.0.4) of every metric, with the
-  // process's resident memory read now.
+  // process's resident memory read now and the vLLM aliases appended.
   std::string Serialize();
 
   // The registry, for tests and for adding metrics the lead's engine exports.
@@ -118,7 +152,12 @@ class ServerMetrics {
   prometheus::Gauge* batch_size_;
   prometheus::Gauge* queue_depth_;
   prometheus::Gauge* active_sessions_;
+  prometheus::Gauge* running_requests_;
   prometheus::Gauge* kv_cache_usage_;
+  prometheus::Gauge* model_load_seconds_;
+  prometheus::Family<prometheus::Gauge>* cache_config_family_;
+  prometheus::Gauge* cache_config_ = nullptr;  // under cache_config_mu_
+  std::mutex cache_config_mu_;
   prometheus::Family<prometheus::Gauge>* inflight_family_;
   prometheus::Gauge* resident_memory_;
   std::unique_ptr<Conversion> conversion_;  // set once, under conversion_mu_

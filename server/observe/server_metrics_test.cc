@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace relayout::server {
 namespace {
 
@@ -80,7 +82,8 @@ TEST(ServerMetricsTest, ServingMetricsExistFromTheStart) {
         "relayout_time_per_output_token_seconds_count", "relayout_prompt_tokens_total 0",
         "relayout_generated_tokens_total 0", "relayout_prefix_cache_hit_tokens_total 0",
         "relayout_batch_size 0", "relayout_queue_depth 0", "relayout_active_sessions 0",
-        "relayout_kv_cache_usage_ratio 0", "relayout_process_resident_memory_bytes "}) {
+        "relayout_kv_cache_usage_ratio 0", "relayout_requests_running 0",
+        "relayout_model_load_seconds 0", "relayout_process_resident_memory_bytes "}) {
     EXPECT_TRUE(Has(text, name)) << name;
   }
 }
@@ -90,6 +93,72 @@ TEST(ServerMetricsTest, PrefixCacheHitsAccumulate) {
   m.AddPrefixCacheHitTokens(32);
   m.AddPrefixCacheHitTokens(16);
   EXPECT_TRUE(Has(m.Serialize(), "relayout_prefix_cache_hit_tokens_total 48"));
+}
+
+// The value of the one series of `name` (no labels) in a text exposition;
+// -1 when absent.
+double ValueOf(const std::string& text, const std::string& name) {
+  const std::string line = "\n" + name + " ";
+  const size_t at = text.find(line);
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + line.size()));
+}
+
+// The model-server protocol of the Gateway API Inference Extension: the
+// endpoint picker reads these names by default (or relayout_* ones through
+// its flags); each vLLM name carries its relayout_* family's value.
+TEST(ServerMetricsTest, InferenceGatewayNamesCarryTheSameValues) {
+  ServerMetrics m;
+  std::string text = m.Serialize();
+  EXPECT_EQ(ValueOf(text, "vllm:num_requests_waiting"), 0) << text;
+  EXPECT_EQ(ValueOf(text, "vllm:num_requests_running"), 0);
+  EXPECT_EQ(ValueOf(text, "relayout_requests_running"), 0);
+  EXPECT_EQ(ValueOf(text, "vllm:kv_cache_usage_perc"), 0);
+  EXPECT_EQ(ValueOf(text, "relayout_model_load_seconds"), 0);
+
+  m.SetQueueDepth(3);
+  m.SetRunningRequests(5);
+  m.SetActiveSessions(7);
+  m.SetKvCacheUsage(0.25);
+  m.SetModelLoadSeconds(12.5);
+  text = m.Serialize();
+  EXPECT_EQ(ValueOf(text, "relayout_queue_depth"), 3) << text;
+  EXPECT_EQ(ValueOf(text, "vllm:num_requests_waiting"), 3);
+  EXPECT_EQ(ValueOf(text, "relayout_requests_running"), 5);
+  EXPECT_EQ(ValueOf(text, "vllm:num_requests_running"), 5);
+  EXPECT_EQ(ValueOf(text, "relayout_active_sessions"), 7);  // idle sessions too: not "running"
+  EXPECT_EQ(ValueOf(text, "relayout_kv_cache_usage_ratio"), 0.25);
+  EXPECT_EQ(ValueOf(text, "vllm:kv_cache_usage_perc"), 0.25);  // a 0-1 ratio, as vLLM's
+  EXPECT_EQ(ValueOf(text, "vllm:gpu_cache_usage_perc"), 0.25);
+  EXPECT_EQ(ValueOf(text, "relayout_model_load_seconds"), 12.5);
+  // Gauges, which the endpoint picker reads the gauge value of.
+  for (const char* name :
+       {"vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc", "relayout_requests_running", "relayout_model_load_seconds"}) {
+    EXPECT_TRUE(Has(text, std::string("# TYPE ") + name + " gauge\n")) << name;
+  }
+  // Each name once: one family per name.
+  EXPECT_EQ(text.find("# TYPE vllm:num_requests_waiting "),
+            text.rfind("# TYPE vllm:num_requests_waiting "));
+}
+
+TEST(ServerMetricsTest, KvCacheConfigAndLoraInfoUseTheProtocolLabels) {
+  ServerMetrics m;
+  std::string text = m.Serialize();
+  EXPECT_FALSE(Has(text, "vllm:cache_config_info"));  // no engine yet
+  EXPECT_TRUE(Has(text,
+                  "vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters=\"\","
+                  "waiting_lora_adapters=\"\"} "));
+  m.SetKvCacheConfig(16, 1024);
+  m.SetKvCacheConfig(16, 1024);
+  text = m.Serialize();
+  EXPECT_TRUE(Has(text, "# TYPE vllm:cache_config_info gauge")) << text;
+  EXPECT_TRUE(Has(text, "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1024\"} 1"))
+      << text;
+  m.SetKvCacheConfig(32, 512);  // replaces the series
+  text = m.Serialize();
+  EXPECT_FALSE(Has(text, "num_gpu_blocks=\"1024\"")) << text;
+  EXPECT_TRUE(Has(text, "vllm:cache_config_info{block_size=\"32\",num_gpu_blocks=\"512\"} 1"));
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create
     metrics->SetBatchSize(static_cast<double>(s.batch_size));
     metrics->SetQueueDepth(static_cast<double>(s.queue_depth));
     metrics->SetActiveSessions(static_cast<double>(s.active_sessions));
+    metrics->SetRunningRequests(static_cast<double>(s.running_requests));
     metrics->SetKvCacheUsage(s.kv_usage_ratio());
   };
   const Checkpoint& checkpoint = model.load.checkpoint;
@@ -65,6 +66,8 @@ Result<std::unique_ptr<EngineGenerationBackend>> EngineGenerationBackend::Create
                                   std::move(model.weights.host), std::move(model.ledger),
                                   std::move(model.tokenizer), std::move(engine_options));
   ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, std::move(created));
+  const ServingStats stats = engine->stats();
+  metrics->SetKvCacheConfig(stats.kv_block_size, stats.kv_blocks_total);
   return std::unique_ptr<EngineGenerationBackend>(
       new EngineGenerationBackend(std::move(engine), sampling_defaults));
 }
