@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "engine/tokenizer/streaming_decoder.h"
+#include "server/rpc/admission.h"
 #include "server/rpc/generate_reactor.h"
 #include "server/rpc/generation_messages.h"
 #include "server/rpc/status_conversion.h"
@@ -110,24 +111,16 @@ class GenerationService::UnaryCall {
 grpc::Status GenerationService::Admit(const grpc::CallbackServerContext& context, Work work,
                                       bool needs_model, std::shared_ptr<const Tokenizer>* tokenizer,
                                       GenerationBackend** backend) const {
-  if (grpc::Status s = deps_.auth->Check(context); !s.ok()) return s;
-  const LifecycleState state = deps_.state->state();
-  if (state == LifecycleState::kDraining && work == Work::kNew) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  const Admission admission(deps_.state, deps_.auth);
+  if (grpc::Status s = admission.Check(
+          context, work == Work::kNew ? Admission::Work::kNew : Admission::Work::kExisting,
+          needs_model ? Admission::Needs::kModel : Admission::Needs::kTokenizer, tokenizer);
+      !s.ok()) {
+    return s;
   }
-  *tokenizer = deps_.state->tokenizer();
-  // The tokenizer is loaded before SERVING; a drain that began during
-  // start-up has none.
-  if (*tokenizer != nullptr &&
-      (state == LifecycleState::kServing || state == LifecycleState::kDraining || !needs_model)) {
-    if (backend == nullptr) return grpc::Status::OK;
-    *backend = backend_.load();
-    return *backend != nullptr ? grpc::Status::OK : NotAttached();
-  }
-  const ConversionProgressSnapshot p = deps_.state->progress();
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                      StrCat("model not ready: ", LifecycleStateName(state), ", ",
-                             static_cast<int>(p.ratio() * 100), "% converted"));
+  if (backend == nullptr) return grpc::Status::OK;
+  *backend = backend_.load();
+  return *backend != nullptr ? grpc::Status::OK : NotAttached();
 }
 
 grpc::ServerUnaryReactor* GenerationService::Prefill(grpc::CallbackServerContext* context,
