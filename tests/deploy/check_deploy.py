@@ -6,8 +6,10 @@ One check per run, each a CTest test (label deploy, tests/deploy/CMakeLists.txt)
   manifests   kubectl kustomize renders every overlay; the output validates
               against the Kubernetes schemas in strict mode (kubernetes-validate,
               schemas bundled, at the oldest and newest versions we support);
-              the objects the schemas do not know (PodMonitor, PrometheusRule)
-              and the links between objects are checked here.
+              the objects the schemas do not know (PodMonitor, PrometheusRule,
+              InferencePool, HTTPRoute) and the links between objects are
+              checked here, the inference gateway's against the metrics
+              server/observe/server_metrics.* exports.
   yamllint    deploy/ and .yamllint are yamllint-clean (.yamllint).
   dockerfiles hadolint, then the rules hadolint does not know (below).
   rules       promtool check rules and promtool test rules on the rule groups
@@ -41,11 +43,22 @@ import yaml
 SKIP = 77
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DEPLOY = os.path.join(ROOT, "deploy")
-OVERLAYS = ["cpu", "gpu", "cpu-autoscaled"]
+OVERLAYS = ["cpu", "gpu", "cpu-autoscaled", "cpu-inference-gateway"]
 # The oldest Kubernetes the manifests target (native gRPC probes are GA since
 # 1.27) and kubernetes-validate's newest bundled schemas.
 KUBERNETES_VERSIONS = ["1.28.0", "1.37.0"]
-CRD_KINDS = {"PodMonitor", "PrometheusRule"}
+CRD_KINDS = {"PodMonitor", "PrometheusRule", "InferencePool", "HTTPRoute"}
+INFERENCE_GATEWAY = os.path.join(DEPLOY, "k8s", "components", "inference-gateway")
+SERVER_METRICS = [os.path.join(ROOT, "server", "observe", f"server_metrics.{ext}")
+                  for ext in ("h", "cc")]
+# The endpoint picker's flags that name a model server metric: each must be a
+# gauge relayoutd exports (the picker reads the gauge's value).
+EPP_METRIC_FLAGS = ["total-queued-requests-metric", "total-running-requests-metric",
+                    "kv-cache-usage-percentage-metric", "lora-info-metric", "cache-info-metric"]
+# RELAYOUTD_* variables of a component whose flag is still being added to
+# relayoutd serve: reported, not failed, while serve --help lacks them; once
+# it lists one, the entry must go (the check says so).
+PENDING_FLAGS = {"RELAYOUTD_HTTP_LISTEN": "--http-listen, the OpenAI HTTP API"}
 DOCKERFILES = sorted(glob.glob(os.path.join(DEPLOY, "docker", "Dockerfile.*")))
 # What the final stage of an image may copy from the build stage.
 RUNTIME_ARTIFACTS = re.compile(r"^/src/build/(server/relayoutd|lib/relayoutd/librelayout_cuda\.so)$")
@@ -113,10 +126,24 @@ def matches(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def named(objects, kind, name):
+    found = [o for o in objects if o.get("kind") == kind and o["metadata"]["name"] == name]
+    if len(found) != 1:
+        raise CheckFailed(f"expected one {kind} {name}, found {len(found)}")
+    return found[0]
+
+
+def own(objects, kind):
+    """relayoutd's own objects of a kind (the base labels them
+    app.kubernetes.io/name: relayoutd), not a component's helpers."""
+    return [o for o in by_kind(objects, kind)
+            if (o["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "relayoutd"]
+
+
 def check_links(overlay, objects):
     """What the schemas cannot see: selectors, port names, probes, security."""
     errors = []
-    deployment = one(objects, "Deployment")
+    deployment = named(objects, "Deployment", "relayoutd")
     pod = deployment["spec"]["template"]
     pod_labels = pod["metadata"]["labels"]
     pod_spec = pod["spec"]
@@ -127,19 +154,19 @@ def check_links(overlay, objects):
             errors.append(f"container port {name!r} missing")
     if not matches(deployment["spec"]["selector"]["matchLabels"], pod_labels):
         errors.append("the Deployment's selector does not match its pod template")
-    for service in by_kind(objects, "Service"):
+    for service in own(objects, "Service"):
         if not matches(service["spec"]["selector"], pod_labels):
             errors.append(f"Service {service['metadata']['name']} selects no relayoutd pod")
         for p in service["spec"]["ports"]:
             if p["targetPort"] not in port_names:
                 errors.append(f"Service {service['metadata']['name']} targets unknown port "
                               f"{p['targetPort']!r}")
-    if not any(s["spec"].get("clusterIP") == "None" for s in by_kind(objects, "Service")):
+    if not any(s["spec"].get("clusterIP") == "None" for s in own(objects, "Service")):
         errors.append("no headless Service for client-side gRPC balancing")
     pdb = one(objects, "PodDisruptionBudget")
     if not matches(pdb["spec"]["selector"]["matchLabels"], pod_labels):
         errors.append("the PodDisruptionBudget selects no relayoutd pod")
-    for policy in by_kind(objects, "NetworkPolicy"):
+    for policy in own(objects, "NetworkPolicy"):
         if not matches(policy["spec"]["podSelector"]["matchLabels"], pod_labels):
             errors.append("the NetworkPolicy selects no relayoutd pod")
     monitor = one(objects, "PodMonitor")
@@ -218,7 +245,222 @@ def check_links(overlay, objects):
         names = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]]
         if names != ["relayout_queue_depth"]:
             errors.append(f"the autoscaler scales on {names}, not relayout_queue_depth")
+    if by_kind(objects, "InferencePool") or overlay.endswith("inference-gateway"):
+        errors += check_inference_gateway(objects, exported_gauges())
     return [f"overlays/{overlay}: {e}" for e in errors]
+
+
+def exported_gauges():
+    """{name: type} of the families server/observe/server_metrics.* define,
+    read from the source: Build<Type>().Name("...") and the vLLM aliases
+    (which take their source's type)."""
+    text = ""
+    for path in SERVER_METRICS:
+        with open(path, encoding="utf-8") as f:
+            text += f.read()
+    families = {name: kind.lower() for kind, name in re.findall(
+        r'Build(Gauge|Counter|Histogram)\(\)\s*\.Name\("([^"]+)"\)', text)}
+    # The device-labelled conversion gauges come from a helper.
+    families.update({name: "gauge" for name in re.findall(r'gauge\("(relayout_[a-z0-9_]+)"', text)})
+    for alias, source in re.findall(r'\{"(vllm:[a-z0-9_:]+)",\s*"(relayout_[a-z0-9_]+)"', text):
+        if source in families:
+            families[alias] = families[source]
+    return families
+
+
+def flag_values(args):
+    """--name=value and --name value pairs of a container's args."""
+    values, i = {}, 0
+    while i < len(args):
+        arg = str(args[i])
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if not eq and i + 1 < len(args) and not str(args[i + 1]).startswith("--"):
+                value, i = str(args[i + 1]), i + 1
+            values[name] = value
+        i += 1
+    return values
+
+
+def metric_name(spec):
+    """The metric of an endpoint picker metric spec: name{label=value,...}."""
+    return spec.split("{", 1)[0].strip()
+
+
+def check_inference_gateway(objects, exported):
+    """The InferencePool, its endpoint picker and relayoutd agree: the pool
+    selects relayoutd's pods on their http port, the picker is reachable
+    where the pool says, watches this pool with the rights to, and reads
+    gauges relayoutd exports (`exported`: {name: type})."""
+    errors = []
+    pools = by_kind(objects, "InferencePool")
+    if len(pools) != 1:
+        return [f"expected one InferencePool, found {len(pools)}"]
+    pool = pools[0]
+    spec = pool.get("spec", {})
+    if pool.get("apiVersion") != "inference.networking.k8s.io/v1":
+        errors.append(f"InferencePool apiVersion {pool.get('apiVersion')}, not "
+                      f"inference.networking.k8s.io/v1 (the GA API)")
+    server = named(objects, "Deployment", "relayoutd")
+    pod_labels = server["spec"]["template"]["metadata"]["labels"]
+    container = server["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    selector = spec.get("selector", {}).get("matchLabels") or {}
+    if not selector or not matches(selector, pod_labels):
+        errors.append(f"the InferencePool's selector {selector} does not match relayoutd's pod "
+                      f"labels {pod_labels}")
+    for other in by_kind(objects, "Deployment"):
+        if other is not server and selector and matches(
+                selector, other["spec"]["template"]["metadata"]["labels"]):
+            errors.append(f"the InferencePool's selector also selects "
+                          f"{other['metadata']['name']}'s pods")
+    targets = [t.get("number") for t in spec.get("targetPorts", [])]
+    if "http" not in ports:
+        errors.append("relayoutd's container has no port named http (the OpenAI API)")
+    elif targets != [ports["http"]]:
+        errors.append(f"the InferencePool's targetPorts {targets} are not relayoutd's http "
+                      f"port {ports['http']}")
+    flags = {}
+    for ref in container.get("envFrom", []):
+        for cm in by_kind(objects, "ConfigMap"):
+            if cm["metadata"]["name"] == ref["configMapRef"]["name"]:
+                flags.update(cm.get("data", {}))
+    if flags.get("RELAYOUTD_HTTP_LISTEN", "").rsplit(":", 1)[-1] != str(ports.get("http")):
+        errors.append("RELAYOUTD_HTTP_LISTEN's port is not relayoutd's http port")
+    for policy in own(objects, "NetworkPolicy"):
+        allowed = {p.get("port") for rule in policy["spec"].get("ingress", [])
+                   for p in rule.get("ports", [])}
+        if allowed and not allowed & {"http", ports.get("http")}:
+            errors.append(f"NetworkPolicy {policy['metadata']['name']} does not admit the http "
+                          f"port the gateway sends to")
+
+    # The endpoint picker: the Service the pool names, and the pods behind it.
+    ref = spec.get("endpointPickerRef") or {}
+    if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
+        errors.append(f"endpointPickerRef {ref} is not a core Service")
+    services = [s for s in by_kind(objects, "Service")
+                if s["metadata"]["name"] == ref.get("name")]
+    if len(services) != 1:
+        return errors + [f"endpointPickerRef names Service {ref.get('name')!r}, which is not "
+                         f"in the manifests"]
+    service = services[0]
+    pickers = [d for d in by_kind(objects, "Deployment")
+               if matches(service["spec"].get("selector") or {"": None},
+                          d["spec"]["template"]["metadata"]["labels"])]
+    if len(pickers) != 1 or pickers[0] is server:
+        return errors + [f"Service {service['metadata']['name']} selects no endpoint picker "
+                         f"Deployment"]
+    picker = pickers[0]
+    epp_pod = picker["spec"]["template"]["spec"]
+    epp = epp_pod["containers"][0]
+    epp_ports = {p["name"]: p["containerPort"] for p in epp.get("ports", [])}
+    service_ports = [p for p in service["spec"]["ports"]
+                     if p["port"] == (ref.get("port") or {}).get("number")]
+    if not service_ports:
+        errors.append(f"Service {service['metadata']['name']} has no port "
+                      f"{(ref.get('port') or {}).get('number')} (endpointPickerRef.port)")
+    for p in service_ports:
+        target = p.get("targetPort", p["port"])
+        if target not in epp_ports and target not in epp_ports.values():
+            errors.append(f"Service {service['metadata']['name']} targets {target!r}, not a port "
+                          f"of the endpoint picker")
+    if not re.search(r"(:v\d+\.\d+\.\d+|@sha256:[0-9a-f]{64})$", epp.get("image", "")):
+        errors.append(f"the endpoint picker's image {epp.get('image')!r} is not pinned to a "
+                      f"version tag or digest")
+    args = flag_values(epp.get("args", []))
+    if args.get("pool-name") != pool["metadata"]["name"]:
+        errors.append(f"--pool-name {args.get('pool-name')!r} is not the InferencePool "
+                      f"{pool['metadata']['name']!r}")
+    namespace = args.get("pool-namespace", "")
+    env = {e["name"]: e for e in epp.get("env", [])}
+    if namespace.startswith("$(") and namespace.endswith(")"):
+        source = env.get(namespace[2:-1], {}).get("valueFrom", {}).get("fieldRef", {})
+        if source.get("fieldPath") != "metadata.namespace":
+            errors.append(f"--pool-namespace={namespace} is not the pod's namespace")
+    elif namespace != pool["metadata"].get("namespace"):
+        errors.append(f"--pool-namespace {namespace!r} is not the InferencePool's namespace")
+    if args.get("model-server-metrics-port", str(targets[0] if targets else "")) != str(
+            ports.get("metrics")):
+        errors.append("the endpoint picker scrapes a port other than relayoutd's metrics port "
+                      "(--model-server-metrics-port)")
+    for flag in EPP_METRIC_FLAGS:
+        if flag not in args:
+            errors.append(f"--{flag} is not set: the picker would read vLLM's default name")
+            continue
+        name = metric_name(args[flag])
+        if exported.get(name) != "gauge":
+            errors.append(f"--{flag}={args[flag]}: {name} is not a gauge relayoutd exports "
+                          f"(server/observe/server_metrics.*: "
+                          f"{exported.get(name, 'not defined')})")
+    # Its configuration: the file --config-file names, from a mounted ConfigMap.
+    config_path = args.get("config-file", "")
+    mounts = {m["mountPath"].rstrip("/"): m["name"] for m in epp.get("volumeMounts", [])}
+    volume = mounts.get(os.path.dirname(config_path))
+    cm_name = next((v.get("configMap", {}).get("name") for v in epp_pod.get("volumes", [])
+                    if v["name"] == volume), None)
+    config_maps = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == cm_name]
+    key = os.path.basename(config_path)
+    if not config_maps or key not in config_maps[0].get("data", {}):
+        errors.append(f"--config-file {config_path!r} is not a key of a mounted ConfigMap")
+    else:
+        errors += check_picker_config(yaml.safe_load(config_maps[0]["data"][key]))
+    # Its rights: the service account it runs as may watch pods and the pool.
+    account = epp_pod.get("serviceAccountName")
+    if not any(a["metadata"]["name"] == account for a in by_kind(objects, "ServiceAccount")):
+        errors.append(f"the endpoint picker's ServiceAccount {account!r} is not in the manifests")
+    granted = set()
+    for binding in by_kind(objects, "RoleBinding"):
+        if not any(s.get("kind") == "ServiceAccount" and s.get("name") == account
+                   for s in binding.get("subjects", [])):
+            continue
+        for role in by_kind(objects, "Role"):
+            if role["metadata"]["name"] != binding["roleRef"]["name"]:
+                continue
+            for rule in role.get("rules", []):
+                if {"get", "list", "watch"} <= set(rule.get("verbs", [])):
+                    granted |= {(g, r) for g in rule.get("apiGroups", [])
+                                for r in rule.get("resources", [])}
+    for need in (("", "pods"), ("inference.networking.k8s.io", "inferencepools")):
+        if need not in granted:
+            errors.append(f"the endpoint picker may not get/list/watch {need[1]} "
+                          f"(apiGroup {need[0]!r})")
+    # An HTTPRoute that sends to a pool sends to this one.
+    for route in by_kind(objects, "HTTPRoute"):
+        for rule in route["spec"].get("rules", []):
+            for backend in rule.get("backendRefs", []):
+                if backend.get("kind") == "InferencePool" and (
+                        backend.get("name") != pool["metadata"]["name"]
+                        or backend.get("group") != "inference.networking.k8s.io"):
+                    errors.append(f"HTTPRoute {route['metadata']['name']} sends to InferencePool "
+                                  f"{backend.get('group')}/{backend.get('name')}, not this one")
+    return errors
+
+
+EPP_PLUGINS = {"queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer",
+               "max-score-picker"}
+
+
+def check_picker_config(config):
+    """The EndpointPickerConfig: the scorers relayoutd's metrics feed, a
+    picker, and profiles that refer only to plugins it defines."""
+    errors = []
+    if (config or {}).get("kind") != "EndpointPickerConfig":
+        return ["the endpoint picker's config is not an EndpointPickerConfig"]
+    defined = {p.get("name", p.get("type")) for p in config.get("plugins", [])}
+    types = {p.get("type") for p in config.get("plugins", [])}
+    if EPP_PLUGINS - types:
+        errors.append(f"the endpoint picker's config lacks {sorted(EPP_PLUGINS - types)}")
+    profiles = config.get("schedulingProfiles", [])
+    if not profiles:
+        errors.append("the endpoint picker's config has no scheduling profile")
+    for profile in profiles:
+        refs = {p.get("pluginRef") for p in profile.get("plugins", [])}
+        if refs - defined:
+            errors.append(f"scheduling profile {profile.get('name')} refers to undefined plugins "
+                          f"{sorted(refs - defined)}")
+        if not refs & {"max-score-picker"}:
+            errors.append(f"scheduling profile {profile.get('name')} has no picker")
+    return errors
 
 
 def validate_strict(args, path, version):
@@ -266,8 +508,9 @@ def check_manifests(args):
                             "(imagePullPolcy): the validation proves nothing")
         else:
             print("strict mode rejects a misspelt field (imagePullPolcy), as it should")
-    print("PodMonitor and PrometheusRule (no schema in the core set) checked here: selectors "
-          "and ports above; the rules by promtool (check 'rules')")
+    print("PodMonitor, PrometheusRule, InferencePool and HTTPRoute (no schema in the core set) "
+          "checked here: selectors and ports above, the endpoint picker's flags against "
+          "server/observe/server_metrics.*; the rules by promtool (check 'rules')")
     if failures:
         raise CheckFailed("\n".join(failures))
 
@@ -478,7 +721,7 @@ def check_rules(args):
 # ---- metrics -------------------------------------------------------------------
 
 
-METRIC = re.compile(r"\brelayout_[a-z0-9_]*[a-z0-9]\b")
+METRIC = re.compile(r"\b(?:relayout_[a-z0-9_]*[a-z0-9]|vllm:[a-z0-9_:]*[a-z0-9])\b")
 
 
 def used_metric_names():
@@ -502,11 +745,11 @@ def used_metric_names():
             add(target["expr"], f"panel '{panel['title']}'")
     for var in dashboard["templating"]["list"]:
         add(json.dumps(var.get("query", "")), f"variable ${var['name']}")
-    autoscaling = os.path.join(DEPLOY, "k8s", "components", "autoscaling")
-    for path in glob.glob(os.path.join(autoscaling, "*.yaml")):
-        with open(path, encoding="utf-8") as f:
-            for doc in yaml.safe_load_all(f):
-                add(json.dumps(doc), os.path.relpath(path, DEPLOY))
+    for component in ("autoscaling", "inference-gateway"):
+        for path in glob.glob(os.path.join(DEPLOY, "k8s", "components", component, "*.yaml")):
+            with open(path, encoding="utf-8") as f:
+                for doc in yaml.safe_load_all(f):
+                    add(json.dumps(doc), os.path.relpath(path, DEPLOY))
     # Template text in annotations is prose, not queries.
     return used
 
@@ -540,12 +783,15 @@ def call_model_info(port):
         call(b"", timeout=10)
 
 
-def overlay_flags(overlay):
+def overlay_flags(overlay, components=()):
     """The RELAYOUTD_* (and PIP_*) variables the overlay's ConfigMap holds:
-    the base's configMapGenerator literals merged with the overlay's."""
+    the base's configMapGenerator literals merged with the overlay's (and
+    the components')."""
     flags = {}
     for path in (os.path.join(DEPLOY, "k8s", "base", "kustomization.yaml"),
-                 os.path.join(DEPLOY, "k8s", "overlays", overlay, "kustomization.yaml")):
+                 os.path.join(DEPLOY, "k8s", "overlays", overlay, "kustomization.yaml"),
+                 *(os.path.join(DEPLOY, "k8s", "components", c, "kustomization.yaml")
+                   for c in components)):
         with open(path, encoding="utf-8") as f:
             for generator in yaml.safe_load(f).get("configMapGenerator", []):
                 if generator["name"] == "relayoutd-flags":
@@ -564,12 +810,22 @@ def check_metrics(args):
     known = set(re.findall(r"\[env (RELAYOUTD_\w+)\]",
                            run([args.relayoutd, "serve", "--help"]).stdout))
     known.add("RELAYOUTD_CACHE_DIR")  # server/daemon/default_model.h
-    for overlay in ("cpu", "gpu"):
-        unknown = sorted(k for k in overlay_flags(overlay)
+    for overlay, components in (("cpu", ()), ("gpu", ()),
+                                ("cpu-inference-gateway", ("inference-gateway",))):
+        unknown = sorted(k for k in overlay_flags(overlay, components)
                          if k.startswith("RELAYOUTD_") and k not in known)
+        pending = [k for k in unknown if k in PENDING_FLAGS]
+        for k in pending:
+            print(f"overlays/{overlay}: {k} ({PENDING_FLAGS[k]}) is not yet a flag of "
+                  f"relayoutd serve: pending")
+        unknown = [k for k in unknown if k not in PENDING_FLAGS]
         if len(known) < 10 or unknown:
             raise CheckFailed(f"overlays/{overlay}: not flags of relayoutd serve: {unknown} "
                               f"(serve --help lists {sorted(known)})")
+    landed = sorted(k for k in PENDING_FLAGS if k in known)
+    if landed:
+        raise CheckFailed(f"{landed} are flags of relayoutd serve now: remove them from "
+                          f"PENDING_FLAGS in {os.path.relpath(__file__, ROOT)}")
     for path in DOCKERFILES:
         unknown = sorted(set(re.findall(r"\b(RELAYOUTD_\w+)=", open(path, encoding="utf-8").read()))
                          - known)
@@ -639,6 +895,19 @@ def check_metrics(args):
     if missing:
         raise CheckFailed("names not exported by relayoutd serve:\n  " + "\n  ".join(missing))
     print("every metric name used is exported")
+    # What the endpoint picker reads it reads as a gauge, by its flags or by
+    # the vLLM names it defaults to.
+    with open(os.path.join(INFERENCE_GATEWAY, "epp-deployment.yaml"), encoding="utf-8") as f:
+        epp_args = flag_values(yaml.safe_load(f)["spec"]["template"]["spec"]["containers"][0]
+                               ["args"])
+    read = {metric_name(epp_args[flag]) for flag in EPP_METRIC_FLAGS if flag in epp_args}
+    read |= {"vllm:num_requests_waiting", "vllm:num_requests_running",
+             "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}
+    not_gauges = sorted(f"{n} ({families.get(n, 'absent')})" for n in read
+                        if families.get(n) != "gauge")
+    if not_gauges:
+        raise CheckFailed(f"the endpoint picker reads these as gauges: {not_gauges}")
+    print(f"the endpoint picker's {len(read)} metrics are gauges of relayoutd serve")
 
 
 # ---- checkov -------------------------------------------------------------------
