@@ -887,7 +887,7 @@ def check_metrics(args):
     relayout_families = sorted(f for f in families if f.startswith("relayout_"))
     print(f"relayoutd serve ran with the cpu overlay's {len(flags)} ConfigMap variables")
     print(f"relayoutd serve exports {len(relayout_families)} relayout_* families; the rules, "
-          f"the dashboard and the autoscaler use {len(used)} names")
+          f"the dashboard, the autoscaler and the inference gateway use {len(used)} names")
     unused = [f for f in relayout_families
               if not any(re.sub(r"_(bucket|sum|count)$", "", n) == f for n in used)]
     if unused:
