@@ -40,8 +40,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (ec) {
       // A client that spoke malformed HTTP gets told why before the
       // connection closes; one that went away or idled out does not.
-      const std::optional<http::status> answer = ParseErrorStatus(ec);
-      if (!answer) {
+      const std::optional<int> code = HttpParseErrorStatus(ec);
+      if (!code) {
         beast::error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
         return;
@@ -49,9 +49,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       response_ = {};
       response_.version(11);
       response_.keep_alive(false);
-      response_.result(*answer);
+      const auto answer = static_cast<http::status>(*code);
+      response_.result(answer);
       response_.set(http::field::content_type, "text/plain; charset=utf-8");
-      const auto reason = http::obsolete_reason(*answer);
+      const auto reason = http::obsolete_reason(answer);
       response_.body() =
           StrCat(std::string(reason.data(), reason.size()), ": ", ec.message(), "\n");
       Write();
@@ -78,18 +79,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Write();
   }
 
-  // The status a request that failed to parse gets; none when the
-  // connection simply ended (closed, reset, timed out).
-  static std::optional<http::status> ParseErrorStatus(beast::error_code ec) {
-    if (ec == http::error::header_limit) return http::status::request_header_fields_too_large;
-    if (ec == http::error::body_limit) return http::status::payload_too_large;
-    if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message) {
-      return http::status::bad_request;
-    }
-    return std::nullopt;
-  }
-
   void Write() {
     response_.prepare_payload();
     http::async_write(stream_, response_,
@@ -111,6 +100,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 };
 
 }  // namespace
+
+std::optional<int> HttpParseErrorStatus(const boost::system::error_code& ec) {
+  if (ec == http::error::header_limit) {
+    return static_cast<int>(http::status::request_header_fields_too_large);
+  }
+  if (ec == http::error::body_limit) return static_cast<int>(http::status::payload_too_large);
+  if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message) {
+    return static_cast<int>(http::status::bad_request);
+  }
+  return std::nullopt;
+}
 
 struct MetricsHttpServer::Impl {
   explicit Impl(Handler h) : handler(std::move(h)), acceptor(io) {}
@@ -147,33 +148,35 @@ Status SplitHostPort(std::string_view address, std::string_view flag, std::strin
   return Status::OK();
 }
 
-Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& address,
-                                                                    Handler handler) {
+Status ListenOn(tcp::acceptor* acceptor, std::string_view address, std::string_view flag,
+                std::string_view what) {
   std::string host;
   uint16_t port = 0;
-  RETURN_IF_ERROR(SplitHostPort(address, "--metrics-listen", &host, &port));
-  auto impl = std::make_unique<Impl>(std::move(handler));
+  RETURN_IF_ERROR(SplitHostPort(address, flag, &host, &port));
   beast::error_code ec;
   const asio::ip::address ip = asio::ip::make_address(host, ec);
-  if (ec) {
-    return Status::InvalidArgument("--metrics-listen",
-                                   StrCat("\"", host, "\" is not an IP address"));
-  }
+  if (ec) return Status::InvalidArgument(flag, StrCat("\"", host, "\" is not an IP address"));
   const tcp::endpoint endpoint(ip, port);
   const auto fail = [&](const char* step) {
     return Status::Unavailable(
-        "metrics", StrCat("cannot listen on ", address, ": ", step, ": ", ec.message()));
+        what, StrCat("cannot listen on ", address, ": ", step, ": ", ec.message()));
   };
-  if (impl->acceptor.open(endpoint.protocol(), ec); ec) return fail("open");
-  if (impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec); ec) {
+  if (acceptor->open(endpoint.protocol(), ec); ec) return fail("open");
+  if (acceptor->set_option(asio::socket_base::reuse_address(true), ec); ec) {
     return fail("reuse_address");
   }
-  if (impl->acceptor.bind(endpoint, ec); ec) return fail("bind");
-  if (impl->acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
-    return fail("listen");
-  }
+  if (acceptor->bind(endpoint, ec); ec) return fail("bind");
+  if (acceptor->listen(asio::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  return Status::OK();
+}
+
+Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& address,
+                                                                    Handler handler) {
+  auto impl = std::make_unique<Impl>(std::move(handler));
+  RETURN_IF_ERROR(ListenOn(&impl->acceptor, address, "--metrics-listen", "metrics"));
+  beast::error_code ec;
   const uint16_t bound = impl->acceptor.local_endpoint(ec).port();
-  if (ec) return fail("local_endpoint");
+  if (ec) return Status::Unavailable("metrics", StrCat("local_endpoint: ", ec.message()));
   impl->Accept();
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(std::move(impl), bound));
   return server;

@@ -17,7 +17,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "engine/base/status.h"
 
@@ -33,6 +37,18 @@ struct HttpResponse {
 // InvalidArgument "<flag>: ..." otherwise.
 Status SplitHostPort(std::string_view address, std::string_view flag, std::string* host,
                      uint16_t* port);
+
+// Opens, binds and listens `acceptor` on `address` (host:port, port 0 picks
+// a free one); shared by the HTTP servers of the daemon. InvalidArgument
+// "<flag>: ..." for a malformed address, Unavailable "<what>: cannot listen
+// on ...: <step>: <reason>" when the bind fails.
+Status ListenOn(boost::asio::ip::tcp::acceptor* acceptor, std::string_view address,
+                std::string_view flag, std::string_view what);
+
+// The status a request that Beast failed to parse gets (431 past the header
+// limit, 413 past the body limit, 400 for malformed HTTP); none when the
+// connection simply ended (closed, reset, timed out).
+std::optional<int> HttpParseErrorStatus(const boost::system::error_code& ec);
 
 class MetricsHttpServer {
  public:
