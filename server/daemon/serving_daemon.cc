@@ -24,6 +24,8 @@
 #include "engine/conversion/budget.h"
 #include "engine/tokenizer/checkpoint_tokenizer.h"
 #include "server/daemon/default_model.h"
+#include "server/http/http_server.h"
+#include "server/http/openai_api.h"
 #include "server/observe/conversion_progress.h"
 #include "server/observe/grpc_log.h"
 #include "server/observe/metrics_http_server.h"
@@ -34,6 +36,8 @@
 #include "server/rpc/bearer_token_auth.h"
 #include "server/rpc/generation_service.h"
 #include "server/rpc/inflight_calls.h"
+#include "server/rpc/kserve_messages.h"
+#include "server/rpc/kserve_service.h"
 #include "server/rpc/model_service.h"
 
 namespace relayout::server {
@@ -46,7 +50,8 @@ using Clock = std::chrono::steady_clock;
 const Clock::time_point kProcessStart = Clock::now();
 
 // The names grpc.health.v1 answers for: the whole server and each service.
-const char* const kHealthServices[] = {"", "relayout.v1.Generation", "relayout.v1.Model"};
+const char* const kHealthServices[] = {"", "relayout.v1.Generation", "relayout.v1.Model",
+                                       "inference.GRPCInferenceService"};
 
 // A PEM file, whole. NotFound or InvalidArgument naming the flag.
 Result<std::string> ReadPemFile(const std::string& path, const char* flag) {
@@ -132,6 +137,7 @@ struct ServingDaemon::Impl {
   explicit Impl(ServeOptions o) : options(std::move(o)) {}
 
   Status SetUp();
+  Status StartHttpApi();
   void LoadAndConvert();
   Status LoadAndConvertSteps();
   HttpResponse HandleHttp(std::string_view path);
@@ -148,9 +154,12 @@ struct ServingDaemon::Impl {
       [this](std::string_view rpc, int64_t calls) { metrics.SetInflightCalls(rpc, calls); }};
   std::unique_ptr<GenerationService> generation;
   std::unique_ptr<ModelService> model;
+  std::unique_ptr<KserveService> kserve;  // KServe v2, over the same backend
   std::unique_ptr<grpc::Server> grpc_server;
   grpc::HealthCheckServiceInterface* health = nullptr;
   std::unique_ptr<MetricsHttpServer> metrics_server;
+  std::unique_ptr<OpenAiApi> openai;
+  std::unique_ptr<HttpServer> http_server;  // serves `openai`; empty --http-listen: none
 
   boost::asio::io_context io{1};
   std::thread loader;
@@ -193,6 +202,12 @@ Status ServingDaemon::Impl::SetUp() {
   deps.limits = options.limits;
   generation = std::make_unique<GenerationService>(deps);
   model = std::make_unique<ModelService>(&state, &metrics, &auth);
+  RETURN_IF_ERROR(StartHttpApi());
+  KserveServiceDeps kserve_deps{&state, &metrics, &auth, &inflight, options.limits,
+                                ServedModelName(options.load.model_path.empty()
+                                                    ? kDefaultModelFile
+                                                    : options.load.model_path)};
+  kserve = std::make_unique<KserveService>(std::move(kserve_deps));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -206,6 +221,7 @@ Status ServingDaemon::Impl::SetUp() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(generation.get());
   builder.RegisterService(model.get());
+  builder.RegisterService(kserve.get());
   {
     GrpcLogCapture capture;  // a failed bind is reported once, below
     grpc_server = builder.BuildAndStart();
@@ -225,9 +241,40 @@ Status ServingDaemon::Impl::SetUp() {
   LogInfo("listening", {{"grpc", StrCat(host, ":", port)},
                         {"grpc_port", port},
                         {"metrics_port", static_cast<int>(metrics_server->port())},
+                        {"http_port", http_server != nullptr ? http_server->port() : 0},
                         {"tls", !options.tls_cert.empty()},
                         {"mtls", !options.tls_client_ca.empty()},
-                        {"auth_token", auth.enabled()}});
+                        {"auth_token", auth.enabled()},
+                        {"kserve_model", kserve->model_name()}});
+  return Status::OK();
+}
+
+// The OpenAI-compatible API over the Generation service's deps, on its own
+// port and threads.
+Status ServingDaemon::Impl::StartHttpApi() {
+  if (options.http_listen.empty()) return Status::OK();
+  OpenAiApiDeps deps;
+  deps.state = &state;
+  deps.metrics = &metrics;
+  deps.auth = &auth;
+  deps.inflight = &inflight;
+  deps.limits = options.limits;
+  deps.served_model_name = options.served_model_name;
+  deps.max_body_bytes = static_cast<size_t>(options.max_message_bytes);
+  openai = std::make_unique<OpenAiApi>(deps);
+  HttpServerOptions http;
+  http.address = options.http_listen;
+  http.max_body_bytes = deps.max_body_bytes;
+  http.error_body = [api = openai.get()](int status, std::string_view message) {
+    return api->ErrorBody(status, message);
+  };
+  http.error_content_type = "application/json";
+  ASSIGN_OR_RETURN(http_server, HttpServer::Start(std::move(http),
+                                                  [api = openai.get()](
+                                                      const HttpRequest& request,
+                                                      const std::shared_ptr<HttpExchange>& exchange) {
+                                                    api->Handle(request, exchange);
+                                                  }));
   return Status::OK();
 }
 
@@ -306,6 +353,8 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   if (factory) {
     ASSIGN_OR_RETURN(backend, factory(std::move(loaded), &metrics));
     generation->AttachBackend(backend.get());
+    if (openai != nullptr) openai->AttachBackend(backend.get());
+    kserve->AttachBackend(backend.get());
   } else {
     kept_model.emplace(std::move(loaded));
   }
@@ -356,6 +405,9 @@ int ServingDaemon::Impl::DrainAndStop(bool signalled) {
   // are cancelled by gRPC after this deadline.
   grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownDeadline);
   grpc_server->Wait();
+  // HTTP connections still open are closed (their streams cancelled) while
+  // the backend is still there to cancel them.
+  http_server.reset();
   if (loader.joinable()) loader.join();
   backend.reset();
   kept_model.reset();
