@@ -24,8 +24,6 @@
 #include "engine/conversion/budget.h"
 #include "engine/tokenizer/checkpoint_tokenizer.h"
 #include "server/daemon/default_model.h"
-#include "server/http/http_server.h"
-#include "server/http/openai_api.h"
 #include "server/observe/conversion_progress.h"
 #include "server/observe/grpc_log.h"
 #include "server/observe/metrics_http_server.h"
@@ -137,7 +135,6 @@ struct ServingDaemon::Impl {
   explicit Impl(ServeOptions o) : options(std::move(o)) {}
 
   Status SetUp();
-  Status StartHttpApi();
   void LoadAndConvert();
   Status LoadAndConvertSteps();
   HttpResponse HandleHttp(std::string_view path);
@@ -158,8 +155,6 @@ struct ServingDaemon::Impl {
   std::unique_ptr<grpc::Server> grpc_server;
   grpc::HealthCheckServiceInterface* health = nullptr;
   std::unique_ptr<MetricsHttpServer> metrics_server;
-  std::unique_ptr<OpenAiApi> openai;
-  std::unique_ptr<HttpServer> http_server;  // serves `openai`; empty --http-listen: none
 
   boost::asio::io_context io{1};
   std::thread loader;
@@ -202,7 +197,6 @@ Status ServingDaemon::Impl::SetUp() {
   deps.limits = options.limits;
   generation = std::make_unique<GenerationService>(deps);
   model = std::make_unique<ModelService>(&state, &metrics, &auth);
-  RETURN_IF_ERROR(StartHttpApi());
   KserveServiceDeps kserve_deps{&state, &metrics, &auth, &inflight, options.limits,
                                 ServedModelName(options.load.model_path.empty()
                                                     ? kDefaultModelFile
@@ -241,40 +235,10 @@ Status ServingDaemon::Impl::SetUp() {
   LogInfo("listening", {{"grpc", StrCat(host, ":", port)},
                         {"grpc_port", port},
                         {"metrics_port", static_cast<int>(metrics_server->port())},
-                        {"http_port", http_server != nullptr ? http_server->port() : 0},
                         {"tls", !options.tls_cert.empty()},
                         {"mtls", !options.tls_client_ca.empty()},
                         {"auth_token", auth.enabled()},
                         {"kserve_model", kserve->model_name()}});
-  return Status::OK();
-}
-
-// The OpenAI-compatible API over the Generation service's deps, on its own
-// port and threads.
-Status ServingDaemon::Impl::StartHttpApi() {
-  if (options.http_listen.empty()) return Status::OK();
-  OpenAiApiDeps deps;
-  deps.state = &state;
-  deps.metrics = &metrics;
-  deps.auth = &auth;
-  deps.inflight = &inflight;
-  deps.limits = options.limits;
-  deps.served_model_name = options.served_model_name;
-  deps.max_body_bytes = static_cast<size_t>(options.max_message_bytes);
-  openai = std::make_unique<OpenAiApi>(deps);
-  HttpServerOptions http;
-  http.address = options.http_listen;
-  http.max_body_bytes = deps.max_body_bytes;
-  http.error_body = [api = openai.get()](int status, std::string_view message) {
-    return api->ErrorBody(status, message);
-  };
-  http.error_content_type = "application/json";
-  ASSIGN_OR_RETURN(http_server, HttpServer::Start(std::move(http),
-                                                  [api = openai.get()](
-                                                      const HttpRequest& request,
-                                                      const std::shared_ptr<HttpExchange>& exchange) {
-                                                    api->Handle(request, exchange);
-                                                  }));
   return Status::OK();
 }
 
@@ -353,7 +317,6 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   if (factory) {
     ASSIGN_OR_RETURN(backend, factory(std::move(loaded), &metrics));
     generation->AttachBackend(backend.get());
-    if (openai != nullptr) openai->AttachBackend(backend.get());
     kserve->AttachBackend(backend.get());
   } else {
     kept_model.emplace(std::move(loaded));
@@ -405,9 +368,6 @@ int ServingDaemon::Impl::DrainAndStop(bool signalled) {
   // are cancelled by gRPC after this deadline.
   grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownDeadline);
   grpc_server->Wait();
-  // HTTP connections still open are closed (their streams cancelled) while
-  // the backend is still there to cancel them.
-  http_server.reset();
   if (loader.joinable()) loader.join();
   backend.reset();
   kept_model.reset();
