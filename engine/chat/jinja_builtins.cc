@@ -36,37 +36,88 @@ bool IsPySpace(std::string_view cp) {
 
 char AsciiUpper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c; }
 char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
-bool IsAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-std::string Upper(std::string s) {
-  for (char& c : s) c = AsciiUpper(c);
-  return s;
-}
-std::string Lower(std::string s) {
-  for (char& c : s) c = AsciiLower(c);
-  return s;
+// Simple case mapping for ASCII, Latin-1, Latin Extended-A, Greek and
+// Cyrillic: what chat text needs (Python maps all of Unicode; the rest of it
+// passes through unchanged here).
+char32_t UpperCp(char32_t c) {
+  if (c < 0x80) return static_cast<char32_t>(AsciiUpper(static_cast<char>(c)));
+  if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return c - 0x20;
+  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 &&
+      c != 0x17F) {
+    const bool odd_is_lower = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_is_lower ? (c % 2 == 0) : (c % 2 == 1)) return c - 1;
+    return c;
+  }
+  if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 0x20;
+  if (c == 0x3C2) return 0x3A3;
+  if (c >= 0x430 && c <= 0x44F) return c - 0x20;
+  if (c >= 0x450 && c <= 0x45F) return c - 0x50;
+  return c;
 }
 
-// Python's str.title(): a letter after a non-letter is upper, else lower.
+char32_t LowerCp(char32_t c) {
+  if (c < 0x80) return static_cast<char32_t>(AsciiLower(static_cast<char>(c)));
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
+  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 &&
+      c != 0x17F) {
+    const bool odd_is_lower = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_is_lower ? (c % 2 == 1) : (c % 2 == 0)) return c + 1;
+    return c;
+  }
+  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 0x20;
+  if (c >= 0x410 && c <= 0x42F) return c + 0x20;
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+  return c;
+}
+
+std::string MapCase(std::string_view cp, bool upper) {
+  if (cp.size() == 1) return std::string(1, upper ? AsciiUpper(cp[0]) : AsciiLower(cp[0]));
+  const Utf8Char c = DecodeUtf8(cp, 0);
+  if (c.code_point == kInvalidCodePoint) return std::string(cp);
+  std::string out;
+  AppendUtf8(upper ? UpperCp(c.code_point) : LowerCp(c.code_point), &out);
+  return out;
+}
+
+bool IsCased(std::string_view cp) {
+  if (cp.size() == 1) return (cp[0] >= 'a' && cp[0] <= 'z') || (cp[0] >= 'A' && cp[0] <= 'Z');
+  const Utf8Char c = DecodeUtf8(cp, 0);
+  return c.code_point != kInvalidCodePoint &&
+         (UpperCp(c.code_point) != c.code_point || LowerCp(c.code_point) != c.code_point);
+}
+
+std::string Upper(const std::string& s) {
+  std::string out;
+  for (std::string_view cp : SplitCodePoints(s)) out += MapCase(cp, true);
+  return out;
+}
+std::string Lower(const std::string& s) {
+  std::string out;
+  for (std::string_view cp : SplitCodePoints(s)) out += MapCase(cp, false);
+  return out;
+}
+
+// Python's str.title(): a cased letter after an uncased one is upper, else
+// lower.
 std::string PyTitle(const std::string& s) {
   std::string out;
   bool prev_cased = false;
   for (std::string_view cp : SplitCodePoints(s)) {
-    if (cp.size() == 1 && IsAsciiLetter(cp[0])) {
-      out += prev_cased ? AsciiLower(cp[0]) : AsciiUpper(cp[0]);
-      prev_cased = true;
-    } else {
-      out.append(cp);
-      const Utf8Char c = DecodeUtf8(cp, 0);
-      prev_cased = cp.size() > 1 && c.code_point != kInvalidCodePoint && IsLetter(c.code_point);
-    }
+    const bool cased = IsCased(cp);
+    out += cased ? MapCase(cp, !prev_cased) : std::string(cp);
+    prev_cased = cased;
   }
   return out;
 }
 
 std::string Capitalize(const std::string& s) {
-  std::string out = Lower(s);
-  if (!out.empty()) out[0] = AsciiUpper(out[0]);
+  std::string out;
+  bool first = true;
+  for (std::string_view cp : SplitCodePoints(s)) {
+    out += MapCase(cp, first);
+    first = false;
+  }
   return out;
 }
 
@@ -83,11 +134,7 @@ std::string JinjaTitle(const std::string& s) {
       word_start = true;
       continue;
     }
-    if (cp.size() == 1) {
-      out += word_start ? AsciiUpper(cp[0]) : AsciiLower(cp[0]);
-    } else {
-      out.append(cp);
-    }
+    out += MapCase(cp, word_start);
     word_start = false;
   }
   return out;
@@ -98,7 +145,8 @@ std::string Strip(const std::string& s, const Value* chars, bool left, bool righ
   std::vector<std::string_view> cps = SplitCodePoints(s);
   std::vector<std::string_view> set;
   const bool whitespace = chars == nullptr || chars->is_none() || chars->is_undefined();
-  if (!whitespace) set = SplitCodePoints(chars->Str());
+  const std::string chars_text = whitespace ? std::string() : chars->Str();
+  if (!whitespace) set = SplitCodePoints(chars_text);
   auto strip = [&](std::string_view cp) {
     if (whitespace) return IsPySpace(cp);
     return std::find(set.begin(), set.end(), cp) != set.end();
@@ -925,7 +973,7 @@ const FilterEntry kFilters[] = {
        const double scale = std::pow(10.0, static_cast<double>(precision));
        double v = in.as_double() * scale;
        if (how == "common") {
-         v = std::round(v);
+         v = std::nearbyint(v);  // Python's round: half to even
        } else if (how == "ceil") {
          v = std::ceil(v);
        } else if (how == "floor") {
@@ -996,8 +1044,19 @@ const FilterEntry kFilters[] = {
      }},
     {"wordcount",
      [](const Value& in, const CallArgs&, const BuiltinLimits&) -> Result<Value> {
-       ASSIGN_OR_RETURN(Value words, Split(in.Str(), nullptr, -1, false));
-       return Value::Int(static_cast<int64_t>(words.as_list().size()));
+       // Runs of \\w (letters, digits, underscore), as jinja2's regex counts.
+       int64_t words = 0;
+       bool in_word = false;
+       const std::string text = in.Str();
+       for (std::string_view cp : SplitCodePoints(text)) {
+         const Utf8Char c = DecodeUtf8(cp, 0);
+         const bool word =
+             c.code_point != kInvalidCodePoint &&
+             (c.code_point == '_' || IsLetter(c.code_point) || IsNumber(c.code_point));
+         words += word && !in_word;
+         in_word = word;
+       }
+       return Value::Int(words);
      }},
     {"escape",
      [](const Value& in, const CallArgs&, const BuiltinLimits&) -> Result<Value> {

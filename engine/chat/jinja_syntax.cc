@@ -514,6 +514,8 @@ class Parser {
           Next();
           *end = name;
           --depth_;
+          // An end tag closes here; elif and else go on in the caller.
+          if (name.rfind("end", 0) == 0) return ExpectBlockEnd();
           return Status::OK();
         }
       }
