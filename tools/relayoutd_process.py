@@ -16,10 +16,11 @@ class Server:
     def __init__(self, relayoutd, model, extra=(), listen_timeout=60):
         self.proc = subprocess.Popen(
             [relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
-             "--metrics-listen", "127.0.0.1:0", *extra],
+             "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.port = None
+        self.http_port = None  # the OpenAI API
         listening = threading.Event()
 
         def drain():
@@ -28,6 +29,8 @@ class Server:
                 m = re.search(r"grpc_port=(\d+)", line)
                 if m:
                     self.port = int(m.group(1))
+                    h = re.search(r"http_port=(\d+)", line)
+                    self.http_port = int(h.group(1)) if h else None
                     listening.set()
             listening.set()
 

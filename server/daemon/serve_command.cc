@@ -35,6 +35,15 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   flags.AddString("listen", &options.listen, "gRPC address host:port (port 0: any free port)");
   flags.AddString("metrics-listen", &options.metrics_listen,
                   "HTTP address of /metrics, /healthz and /readyz");
+  flags.AddString("http-listen", &options.http_listen,
+                  "OpenAI-compatible HTTP API address host:port (empty: off)");
+  flags.AddString("served-model-name", &options.served_model_name,
+                  "model id of the OpenAI and KServe APIs (default: the model file's name "
+                  "without its extension)");
+  flags.AddString("chat-template", &options.chat_template,
+                  "chat template for chat requests: empty (default) the model's own, 'chatml' "
+                  "the built-in ChatML, else a .jinja file; one that does not compile fails "
+                  "start-up");
   flags.AddInt("max-prompt-tokens", &options.limits.max_prompt_tokens,
                "longest prompt in tokens (RESOURCE_EXHAUSTED above)");
   flags.AddInt("max-new-tokens", &options.limits.max_new_tokens,

@@ -22,6 +22,16 @@ struct ServeOptions {
   // HTTP /metrics, /healthz, /readyz; a separate port so that it can be
   // exposed to a scraper without exposing the API.
   std::string metrics_listen = "127.0.0.1:9464";
+  // The OpenAI-compatible HTTP API (server/http/openai_api.h), on the port
+  // vLLM uses; empty: off. Same token, limits and drain as the gRPC API.
+  std::string http_listen = "127.0.0.1:8000";
+  // The model id of the OpenAI and KServe APIs; empty: ServedModelName of
+  // the checkpoint's path (its file name without the extension).
+  std::string served_model_name;
+  // The chat template (engine/chat/chat_template_source.h): empty, the
+  // model's own; "chatml", the built-in one; else a .jinja file. One that
+  // does not compile fails start-up.
+  std::string chat_template;
 
   ServingLimits limits;
   // Largest request message accepted (ServerBuilder::SetMaxReceiveMessageSize);

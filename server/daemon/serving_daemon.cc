@@ -22,8 +22,11 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "engine/conversion/budget.h"
+#include "engine/chat/chat_template_source.h"
 #include "engine/tokenizer/checkpoint_tokenizer.h"
 #include "server/daemon/default_model.h"
+#include "server/http/http_server.h"
+#include "server/http/openai_api.h"
 #include "server/observe/conversion_progress.h"
 #include "server/observe/grpc_log.h"
 #include "server/observe/metrics_http_server.h"
@@ -135,6 +138,7 @@ struct ServingDaemon::Impl {
   explicit Impl(ServeOptions o) : options(std::move(o)) {}
 
   Status SetUp();
+  Status StartHttpApi(const std::string& model_id);
   void LoadAndConvert();
   Status LoadAndConvertSteps();
   HttpResponse HandleHttp(std::string_view path);
@@ -155,6 +159,8 @@ struct ServingDaemon::Impl {
   std::unique_ptr<grpc::Server> grpc_server;
   grpc::HealthCheckServiceInterface* health = nullptr;
   std::unique_ptr<MetricsHttpServer> metrics_server;
+  std::unique_ptr<OpenAiApi> openai;
+  std::unique_ptr<HttpServer> http_server;  // serves `openai`; empty --http-listen: none
 
   boost::asio::io_context io{1};
   std::thread loader;
@@ -197,10 +203,14 @@ Status ServingDaemon::Impl::SetUp() {
   deps.limits = options.limits;
   generation = std::make_unique<GenerationService>(deps);
   model = std::make_unique<ModelService>(&state, &metrics, &auth);
-  KserveServiceDeps kserve_deps{&state, &metrics, &auth, &inflight, options.limits,
-                                ServedModelName(options.load.model_path.empty()
-                                                    ? kDefaultModelFile
-                                                    : options.load.model_path)};
+  // One model id for both APIs: --served-model-name, else from the path.
+  const std::string model_id =
+      !options.served_model_name.empty()
+          ? options.served_model_name
+          : ServedModelName(options.load.model_path.empty() ? kDefaultModelFile
+                                                            : options.load.model_path);
+  RETURN_IF_ERROR(StartHttpApi(model_id));
+  KserveServiceDeps kserve_deps{&state, &metrics, &auth, &inflight, options.limits, model_id};
   kserve = std::make_unique<KserveService>(std::move(kserve_deps));
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -235,10 +245,40 @@ Status ServingDaemon::Impl::SetUp() {
   LogInfo("listening", {{"grpc", StrCat(host, ":", port)},
                         {"grpc_port", port},
                         {"metrics_port", static_cast<int>(metrics_server->port())},
+                        {"http_port", http_server != nullptr ? http_server->port() : 0},
                         {"tls", !options.tls_cert.empty()},
                         {"mtls", !options.tls_client_ca.empty()},
                         {"auth_token", auth.enabled()},
                         {"kserve_model", kserve->model_name()}});
+  return Status::OK();
+}
+
+// The OpenAI-compatible API over the Generation service's deps, on its own
+// port and threads.
+Status ServingDaemon::Impl::StartHttpApi(const std::string& model_id) {
+  if (options.http_listen.empty()) return Status::OK();
+  OpenAiApiDeps deps;
+  deps.state = &state;
+  deps.metrics = &metrics;
+  deps.auth = &auth;
+  deps.inflight = &inflight;
+  deps.limits = options.limits;
+  deps.served_model_name = model_id;
+  deps.max_body_bytes = static_cast<size_t>(options.max_message_bytes);
+  openai = std::make_unique<OpenAiApi>(deps);
+  HttpServerOptions http;
+  http.address = options.http_listen;
+  http.max_body_bytes = deps.max_body_bytes;
+  http.error_body = [api = openai.get()](int status, std::string_view message) {
+    return api->ErrorBody(status, message);
+  };
+  http.error_content_type = "application/json";
+  HttpServer::Handler handler = [api = openai.get()](
+                                    const HttpRequest& request,
+                                    const std::shared_ptr<HttpExchange>& exchange) {
+    api->Handle(request, exchange);
+  };
+  ASSIGN_OR_RETURN(http_server, HttpServer::Start(std::move(http), std::move(handler)));
   return Status::OK();
 }
 
@@ -282,12 +322,20 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
                    LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
   std::shared_ptr<const Tokenizer> shared_tokenizer = std::move(tokenizer);
+  // Before the conversion, so that a template that does not compile fails
+  // start-up at once, naming the construct.
+  ASSIGN_OR_RETURN(std::shared_ptr<const ChatTemplate> chat_template,
+                   LoadChatTemplate(Env::Default(), options.chat_template, load.checkpoint,
+                                    *shared_tokenizer));
+  LogInfo("chat template", {{"source", options.chat_template.empty() ? "model" : options.chat_template},
+                            {"present", chat_template != nullptr ? "yes" : "no"}});
   ModelDescription description = DescribeModel(load);
   const uint64_t bytes_total = description.bytes_total;
   metrics.OnConversionPlanned({load.plan.device, load.plan.plan.weight_bytes,
                                load.plan.plan.budget_bytes, load.plan.plan.predicted_peak_bytes});
   state.SetDescription(std::move(description));
   state.SetTokenizer(shared_tokenizer);
+  state.SetChatTemplate(std::move(chat_template));
   if (!state.SetState(LifecycleState::kConverting))
     return Status::Cancelled("start-up", "draining");
 
@@ -317,6 +365,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   if (factory) {
     ASSIGN_OR_RETURN(backend, factory(std::move(loaded), &metrics));
     generation->AttachBackend(backend.get());
+    if (openai != nullptr) openai->AttachBackend(backend.get());
     kserve->AttachBackend(backend.get());
   } else {
     kept_model.emplace(std::move(loaded));
@@ -368,6 +417,9 @@ int ServingDaemon::Impl::DrainAndStop(bool signalled) {
   // are cancelled by gRPC after this deadline.
   grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownDeadline);
   grpc_server->Wait();
+  // HTTP connections still open are closed (their streams cancelled) while
+  // the backend is still there to cancel them.
+  http_server.reset();
   if (loader.joinable()) loader.join();
   backend.reset();
   kept_model.reset();

@@ -1,7 +1,8 @@
-// ServingDaemon: `relayoutd serve` as an object. It listens at once (gRPC
-// and the metrics port), then loads and converts the model on a start-up
-// thread while health says NOT_SERVING and GetModelInfo reports progress,
-// serves, and on SIGTERM/SIGINT drains and stops.
+// ServingDaemon: `relayoutd serve` as an object. It listens at once (gRPC,
+// the metrics port and the OpenAI HTTP API, server/http/openai_api.h),
+// then loads and converts the model on a start-up thread while health says
+// NOT_SERVING and GetModelInfo reports progress, serves, and on
+// SIGTERM/SIGINT drains and stops.
 //
 //   LOADING     fetch the default model if needed, open the checkpoint,
 //               plan the conversion, load the tokenizer

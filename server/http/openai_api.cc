@@ -8,6 +8,7 @@
 #include "engine/text/json_writer.h"
 #include "server/rpc/admission.h"
 #include "server/rpc/generation_messages.h"
+#include "server/rpc/kserve_messages.h"
 #include "server/rpc/status_conversion.h"
 
 namespace relayout::server {
@@ -18,17 +19,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kJson = "application/json";
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// "/models/SmolLM2-135M-Instruct.Q4_1.gguf" -> "SmolLM2-135M-Instruct.Q4_1";
-// a folder gives its name.
-std::string ModelIdFromPath(std::string_view path) {
-  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  if (const size_t slash = path.rfind('/'); slash != std::string_view::npos) {
-    path.remove_prefix(slash + 1);
-  }
-  if (path.ends_with(".gguf")) path.remove_suffix(5);
-  return std::string(path);
-}
 
 }  // namespace
 
@@ -169,7 +159,7 @@ class OpenAiApi::Generation {
 
 std::string OpenAiApi::model_id() const {
   if (!deps_.served_model_name.empty()) return deps_.served_model_name;
-  return ModelIdFromPath(deps_.state->Get().model_path);
+  return ServedModelName(deps_.state->Get().model_path);
 }
 
 std::string OpenAiApi::ErrorBody(int http_status, std::string_view message) const {
@@ -232,11 +222,6 @@ void OpenAiApi::Handle(const HttpRequest& request, const std::shared_ptr<HttpExc
   }
   if (route->method == "GET") {  // /v1/models
     const std::string id = model_id();
-    if (id.empty()) {
-      call->RespondError(Status::Unavailable("model not ready", "its path is not known yet"),
-                         endpoint);
-      return;
-    }
     std::string body;
     JsonWriter w(&body, /*pretty=*/false);
     w.BeginObject().Key("object").String("list").Key("data").BeginArray().BeginObject();

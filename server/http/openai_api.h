@@ -15,8 +15,9 @@
 // same checks as the gRPC API (ToGenerationRequest: limits are 400 here).
 // A full queue is 429.
 //
-// The served model id is --served-model-name, else the checkpoint's file
-// or folder name without ".gguf" ("SmolLM2-135M-Instruct.Q4_1").
+// The served model id is --served-model-name, else the KServe API's name
+// (ServedModelName: the checkpoint's file name without its extension, or
+// its folder's name; "SmolLM2-135M-Instruct.Q4_1").
 //
 // Generation: the request's tokens are formatted on the engine's thread as
 // they come and queued on the HttpExchange (never blocking it). Streamed
@@ -60,7 +61,7 @@ struct OpenAiApiDeps {
   const BearerTokenAuth* auth = nullptr;
   InflightCalls* inflight = nullptr;
   ServingLimits limits;
-  std::string served_model_name;  // "": from the model's path
+  std::string served_model_name;  // "": ServedModelName of the model's path
   size_t max_body_bytes = 4 << 20;
 };
 
@@ -75,7 +76,7 @@ class OpenAiApi {
   // The HttpServer::Handler.
   void Handle(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
 
-  // The id /v1/models lists; "" until the model's path is known.
+  // The id /v1/models lists and requests may name.
   std::string model_id() const;
 
   // The body of HttpServer's own answers (a request that fails to parse:

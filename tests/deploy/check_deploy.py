@@ -58,7 +58,7 @@ EPP_METRIC_FLAGS = ["total-queued-requests-metric", "total-running-requests-metr
 # RELAYOUTD_* variables of a component whose flag is still being added to
 # relayoutd serve: reported, not failed, while serve --help lacks them; once
 # it lists one, the entry must go (the check says so).
-PENDING_FLAGS = {"RELAYOUTD_HTTP_LISTEN": "--http-listen, the OpenAI HTTP API"}
+PENDING_FLAGS = {}
 DOCKERFILES = sorted(glob.glob(os.path.join(DEPLOY, "docker", "Dockerfile.*")))
 # What the final stage of an image may copy from the build stage.
 RUNTIME_ARTIFACTS = re.compile(r"^/src/build/(server/relayoutd|lib/relayoutd/librelayout_cuda\.so)$")
@@ -840,7 +840,8 @@ def check_metrics(args):
         # only the addresses (free loopback ports) and the cache differ.
         flags = overlay_flags("cpu")
         flags.update(RELAYOUTD_LISTEN="127.0.0.1:0", RELAYOUTD_METRICS_LISTEN="127.0.0.1:0",
-                     RELAYOUTD_CACHE_DIR=tmp, RELAYOUTD_MODEL=model)
+                     RELAYOUTD_HTTP_LISTEN="127.0.0.1:0", RELAYOUTD_CACHE_DIR=tmp,
+                     RELAYOUTD_MODEL=model)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYOUTD_")}
         with open(log_path, "w", encoding="utf-8") as log:
             proc = subprocess.Popen([args.relayoutd, "serve"], stdin=subprocess.DEVNULL,

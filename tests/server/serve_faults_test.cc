@@ -221,7 +221,7 @@ TEST(ServeFaultsTest, SecondServerOnABusyGrpcPortExitsTwoWithOneLine) {
   ASSERT_NE(first, nullptr);
   const ProcessResult second =
       RunProcess({RELAYOUTD_BINARY, "serve", "--model", kStories, "--listen", first->grpc_address(),
-                  "--metrics-listen", "127.0.0.1:0"});
+                  "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
   EXPECT_EQ(second.exit_code, 2) << second.err;
   EXPECT_EQ(CountLines(second.err), 1) << second.err;
   EXPECT_NE(second.err.find(first->grpc_address()), std::string::npos) << second.err;

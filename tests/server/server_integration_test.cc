@@ -355,7 +355,8 @@ TEST_F(ServeTest, StartupFailureExitsOneAndBadFlagsTwo) {
 
   const ProcessResult no_model =
       RunProcess({RELAYOUTD_BINARY, "serve", "--model", "/nonexistent/model.gguf", "--listen",
-                  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+                  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen",
+                  "127.0.0.1:0"});
   EXPECT_EQ(no_model.exit_code, 1);
   EXPECT_NE(no_model.err.find("start-up failed"), std::string::npos) << no_model.err;
 }

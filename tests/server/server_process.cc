@@ -40,7 +40,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
   p->log_path_ = path;
   std::vector<std::string> argv = {RELAYOUTD_BINARY, "serve"};
   argv.insert(argv.end(), args.begin(), args.end());
-  for (const char* a : {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}) {
+  for (const char* a : {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                        "--http-listen", "127.0.0.1:0"}) {
     argv.push_back(a);
   }
   std::vector<char*> cargs;
@@ -64,6 +65,7 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
     const std::string log = p->Log();
     p->grpc_port_ = PortAfter(log, "grpc_port=");
     p->metrics_port_ = PortAfter(log, "metrics_port=");
+    p->http_port_ = PortAfter(log, "http_port=");
     if (p->grpc_port_ > 0 && p->metrics_port_ > 0) return p;
     int status = 0;
     if (waitpid(p->pid_, &status, WNOHANG) == p->pid_) {

@@ -12,7 +12,7 @@ namespace relayout::testing {
 class ServerProcess {
  public:
   // Runs `relayoutd serve <args> --listen 127.0.0.1:0 --metrics-listen
-  // 127.0.0.1:0` and waits (up to 20 s) for its "listening" log line.
+  // 127.0.0.1:0 --http-listen 127.0.0.1:0` and waits (up to 20 s) for its "listening" log line.
   // nullptr with *error set when it does not start or exits first.
   static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args,
                                               std::string* error);
@@ -22,6 +22,7 @@ class ServerProcess {
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_port_; }  // the OpenAI API
   std::string grpc_address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
 
   // The stderr log so far.
@@ -39,6 +40,7 @@ class ServerProcess {
   std::string log_path_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
+  int http_port_ = 0;
 };
 
 struct HttpResult {
