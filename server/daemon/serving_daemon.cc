@@ -21,8 +21,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include "engine/conversion/budget.h"
 #include "engine/chat/chat_template_source.h"
+#include "engine/conversion/budget.h"
 #include "engine/tokenizer/checkpoint_tokenizer.h"
 #include "server/daemon/default_model.h"
 #include "server/http/http_server.h"
@@ -324,11 +324,12 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   std::shared_ptr<const Tokenizer> shared_tokenizer = std::move(tokenizer);
   // Before the conversion, so that a template that does not compile fails
   // start-up at once, naming the construct.
-  ASSIGN_OR_RETURN(std::shared_ptr<const ChatTemplate> chat_template,
-                   LoadChatTemplate(Env::Default(), options.chat_template, load.checkpoint,
-                                    *shared_tokenizer));
-  LogInfo("chat template", {{"source", options.chat_template.empty() ? "model" : options.chat_template},
-                            {"present", chat_template != nullptr ? "yes" : "no"}});
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<const ChatTemplate> chat_template,
+      LoadChatTemplate(Env::Default(), options.chat_template, load.checkpoint, *shared_tokenizer));
+  LogInfo("chat template",
+          {{"source", options.chat_template.empty() ? "model" : options.chat_template},
+           {"present", chat_template != nullptr ? "yes" : "no"}});
   ModelDescription description = DescribeModel(load);
   const uint64_t bytes_total = description.bytes_total;
   metrics.OnConversionPlanned({load.plan.device, load.plan.plan.weight_bytes,

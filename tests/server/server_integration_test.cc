@@ -361,6 +361,20 @@ TEST_F(ServeTest, StartupFailureExitsOneAndBadFlagsTwo) {
   EXPECT_NE(no_model.err.find("start-up failed"), std::string::npos) << no_model.err;
 }
 
+TEST_F(ServeTest, ChatTemplateThatDoesNotCompileFailsStartUpNamingTheConstruct) {
+  const std::string path = ::testing::TempDir() + "relayoutd_bad_chat_template.jinja";
+  std::ofstream(path) << "{% extends 'base.jinja' %}\n";
+  const ProcessResult r = RunProcess({RELAYOUTD_BINARY, "serve", "--model", kStories,
+                                      "--chat-template", path, "--listen", "127.0.0.1:0",
+                                      "--metrics-listen", "127.0.0.1:0", "--http-listen",
+                                      "127.0.0.1:0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("start-up failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unsupported statement"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("extends"), std::string::npos) << r.err;
+  std::filesystem::remove(path);
+}
+
 // A throwaway CA, a server certificate for 127.0.0.1 and a client
 // certificate, made with openssl in a temporary directory.
 class TlsFiles {
