@@ -6,9 +6,10 @@ $RELAYOUT_SMOLLM2_GGUF, else the one tools/fetch_default_model.sh caches) with a
 bearer token file, on free ports, and checks with the openai package
 (.venv-clients): /v1/models, chat and completions, streamed and not, usage,
 max_tokens, stop strings, logprobs, the SDK's error classes (BadRequestError,
-NotFoundError, AuthenticationError), and that greedy chat answers "What is the
+NotFoundError, AuthenticationError), that greedy chat answers "What is the
 capital of France? Answer in one sentence." with Paris, streamed in several
-chunks.
+chunks, and last the drain: SIGTERM during a stream gives new requests 503, the
+stream finish_reason "abort" and [DONE], and exit code 0.
 
 Run by CTest (label integration); exits 77 (skipped) when the openai package or
 the model is missing (1 under RELAYOUT_REQUIRE_TEST_DATA=1):
@@ -16,6 +17,7 @@ the model is missing (1 under RELAYOUT_REQUIRE_TEST_DATA=1):
 """
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -176,6 +178,42 @@ class OpenAiClientTest(unittest.TestCase):
                                           messages=[{"role": "user", "content": "hi"}])
 
 
+def check_drain():
+    """SIGTERM during a long stream: new requests get 503, the stream ends with
+    finish_reason "abort" and [DONE] once the grace expires, and the server exits 0.
+    Returns a list of failures."""
+    import openai
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{SERVER.http_port}/v1", api_key=TOKEN,
+                           max_retries=0, timeout=60)
+    stream = client.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": "Tell me a long story."}],
+        max_tokens=1000, stream=True, extra_body={"ignore_eos": True})
+    chunks = iter(stream)
+    for _ in range(4):  # the role, then tokens: the stream is running
+        next(chunks)
+    SERVER.proc.send_signal(signal.SIGTERM)
+    failures = []
+    deadline = time.monotonic() + 10
+    while not any("state=draining" in line for line in SERVER.lines):
+        if time.monotonic() > deadline:
+            return ["never draining"]
+        time.sleep(0.01)
+    try:
+        client.completions.create(model=MODEL_ID, prompt="Hi", max_tokens=1)
+        failures.append("a new request was served while draining")
+    except openai.APIStatusError as e:
+        if e.status_code != 503:
+            failures.append(f"a new request while draining got {e.status_code}, not 503")
+    rest = list(chunks)  # the SDK stops at [DONE]
+    finishes = [c.choices[0].finish_reason for c in rest if c.choices]
+    if not finishes or finishes[-1] != "abort":
+        failures.append(f"the drained stream ended with {finishes[-1:]}, not abort")
+    code = SERVER.proc.wait(timeout=30)
+    if code != 0:
+        failures.append(f"relayoutd exited {code} after the drain:\n" + "".join(SERVER.lines))
+    return failures
+
+
 def main():
     global ARGS, SERVER, MODEL_ID
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -193,7 +231,8 @@ def main():
     with tempfile.NamedTemporaryFile("w", suffix=".token") as token_file:
         token_file.write(TOKEN + "\n")
         token_file.flush()
-        SERVER = Server(ARGS.relayoutd, model, extra=["--auth-token-file", token_file.name],
+        SERVER = Server(ARGS.relayoutd, model,
+                        extra=["--auth-token-file", token_file.name, "--drain-grace", "0.5"],
                         listen_timeout=30)
         try:
             if SERVER.http_port is None:
@@ -203,12 +242,15 @@ def main():
             print(f"model {model}, served as {MODEL_ID} on port {SERVER.http_port}")
             suite = unittest.defaultTestLoader.loadTestsFromTestCase(OpenAiClientTest)
             result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+            drain_failures = check_drain()
         finally:
-            exit_code = SERVER.stop()
+            if SERVER.proc.poll() is None:
+                SERVER.stop()
     failed = len(result.failures) + len(result.errors)
-    if exit_code != 0:
-        print(f"FAILED: relayoutd exited with {exit_code} after SIGTERM:\n" + "".join(SERVER.lines))
-        failed += 1
+    for f in drain_failures:
+        print(f"FAILED: drain: {f}")
+    print("drain: " + ("ok" if not drain_failures else "FAILED"))
+    failed += 1 if drain_failures else 0
     passed = result.testsRun - failed - len(result.skipped)
     print(f"===== {passed} passed, {failed} failed, {len(result.skipped)} skipped =====")
     return 0 if failed == 0 else 1
