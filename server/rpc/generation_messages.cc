@@ -25,9 +25,19 @@ Status CheckPromptTokens(size_t tokens, const ServingLimits& limits) {
 }  // namespace
 
 Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
-                                            const ServingLimits& limits) {
+                                            const ServingLimits& limits,
+                                            const ChatTemplate* chat_template) {
   std::vector<int32_t> ids;
   switch (prompt.kind_case()) {
+    case v1::Prompt::kMessages: {
+      const v1::ChatMessages& chat = prompt.messages();
+      std::vector<ChatMessage> messages;
+      messages.reserve(chat.messages_size());
+      for (const v1::ChatMessage& m : chat.messages()) messages.push_back({m.role(), m.content()});
+      return ChatPromptTokenIds(messages,
+                                !chat.has_add_generation_prompt() || chat.add_generation_prompt(),
+                                nullptr, chat_template, tokenizer, limits);
+    }
     case v1::Prompt::kText: {
       if (prompt.text().empty()) return Status::InvalidArgument("prompt", "text is empty");
       RETURN_IF_ERROR(CheckPromptBytes(prompt.text().size(), "text", limits));
@@ -56,7 +66,9 @@ Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Toke
     case v1::Prompt::KIND_NOT_SET:
       break;
   }
-  if (ids.empty()) return Status::InvalidArgument("prompt", "empty: give text or token_ids");
+  if (ids.empty()) {
+    return Status::InvalidArgument("prompt", "empty: give text, token_ids or messages");
+  }
   RETURN_IF_ERROR(CheckPromptTokens(ids.size(), limits));
   return ids;
 }
@@ -87,9 +99,10 @@ Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,
                                               const v1::SamplingParams& sampling,
                                               const Tokenizer& tokenizer,
                                               const ServingLimits& limits,
-                                              const SamplingDefaults& defaults) {
+                                              const SamplingDefaults& defaults,
+                                              const ChatTemplate* chat_template) {
   GenerationRequest request;
-  ASSIGN_OR_RETURN(request.prompt_ids, PromptTokenIds(prompt, tokenizer, limits));
+  ASSIGN_OR_RETURN(request.prompt_ids, PromptTokenIds(prompt, tokenizer, limits, chat_template));
   SamplingParams& p = request.sampling;
   p.temperature = sampling.has_temperature() ? sampling.temperature()
                                              : defaults.temperature.value_or(p.temperature);

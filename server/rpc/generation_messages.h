@@ -34,11 +34,14 @@ inline constexpr int kMaxStopStrings = 16;
 inline constexpr size_t kMaxStopStringBytes = 256;
 inline constexpr int kMaxStopTokenIds = 64;
 
-// The prompt's token ids: text tokenized (BOS per add_bos), or the ids as
-// given after a range check. InvalidArgument for an empty prompt or an id
-// outside the vocabulary; ResourceExhausted above limits.max_prompt_tokens.
+// The prompt's token ids: text tokenized (BOS per add_bos), the ids as
+// given after a range check, or messages through ChatPromptTokenIds with
+// chat_template (null: the model has none). InvalidArgument for an empty
+// prompt or an id outside the vocabulary; ResourceExhausted above
+// limits.max_prompt_tokens; ChatPromptTokenIds's errors for messages.
 Result<std::vector<int32_t>> PromptTokenIds(const v1::Prompt& prompt, const Tokenizer& tokenizer,
-                                            const ServingLimits& limits);
+                                            const ServingLimits& limits,
+                                            const ChatTemplate* chat_template = nullptr);
 
 // The prompt's token ids for a chat: messages rendered by chat_template
 // (add_generation_prompt and extra passed through), then tokenized with
@@ -69,7 +72,8 @@ Result<GenerationRequest> ToGenerationRequest(const v1::Prompt& prompt,
                                               const v1::SamplingParams& sampling,
                                               const Tokenizer& tokenizer,
                                               const ServingLimits& limits,
-                                              const SamplingDefaults& defaults = {});
+                                              const SamplingDefaults& defaults = {},
+                                              const ChatTemplate* chat_template = nullptr);
 
 // Tokens to generate for a Decode call: num_tokens (0 means 1).
 // InvalidArgument for an empty session id; ResourceExhausted above

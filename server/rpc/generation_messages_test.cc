@@ -221,6 +221,47 @@ TEST_F(GenerationMessagesTest, ChatIsTheRenderedTemplateTokenizedWithoutAddedBos
   EXPECT_NE(r->front(), tokenizer_->bos_id());
 }
 
+TEST_F(GenerationMessagesTest, ChatPromptRendersTheMessagesWithTheServersTemplate) {
+  std::shared_ptr<const ChatTemplate> chatml = ChatTemplate::ChatMl("<s>", "</s>");
+  v1::Prompt prompt;
+  v1::ChatMessage* m = prompt.mutable_messages()->add_messages();
+  m->set_role("user");
+  m->set_content("Once upon a time");
+  const std::vector<ChatMessage> messages = {{"user", "Once upon a time"}};
+  // add_generation_prompt defaults to true; false leaves the cue out.
+  for (const bool cue : {true, false}) {
+    if (!cue) prompt.mutable_messages()->set_add_generation_prompt(false);
+    Result<std::vector<int32_t>> want =
+        ChatPromptTokenIds(messages, cue, nullptr, chatml.get(), *tokenizer_, limits_);
+    ASSERT_TRUE(want.ok()) << want.status();
+    Result<GenerationRequest> r =
+        ToGenerationRequest(prompt, v1::SamplingParams(), *tokenizer_, limits_, {}, chatml.get());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->prompt_ids, *want) << "add_generation_prompt " << cue;
+  }
+  Result<std::vector<int32_t>> with_cue =
+      ChatPromptTokenIds(messages, true, nullptr, chatml.get(), *tokenizer_, limits_);
+  Result<std::vector<int32_t>> without_cue =
+      ChatPromptTokenIds(messages, false, nullptr, chatml.get(), *tokenizer_, limits_);
+  EXPECT_GT(with_cue->size(), without_cue->size());
+}
+
+TEST_F(GenerationMessagesTest, ChatPromptWithoutATemplateOrMessagesIsRefused) {
+  v1::Prompt prompt;
+  prompt.mutable_messages()->add_messages()->set_content("hi");
+  Result<GenerationRequest> r =
+      ToGenerationRequest(prompt, v1::SamplingParams(), *tokenizer_, limits_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(), kNoChatTemplateMessage);
+  std::shared_ptr<const ChatTemplate> chatml = ChatTemplate::ChatMl("<s>", "</s>");
+  prompt.mutable_messages()->clear_messages();
+  r = ToGenerationRequest(prompt, v1::SamplingParams(), *tokenizer_, limits_, {}, chatml.get());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsInvalidArgument());
+  EXPECT_EQ(r.status().message(), "prompt: messages: empty");
+}
+
 TEST_F(GenerationMessagesTest, ChatOverTheLimitIsResourceExhausted) {
   std::shared_ptr<const ChatTemplate> chatml = ChatTemplate::ChatMl("<s>", "</s>");
   limits_.max_prompt_tokens = 3;

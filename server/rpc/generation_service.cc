@@ -137,7 +137,7 @@ grpc::ServerUnaryReactor* GenerationService::Prefill(grpc::CallbackServerContext
   }
   Result<GenerationRequest> converted =
       ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits,
-                          backend->sampling_defaults());
+                          backend->sampling_defaults(), deps_.state->chat_template().get());
   if (!converted.ok()) {
     call->Finish(ToGrpcStatus(converted.status()));
     return reactor;
@@ -224,7 +224,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
   }
   Result<GenerationRequest> converted =
       ToGenerationRequest(request->prompt(), request->sampling(), *tokenizer, deps_.limits,
-                          backend->sampling_defaults());
+                          backend->sampling_defaults(), deps_.state->chat_template().get());
   if (!converted.ok()) {
     reactor->FinishWithStatus(ToGrpcStatus(converted.status()));
     return reactor;
