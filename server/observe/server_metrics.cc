@@ -65,7 +65,7 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   }
   requests_family_ = &BuildCounter()
                           .Name("relayout_requests_total")
-                          .Help("gRPC requests finished, by method and status code")
+                          .Help("Requests finished (gRPC and HTTP), by method and code")
                           .Register(r);
   request_duration_family_ = &BuildHistogram()
                                   .Name("relayout_request_duration_seconds")
@@ -125,7 +125,7 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                          .Add({});
   inflight_family_ = &BuildGauge()
                           .Name("relayout_inflight_calls")
-                          .Help("gRPC calls started and not yet finished, by method")
+                          .Help("Calls started and not yet finished (gRPC and HTTP), by method")
                           .Register(r);
   for (const char* rpc : kGenerationRpcs) inflight_family_->Add({{"rpc", rpc}}).Set(0);
   model_load_seconds_ = &BuildGauge()

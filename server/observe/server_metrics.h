@@ -108,8 +108,9 @@ class ServerMetrics {
   // The final report: peaks and seconds as measured, progress 1.
   void SetReport(const RelayoutReport& report);
 
-  // Serving. rpc is the method name ("Generate"), code the gRPC status code
-  // name ("OK", "INVALID_ARGUMENT").
+  // Serving. rpc is the method name ("Generate") or the OpenAI endpoint
+  // ("openai.chat.completions", server/http/openai_api.h), code the gRPC
+  // status code name ("OK", "INVALID_ARGUMENT").
   void OnRequest(std::string_view rpc, std::string_view code, double seconds);
   void OnTimeToFirstToken(double seconds);
   void OnTimePerOutputToken(double seconds);
