@@ -180,12 +180,17 @@ void OpenAiApi::Handle(const HttpRequest& request, const std::shared_ptr<HttpExc
   };
   static constexpr Route kRoutes[] = {
       {"/v1/models", "openai.models", "GET"},
+      {"/v1/models/", "openai.models", "GET"},  // + an id: one model
       {"/v1/completions", "openai.completions", "POST"},
       {"/v1/chat/completions", "openai.chat.completions", "POST"},
   };
   const Route* route = nullptr;
   for (const Route& r : kRoutes) {
-    if (request.path == r.path) route = &r;
+    const bool prefix = r.path.ends_with('/');
+    if (prefix ? request.path.starts_with(r.path) && request.path.size() > r.path.size()
+               : request.path == r.path) {
+      route = &r;
+    }
   }
   auto call =
       std::make_shared<Call>(&deps_, route != nullptr ? route->rpc : "openai.other", exchange);
@@ -220,17 +225,29 @@ void OpenAiApi::Handle(const HttpRequest& request, const std::shared_ptr<HttpExc
     call->RespondError(e, std::span<const HttpHeader>(&allow, 1));
     return;
   }
-  if (route->method == "GET") {  // /v1/models
+  if (route->method == "GET") {  // /v1/models, /v1/models/<id>
     const std::string id = model_id();
+    const bool one = route->path.ends_with('/');
+    if (one && std::string_view(request.path).substr(route->path.size()) != id) {
+      OpenAiError e = ToOpenAiError(
+          Status::NotFound(
+              StrCat("The model `", request.path.substr(route->path.size()), "` does not exist.")),
+          endpoint);
+      e.code = "model_not_found";
+      call->RespondError(e);
+      return;
+    }
     std::string body;
     JsonWriter w(&body, /*pretty=*/false);
-    w.BeginObject().Key("object").String("list").Key("data").BeginArray().BeginObject();
+    if (!one) w.BeginObject().Key("object").String("list").Key("data").BeginArray();
+    w.BeginObject();
     w.Key("id").String(id);
     w.Key("object").String("model");
     w.Key("created").Int(static_cast<int64_t>(std::time(nullptr)));
     w.Key("owned_by").String("relayoutd");
     w.Key("max_model_len").Int(deps_.limits.max_prompt_tokens + deps_.limits.max_new_tokens);
-    w.EndObject().EndArray().EndObject();
+    w.EndObject();
+    if (!one) w.EndArray().EndObject();
     exchange->Respond(200, kJson, body);
     return;
   }

@@ -2,7 +2,7 @@
 // bearer token, metrics and drain as relayout.v1.Generation; the handler of
 // the daemon's HttpServer (--http-listen).
 //
-//   GET  /v1/models            the served model
+//   GET  /v1/models            the served model (/v1/models/<id>: that one)
 //   POST /v1/completions       a prompt (text or token ids)
 //   POST /v1/chat/completions  messages, rendered by the model's chat template
 //

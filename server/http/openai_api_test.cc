@@ -133,6 +133,17 @@ TEST_F(OpenAiApiTest, ModelsListsTheModelNamedAfterItsFile) {
   EXPECT_EQ(model.Find("object")->as_string(), "model");
 }
 
+TEST_F(OpenAiApiTest, OneModelIsRetrievedByItsIdAndAnotherIsNotFound) {
+  Start();
+  TestHttpClient client(server_->port());
+  TestHttpClient::Response r = client.Roundtrip("GET", "/v1/models/stories");
+  ASSERT_EQ(r.status, 200) << r.body();
+  EXPECT_EQ(Json(r.body()).Find("id")->as_string(), "stories");
+  TestHttpClient::Response other = client.Roundtrip("GET", "/v1/models/gpt-4");
+  EXPECT_EQ(other.status, 404);
+  EXPECT_EQ(ErrorField(other, "code"), "model_not_found");
+}
+
 TEST_F(OpenAiApiTest, AChatCompletionAnswersWithOneMessageAndUsage) {
   Start();
   Serve();

@@ -81,6 +81,9 @@ class OpenAiClientTest(unittest.TestCase):
         models = self.client.models.list().data
         self.assertEqual([m.id for m in models], [MODEL_ID])
         self.assertEqual(models[0].object, "model")
+        self.assertEqual(self.client.models.retrieve(MODEL_ID).id, MODEL_ID)
+        with self.assertRaises(self.openai.NotFoundError):
+            self.client.models.retrieve("gpt-4o")
 
     def test_greedy_chat_answers_paris_with_usage(self):
         r = self.chat(max_tokens=40)
