@@ -21,11 +21,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-// Posts to the connections' strands only while the server runs: an engine
-// thread may write to an exchange after the io_context is gone.
+// The io_context, for as long as the server runs: an engine thread may
+// write to an exchange after it is gone. (An exchange holds no executor of
+// its own: a strand executor that outlives its io_context touches freed
+// memory when destroyed.)
 struct LiveFlag {
   std::mutex mu;
-  bool alive = true;  // GUARDED_BY(mu)
+  asio::io_context* io = nullptr;  // GUARDED_BY(mu); null once stopping
 };
 
 std::string StatusLine(int http_version, int status) {
@@ -211,7 +213,9 @@ void HttpExchange::FinishOnce(bool delivered) {
 
 struct HttpServer::Impl {
   Impl(HttpServerOptions o, Handler h)
-      : options(std::move(o)), handler(std::move(h)), io(options.threads), acceptor(io) {}
+      : options(std::move(o)), handler(std::move(h)), io(options.threads), acceptor(io) {
+    live->io = &io;
+  }
 
   void Accept();
 
@@ -302,11 +306,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<HttpExchange> MakeExchange(int version, bool keep_alive) {
     std::weak_ptr<Connection> weak = weak_from_this();
-    auto wake = [weak, live = live_, executor = stream_.get_executor()] {
+    auto wake = [weak, live = live_] {
       std::lock_guard<std::mutex> lock(live->mu);
-      if (!live->alive) return;
-      asio::post(executor, [weak] {
-        if (std::shared_ptr<Connection> self = weak.lock()) self->Pump();
+      if (live->io == nullptr) return;
+      asio::post(*live->io, [weak] {
+        if (std::shared_ptr<Connection> self = weak.lock()) {
+          asio::dispatch(self->stream_.get_executor(), [self] { self->Pump(); });
+        }
       });
     };
     return std::make_shared<HttpExchange>(version, keep_alive, options_->max_queued_bytes,
@@ -358,6 +364,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (ec) {  // the client left while its response was pending
+      // Unless its last bytes are being written: that write's completion
+      // (which may be queued behind this) says whether they were delivered.
+      if (writing_ && final_taken_) {
+        peer_gone_ = true;
+        return;
+      }
       Close();
       return;
     }
@@ -397,6 +409,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const bool keep_alive = exchange_->keep_alive();
     std::shared_ptr<HttpExchange> done = std::move(exchange_);
     done->Complete();
+    if (peer_gone_) {
+      Close();
+      return;
+    }
     if (!keep_alive) {
       closed_ = true;
       beast::error_code ignored;
@@ -438,6 +454,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool watching_ = false;
   bool read_after_watch_ = false;
   bool final_taken_ = false;
+  bool peer_gone_ = false;  // the watch read ended while the last write was in flight
   bool closed_ = false;
 };
 
@@ -478,7 +495,7 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl, uint16_t port)
 HttpServer::~HttpServer() {
   {
     std::lock_guard<std::mutex> lock(impl_->live->mu);
-    impl_->live->alive = false;
+    impl_->live->io = nullptr;
   }
   impl_->io.stop();
   for (std::thread& t : threads_) t.join();
