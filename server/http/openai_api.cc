@@ -173,6 +173,13 @@ std::string OpenAiApi::ErrorBody(int http_status, std::string_view message) cons
 }
 
 void OpenAiApi::Handle(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange) {
+  // vLLM's readiness probe: no token, not counted (probes are frequent).
+  if (request.path == "/health" && request.method == "GET") {
+    const LifecycleState s = deps_.state->state();
+    exchange->Respond(s == LifecycleState::kServing ? 200 : 503, "text/plain; charset=utf-8",
+                      s == LifecycleState::kServing ? "" : StrCat(LifecycleStateName(s), "\n"));
+    return;
+  }
   struct Route {
     std::string_view path;
     const char* rpc;

@@ -5,6 +5,8 @@
 //   GET  /v1/models            the served model (/v1/models/<id>: that one)
 //   POST /v1/completions       a prompt (text or token ids)
 //   POST /v1/chat/completions  messages, rendered by the model's chat template
+//   GET  /health               vLLM's probe: 200 while SERVING, else 503 and
+//                              the state (no token, not counted)
 //
 // Each request goes through, in order: the route (404 unknown path, 405
 // wrong method, OPTIONS included: no CORS), the bearer token on every /v1/

@@ -133,6 +133,18 @@ TEST_F(OpenAiApiTest, ModelsListsTheModelNamedAfterItsFile) {
   EXPECT_EQ(model.Find("object")->as_string(), "model");
 }
 
+TEST_F(OpenAiApiTest, HealthIs200OnlyWhileServingAndNeedsNoToken) {
+  Start("s3cret");
+  TestHttpClient client(server_->port());
+  TestHttpClient::Response loading = client.Roundtrip("GET", "/health");
+  EXPECT_EQ(loading.status, 503);
+  EXPECT_EQ(loading.body(), "loading\n");
+  Serve();
+  EXPECT_EQ(client.Roundtrip("GET", "/health").status, 200);
+  ASSERT_TRUE(state_.SetState(LifecycleState::kDraining));
+  EXPECT_EQ(client.Roundtrip("GET", "/health").status, 503);
+}
+
 TEST_F(OpenAiApiTest, OneModelIsRetrievedByItsIdAndAnotherIsNotFound) {
   Start();
   TestHttpClient client(server_->port());
