@@ -244,7 +244,13 @@ TEST_F(ServeTest, MetricsExposeEveryNameAndTheMeasuredPeakAndPassPromtool) {
                            "relayout_kv_cache_usage_ratio",
                            "relayout_process_resident_memory_bytes",
                            "relayout_lifecycle_state{state=\"serving\"} 1",
-                           "relayout_lifecycle_state{state=\"loading\"} 0"}) {
+                           "relayout_lifecycle_state{state=\"loading\"} 0",
+                           "relayout_requests_running",
+                           "relayout_model_load_seconds",
+                           "vllm:num_requests_waiting",
+                           "vllm:num_requests_running",
+                           "vllm:kv_cache_usage_perc",
+                           "vllm:gpu_cache_usage_perc"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name;
   }
   const std::string peak_key = "relayout_conversion_peak_bytes{device=\"cpu\"} ";
@@ -262,7 +268,15 @@ TEST_F(ServeTest, MetricsExposeEveryNameAndTheMeasuredPeakAndPassPromtool) {
   std::ofstream(file) << text;
   const ProcessResult check =
       RunProcess({"/bin/sh", "-c", std::string(RELAYOUT_PROMTOOL) + " check metrics < " + file});
-  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  // The one lint allowed: the vllm:* names an inference gateway's endpoint
+  // picker reads contain ':' (a name reserved for recording rules), by that
+  // protocol's choice. Every other finding fails.
+  std::istringstream findings(check.out + check.err);
+  for (std::string line; std::getline(findings, line);) {
+    const bool gateway_name = line.rfind("vllm:", 0) == 0 &&
+                              line.find("metric names should not contain ':'") != std::string::npos;
+    EXPECT_TRUE(line.empty() || gateway_name) << line;
+  }
 }
 
 // The ids llama.cpp gives for the ten strings of tokenize_llamacpp.json.
@@ -353,10 +367,9 @@ TEST_F(ServeTest, StartupFailureExitsOneAndBadFlagsTwo) {
   EXPECT_EQ(bad_flag.exit_code, 2);
   EXPECT_NE(bad_flag.err.find("--log-format"), std::string::npos) << bad_flag.err;
 
-  const ProcessResult no_model =
-      RunProcess({RELAYOUTD_BINARY, "serve", "--model", "/nonexistent/model.gguf", "--listen",
-                  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen",
-                  "127.0.0.1:0"});
+  const ProcessResult no_model = RunProcess(
+      {RELAYOUTD_BINARY, "serve", "--model", "/nonexistent/model.gguf", "--listen", "127.0.0.1:0",
+       "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
   EXPECT_EQ(no_model.exit_code, 1);
   EXPECT_NE(no_model.err.find("start-up failed"), std::string::npos) << no_model.err;
 }
@@ -364,10 +377,9 @@ TEST_F(ServeTest, StartupFailureExitsOneAndBadFlagsTwo) {
 TEST_F(ServeTest, ChatTemplateThatDoesNotCompileFailsStartUpNamingTheConstruct) {
   const std::string path = ::testing::TempDir() + "relayoutd_bad_chat_template.jinja";
   std::ofstream(path) << "{% extends 'base.jinja' %}\n";
-  const ProcessResult r = RunProcess({RELAYOUTD_BINARY, "serve", "--model", kStories,
-                                      "--chat-template", path, "--listen", "127.0.0.1:0",
-                                      "--metrics-listen", "127.0.0.1:0", "--http-listen",
-                                      "127.0.0.1:0"});
+  const ProcessResult r = RunProcess(
+      {RELAYOUTD_BINARY, "serve", "--model", kStories, "--chat-template", path, "--listen",
+       "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("start-up failed"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("unsupported statement"), std::string::npos) << r.err;
