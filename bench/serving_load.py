@@ -18,7 +18,8 @@ It prints output tokens/s, requests/s, TTFT p50/p90 and inter-token latency
 p50 per server, and relayoutd / llama-server for each (throughput above 1
 and latency below 1: relayoutd is ahead). The numbers are as good as the
 machine is quiet; aiperf itself runs beside the server on the same cores,
-equally for both. --smoke runs relayoutd only and fails unless every request
+equally for both, unless --server-cpus and --client-cpus pin them apart.
+--smoke runs relayoutd only and fails unless every request
 succeeded (CTest server.openai_load; exit 77, a skip, when aiperf or the model
 is missing, a failure under RELAYOUT_REQUIRE_TEST_DATA=1).
 """
@@ -70,6 +71,11 @@ def wait_http(port, path, timeout_s=600, proc=None):
     raise RuntimeError(f"127.0.0.1:{port}{path} never answered 200")
 
 
+def pinned(cpus):
+    """The taskset prefix that keeps a command on cpus ("" : none)."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
 def model_id(port):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/v1/models")
@@ -90,7 +96,7 @@ def export_tokenizer(model, out_dir):
 
 def run_aiperf(args, port, name, tokenizer_dir, artifacts):
     out = os.path.join(artifacts, name)
-    cmd = [args.aiperf, "profile", "--model", model_id(port), "--tokenizer", tokenizer_dir,
+    cmd = [*pinned(args.client_cpus), args.aiperf, "profile", "--model", model_id(port), "--tokenizer", tokenizer_dir,
            "--endpoint-type", "chat", "--streaming", "--url", f"http://127.0.0.1:{port}",
            "--concurrency", str(args.concurrency), "--request-count", str(args.requests),
            "--warmup-request-count", str(args.warmup),
@@ -118,15 +124,16 @@ def summary(export):
     # completed counts successes and errors; error_summary lists the errors.
     row["errors"] = sum(int(e.get("count", 1)) for e in export.get("error_summary") or [])
     row["output tokens"] = int(export.get("total_output_tokens", {}).get("avg") or 0)
+    row["error_summary"] = export.get("error_summary") or []
     return row
 
 
 def start_llama_server(args, port):
     ctx = args.concurrency * (args.isl * 2 + args.osl + 64)
     proc = subprocess.Popen(
-        [args.llama_server, "-m", args.model, "-t", str(args.threads), "-tb", str(args.threads),
+        [*pinned(args.server_cpus), args.llama_server, "-m", args.model, "-t", str(args.threads), "-tb", str(args.threads),
          "--host", "127.0.0.1", "--port", str(port), "-c", str(ctx), "-np",
-         str(args.concurrency)],
+         str(args.concurrency), *args.llama_arg],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(port, "/health", proc=proc)
     return proc
@@ -148,6 +155,12 @@ def main():
     p.add_argument("--timeout", type=int, default=1800, help="seconds per aiperf run")
     p.add_argument("--server-arg", action="append", default=[],
                    help="extra flag for relayoutd serve (repeatable)")
+    p.add_argument("--server-cpus", default="",
+                   help="taskset CPU list for the servers (e.g. 1), so that the load generator "
+                        "does not compete with them")
+    p.add_argument("--client-cpus", default="", help="taskset CPU list for aiperf (e.g. 0)")
+    p.add_argument("--llama-arg", action="append", default=[],
+                   help="extra flag for llama-server (repeatable), e.g. --llama-arg=--poll=0")
     p.add_argument("--smoke", action="store_true",
                    help="relayoutd only; fail unless every request succeeded")
     p.add_argument("--json-out", default=None)
@@ -169,7 +182,7 @@ def main():
         port = free_port()
         server = Server(args.relayoutd, args.model,
                         ["--threads", str(args.threads), "--http-listen", f"127.0.0.1:{port}",
-                         *args.server_arg])
+                         *args.server_arg], launcher=pinned(args.server_cpus))
         try:
             wait_http(port, "/v1/models", proc=server.proc)
             results["relayoutd"] = summary(run_aiperf(args, port, "relayoutd", tokenizer_dir, tmp))

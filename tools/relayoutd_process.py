@@ -13,9 +13,9 @@ import threading
 class Server:
     """relayoutd serve on free loopback ports; its stderr is collected by a thread."""
 
-    def __init__(self, relayoutd, model, extra=(), listen_timeout=60):
+    def __init__(self, relayoutd, model, extra=(), listen_timeout=60, launcher=()):
         self.proc = subprocess.Popen(
-            [relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
+            [*launcher, relayoutd, "serve", "--model", model, "--listen", "127.0.0.1:0",
              "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []

@@ -15,9 +15,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <optional>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
