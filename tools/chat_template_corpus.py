@@ -14,7 +14,9 @@ byte-identical text, and an error where jinja2 gives one.
 Templates: the chat templates embedded in every GGUF under --shared-dir's
 models and in --extra-gguf files (tokenizer.chat_template, with the BOS and EOS
 token text), tokenizer_config.json / chat_template.jinja files there, and
-tests/data/chat_templates/*.jinja. None of them is copied: they are read here.
+tests/data/chat_templates/*.jinja, and the *.jinja of each --template-dir (for
+example the real models' templates that llama.cpp's source distribution carries
+under models/templates). None of them is copied: they are read here.
 
 Exit codes: 0 pass, 1 fail, 77 skip (no jinja2), or 1 instead of 77 under
 RELAYOUT_REQUIRE_TEST_DATA=1.
@@ -139,7 +141,7 @@ def hf_templates(path):
     return []
 
 
-def collect_templates(shared_dir, extra_ggufs):
+def collect_templates(shared_dir, extra_ggufs, template_dirs=()):
     templates = []
     models = os.path.join(shared_dir, "models")
     for path in sorted(glob.glob(os.path.join(models, "**", "*.gguf"), recursive=True)):
@@ -151,7 +153,10 @@ def collect_templates(shared_dir, extra_ggufs):
         for path in sorted(glob.glob(os.path.join(models, "**", pattern), recursive=True)):
             templates += hf_templates(path)
     ours = os.path.join(ROOT, "tests", "data", "chat_templates")
-    for path in sorted(glob.glob(os.path.join(ours, "*.jinja"))):
+    paths = sorted(glob.glob(os.path.join(ours, "*.jinja")))
+    for folder in template_dirs:
+        paths += sorted(glob.glob(os.path.join(folder, "*.jinja")))
+    for path in paths:
         with open(path, encoding="utf-8") as f:
             templates.append({"name": os.path.relpath(path, ROOT), "source": f.read(),
                               "bos": "<s>", "eos": "</s>"})
@@ -264,6 +269,8 @@ def main():
     parser.add_argument("--shared-dir", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--extra-gguf", action="append", default=[])
+    parser.add_argument("--template-dir", action="append", default=[],
+                        help="a folder of real models' .jinja templates to add (read, not copied)")
     args = parser.parse_args()
     try:
         import jinja2  # noqa: F401
@@ -271,7 +278,7 @@ def main():
         print("jinja2 is not installed (run tools/setup.sh): skipped")
         return skip_code()
     extra = args.extra_gguf + [os.environ.get("RELAYOUT_SMOLLM2_GGUF", "")]
-    templates = collect_templates(args.shared_dir, extra)
+    templates = collect_templates(args.shared_dir, extra, args.template_dir)
     corpus = build_corpus(templates)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(corpus, f, ensure_ascii=False, indent=1)

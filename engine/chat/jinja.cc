@@ -12,7 +12,9 @@ namespace {
 using Scope = std::map<std::string, Value, std::less<>>;
 
 // Every filter and test a template names must exist, as jinja2 checks at
-// compile time.
+// compile time, except inside the branches of an {% if %}: there jinja2
+// defers the check to render time (a template may guard a filter that some
+// engines lack), and so does ApplyFilter/ApplyTest.
 Status CheckNames(const Expr* e) {
   if (e == nullptr) return Status::OK();
   if (e->kind == Expr::Kind::kFilter && !IsFilter(e->name)) {
@@ -32,6 +34,10 @@ Status CheckNames(const NodeList& nodes) {
   for (const auto& n : nodes) {
     RETURN_IF_ERROR(CheckNames(n->expr.get()));
     RETURN_IF_ERROR(CheckNames(n->filter.get()));
+    if (n->kind == Node::Kind::kIf) {
+      if (!n->branches.empty()) RETURN_IF_ERROR(CheckNames(n->branches.front().first.get()));
+      continue;
+    }
     for (const auto& [cond, body] : n->branches) {
       RETURN_IF_ERROR(CheckNames(cond.get()));
       RETURN_IF_ERROR(CheckNames(body));

@@ -613,6 +613,8 @@ CallArgs TailArgs(const CallArgs& args, size_t from) {
 
 Result<Value> SelectOrReject(const Value& input, const CallArgs& args, bool by_attribute,
                              bool select, const BuiltinLimits& limits) {
+  // jinja2 iterates only a true sequence: none and undefined select nothing.
+  if (input.is_none() || input.is_undefined()) return Value::List({});
   ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(input));
   std::string attribute;
   size_t next = 0;
@@ -935,6 +937,38 @@ const FilterEntry kFilters[] = {
        return Sorted(std::move(items), reverse != nullptr && reverse->Truthy(),
                      case_sensitive != nullptr && case_sensitive->Truthy(), Arg(a, 2, "attribute"),
                      limits);
+     }},
+    {"dictsort",
+     [](const Value& in, const CallArgs& a, const BuiltinLimits&) -> Result<Value> {
+       if (!in.is_dict()) return Error("dictsort: the value is not a mapping");
+       const Value* case_sensitive = Arg(a, 0, "case_sensitive");
+       const Value* by = Arg(a, 1, "by");
+       const Value* reverse = Arg(a, 2, "reverse");
+       size_t pos = 0;
+       if (by != nullptr && by->Str() == "value") {
+         pos = 1;
+       } else if (by != nullptr && by->Str() != "key") {
+         return Error("You can only sort by either 'key' or 'value'");
+       }
+       const bool exact = case_sensitive != nullptr && case_sensitive->Truthy();
+       std::vector<std::pair<Value, Value>> keyed;  // (sort key, (key, value))
+       for (const auto& [k, v] : in.as_dict().items) {
+         keyed.emplace_back(SortKey(pos == 0 ? k : v, exact), Value::List({k, v}, true));
+       }
+       Status error;
+       const bool descending = reverse != nullptr && reverse->Truthy();
+       std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
+         Result<int> c = descending ? Compare(y.first, x.first) : Compare(x.first, y.first);
+         if (!c.ok()) {
+           if (error.ok()) error = c.status();
+           return false;
+         }
+         return *c < 0;
+       });
+       RETURN_IF_ERROR(error);
+       std::vector<Value> out;
+       for (auto& [key, pair] : keyed) out.push_back(std::move(pair));
+       return Value::List(std::move(out));
      }},
     {"unique",
      [](const Value& in, const CallArgs& a, const BuiltinLimits& limits) -> Result<Value> {
@@ -1259,7 +1293,10 @@ Result<Value> Slice(const Value& obj, const Value& start, const Value& stop, con
   const int64_t lo = clamp(b, st > 0 ? 0 : n - 1);
   const int64_t hi = clamp(e, st > 0 ? n : -1);
   std::vector<int64_t> picks;
-  for (int64_t i = lo; st > 0 ? i < hi : i > hi; i += st) picks.push_back(i);
+  for (int64_t i = lo; st > 0 ? i < hi : i > hi;) {
+    picks.push_back(i);
+    if (__builtin_add_overflow(i, st, &i)) break;  // past the end, beyond int64
+  }
   if (obj.is_string()) {
     std::string out;
     for (int64_t i : picks) out.append(cps[static_cast<size_t>(i)]);
@@ -1300,8 +1337,9 @@ Status OperandError(std::string_view op, const Value& a, const Value& b) {
 }
 
 Result<Value> Repeat(const Value& seq, int64_t times, const BuiltinLimits& limits) {
-  if (times < 0) times = 0;
   const uint64_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size();
+  // An empty sequence repeated is empty, however many times: no loop.
+  if (times < 0 || unit == 0) times = 0;
   if (unit != 0 && static_cast<uint64_t>(times) > limits.max_string_bytes / unit) {
     return Error(StrCat("repetition result above ", limits.max_string_bytes, " bytes or items"));
   }
@@ -1465,8 +1503,10 @@ ValueDict GlobalFunctions() {
           return Error("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
         }
         std::vector<Value> items;
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+        for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
           items.push_back(Value::Int(i));
+          if (__builtin_add_overflow(i, step, &i)) break;  // past stop, beyond int64
+        }
         return Value::List(std::move(items));
       }));
   auto from_kwargs = [](const CallArgs& a) -> Result<ValueDict> {

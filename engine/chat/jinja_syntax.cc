@@ -558,7 +558,7 @@ class Parser {
       ASSIGN_OR_RETURN(node->expr, ParseExpression(false));
       if (IsName("if")) {
         Next();
-        ASSIGN_OR_RETURN(node->filter, ParseExpression(false));
+        ASSIGN_OR_RETURN(node->filter, ParseExpression(true));
       }
       if (IsName("recursive")) return SyntaxError(t.line, "unsupported 'recursive' for loop");
       RETURN_IF_ERROR(ExpectBlockEnd());
@@ -579,7 +579,7 @@ class Parser {
       if (IsOp("=")) {
         Next();
         node->kind = Node::Kind::kSet;
-        ASSIGN_OR_RETURN(node->expr, ParseExpression(false));
+        ASSIGN_OR_RETURN(node->expr, ParseExpression(true));
         if (IsOp(",")) {
           auto tuple = std::make_unique<Expr>();
           tuple->kind = Expr::Kind::kTuple;
@@ -588,7 +588,7 @@ class Parser {
           while (IsOp(",")) {
             Next();
             if (Peek().type == Tok::kBlockEnd) break;
-            ASSIGN_OR_RETURN(ExprPtr item, ParseExpression(false));
+            ASSIGN_OR_RETURN(ExprPtr item, ParseExpression(true));
             tuple->children.push_back(std::move(item));
           }
           node->expr = std::move(tuple);
@@ -617,7 +617,7 @@ class Parser {
         ExprPtr default_value;
         if (IsOp("=")) {
           Next();
-          ASSIGN_OR_RETURN(default_value, ParseExpression(false));
+          ASSIGN_OR_RETURN(default_value, ParseExpression(true));
         }
         node->params.emplace_back(std::move(param), std::move(default_value));
         if (!IsOp(",")) break;

@@ -37,6 +37,42 @@ TEST(JinjaTest, LoopVariablesAndFilters) {
   EXPECT_EQ(Render("{% for x in [] %}{% else %}none{% endfor %}"), "none");
 }
 
+// Each of these was found by rendering real models' templates (llama.cpp's
+// source distribution carries 70 under models/templates) against jinja2.
+TEST(JinjaTest, SetMacroDefaultsAndLoopFiltersTakeAConditionalExpression) {
+  EXPECT_EQ(Render("{% set x = 1 if y is defined else 2 %}{{ x }}"), "2");
+  EXPECT_EQ(Render("{% set a, b = 1 if true else 0, 3 %}{{ a }}{{ b }}"), "13");
+  EXPECT_EQ(Render("{% macro m(v=1 if false else 5) %}{{ v }}{% endmacro %}{{ m() }}"), "5");
+  EXPECT_EQ(Render("{% for x in [1, 2, 3] if (x if x > 1 else 0) %}{{ x }}{% endfor %}"), "23");
+}
+
+TEST(JinjaTest, SelectattrOfNoneIsEmpty) {
+  EXPECT_EQ(Render("{% set tools = none %}{{ tools | selectattr('type', 'equalto', 'x') | list "
+                   "| length }}{{ missing | reject | list }}"),
+            "0[]");
+}
+
+TEST(JinjaTest, AnUnknownFilterInsideAnIfFailsOnlyWhenRendered) {
+  EXPECT_EQ(Render("{% if false %}{{ x | from_json }}{% endif %}ok"), "ok");
+  EXPECT_EQ(Render("{% if true %}{{ x | from_json }}{% endif %}"),
+            "ERROR: chat template: line 1: No filter named 'from_json'");
+  EXPECT_EQ(Render("{{ x | from_json }}"),
+            "COMPILE: chat template: line 1: unsupported filter "
+            "'from_json'");
+}
+
+TEST(JinjaTest, DictsortSortsPairsByKeyOrValue) {
+  EXPECT_EQ(Render("{{ {'b': 1, 'A': 3, 'c': 2} | dictsort }}"), "[('A', 3), ('b', 1), ('c', 2)]");
+  EXPECT_EQ(Render("{{ {'b': 1, 'A': 3, 'c': 2} | dictsort(true) }}"),
+            "[('A', 3), ('b', 1), ('c', 2)]");
+  EXPECT_EQ(Render("{{ {'b': 1, 'A': 3, 'c': 2} | dictsort(by='value', reverse=true) }}"),
+            "[('A', 3), ('c', 2), ('b', 1)]");
+  EXPECT_EQ(Render("{% for k, v in {'y': 1, 'x': 2} | dictsort %}{{ k }}={{ v }};{% endfor %}"),
+            "x=2;y=1;");
+  EXPECT_EQ(Render("{{ {'a': 1} | dictsort(by='nope') }}"),
+            "ERROR: chat template: line 1: You can only sort by either 'key' or 'value'");
+}
+
 TEST(JinjaTest, SetInALoopLastsOneIterationAndANamespaceCarriesOut) {
   EXPECT_EQ(Render("{% set x = 1 %}{% for i in [1, 2] %}{{ x }}{% set x = 2 %}{% endfor %}{{ x }}"),
             "111");
@@ -96,6 +132,13 @@ TEST(JinjaTest, RenderLimitsStopHostileTemplates) {
   EXPECT_NE(Render("{% for i in range(100000) %}x{% endfor %}", small).find("render limit"),
             std::string::npos);
   EXPECT_NE(Render("{{ 'a' * 100000 }}", small).find("result above 1000 bytes"), std::string::npos);
+  // Empty sequences repeated at once, not once per (empty) copy.
+  EXPECT_EQ(Render("{{ '' * 9000000000000000000 }}|{{ ([] * 9000000000000000000)|length }}"), "|0");
+  // A step that carries the index past int64 ends the range or slice.
+  EXPECT_EQ(Render("{{ 'abc'[1::9223372036854775807] }}|{{ [1, 2, 3][2::9223372036854775807] }}"),
+            "b|[3]");
+  EXPECT_EQ(Render("{{ range(0, 9223372036854775807, 4611686018427387904)|list }}"),
+            "[0, 4611686018427387904]");
   EXPECT_NE(Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("render limit"),
             std::string::npos);
   EXPECT_NE(Render("{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
