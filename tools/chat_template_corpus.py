@@ -14,9 +14,11 @@ byte-identical text, and an error where jinja2 gives one.
 Templates: the chat templates embedded in every GGUF under --shared-dir's
 models and in --extra-gguf files (tokenizer.chat_template, with the BOS and EOS
 token text), tokenizer_config.json / chat_template.jinja files there, and
-tests/data/chat_templates/*.jinja, and the *.jinja of each --template-dir (for
-example the real models' templates that llama.cpp's source distribution carries
-under models/templates). None of them is copied: they are read here.
+tests/data/chat_templates/*.jinja, and the *.jinja of each --template-dir and
+of $RELAYOUT_CHAT_TEMPLATE_DIR (tools/test.sh sets it: the ~70 real models'
+templates in llama-cpp-python's source distribution, tools/fetch_chat_templates.sh;
+required under RELAYOUT_REQUIRE_TEST_DATA=1). None of them is copied: they are
+read here.
 
 Exit codes: 0 pass, 1 fail, 77 skip (no jinja2), or 1 instead of 77 under
 RELAYOUT_REQUIRE_TEST_DATA=1.
@@ -278,7 +280,19 @@ def main():
         print("jinja2 is not installed (run tools/setup.sh): skipped")
         return skip_code()
     extra = args.extra_gguf + [os.environ.get("RELAYOUT_SMOLLM2_GGUF", "")]
-    templates = collect_templates(args.shared_dir, extra, args.template_dir)
+    template_dirs = list(args.template_dir)
+    real = os.environ.get("RELAYOUT_CHAT_TEMPLATE_DIR", "")
+    if real:
+        if not glob.glob(os.path.join(real, "*.jinja")):
+            print(f"$RELAYOUT_CHAT_TEMPLATE_DIR={real} holds no *.jinja "
+                  "(tools/fetch_chat_templates.sh fetches them)")
+            return 1
+        template_dirs.append(real)
+    elif os.environ.get("RELAYOUT_REQUIRE_TEST_DATA") == "1":
+        print("$RELAYOUT_CHAT_TEMPLATE_DIR is not set (tools/test.sh sets it from "
+              "tools/fetch_chat_templates.sh)")
+        return 1
+    templates = collect_templates(args.shared_dir, extra, template_dirs)
     corpus = build_corpus(templates)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(corpus, f, ensure_ascii=False, indent=1)

@@ -18,6 +18,10 @@ export RELAYOUT_SMOLLM2_GGUF
 RELAYOUT_SMOLLM2_Q4_K_M_GGUF=$(tools/requantize_default_model.sh Q4_K_M)
 RELAYOUT_SMOLLM2_Q6_K_GGUF=$(tools/requantize_default_model.sh Q6_K)
 export RELAYOUT_SMOLLM2_Q4_K_M_GGUF RELAYOUT_SMOLLM2_Q6_K_GGUF
+# Real models' chat templates (read, never copied), for the chat-template
+# engine's check against jinja2 (engine.chat_template_corpus).
+RELAYOUT_CHAT_TEMPLATE_DIR=$(tools/fetch_chat_templates.sh)
+export RELAYOUT_CHAT_TEMPLATE_DIR
 
 tools/check_format.sh
 
