@@ -17,7 +17,12 @@ shared=$3
 corpus=$4
 
 mkdir -p "$corpus"
-if [[ -d "$shared/models" ]]; then
+name=$(basename "$fuzzer")
+# The file-format parsers start from the shared models; the text parsers from
+# their own seeds below.
+if [[ $name != fuzz_gguf && $name != fuzz_safetensors ]]; then
+  :
+elif [[ -d "$shared/models" ]]; then
   n=0
   while IFS= read -r -d '' model; do
     n=$((n + 1))
@@ -36,9 +41,18 @@ fi
 # Small hand-made seeds (a few hundred bytes of header each, *.seed), if the
 # target has any, reach the header paths faster than mutations of
 # megabyte-sized models do.
-seeds="$(dirname "$0")/seeds/$(basename "$fuzzer")"
+seeds="$(dirname "$0")/seeds/$name"
 if [[ -d "$seeds" ]]; then
   cp -f "$seeds"/* "$corpus"/
+fi
+# The chat-template fuzzer starts from our templates and, when
+# tools/fetch_chat_templates.sh has fetched them, real models' templates.
+if [[ $name == fuzz_chat_template ]]; then
+  for dir in "$(dirname "$0")/../data/chat_templates" "${RELAYOUT_CHAT_TEMPLATE_DIR:-}"; do
+    if [[ -n $dir && -d $dir ]]; then
+      for f in "$dir"/*.jinja; do cp -f "$f" "$corpus/$(basename "$f")"; done
+    fi
+  done
 fi
 
 # Inputs up to 2 MiB so the seed models (1-1.8 MB) fit whole.
