@@ -658,16 +658,9 @@ Value SortKey(const Value& v, bool case_sensitive) {
   return v;
 }
 
-Result<Value> Sorted(std::vector<Value> items, bool reverse, bool case_sensitive,
-                     const Value* attribute, const BuiltinLimits& limits) {
-  std::vector<std::pair<Value, Value>> keyed;
-  for (Value& item : items) {
-    Value key = item;
-    if (attribute != nullptr && !attribute->is_none()) {
-      ASSIGN_OR_RETURN(key, GetPath(item, attribute->Str(), limits));
-    }
-    keyed.emplace_back(SortKey(key, case_sensitive), std::move(item));
-  }
+// The values of (sort key, value) pairs, stably sorted by key as Python's
+// sorted() does; the first comparison that fails (mixed types) is the error.
+Result<Value> SortByKey(std::vector<std::pair<Value, Value>> keyed, bool reverse) {
   Status error;
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
     Result<int> c = reverse ? Compare(b.first, a.first) : Compare(a.first, b.first);
@@ -681,6 +674,19 @@ Result<Value> Sorted(std::vector<Value> items, bool reverse, bool case_sensitive
   std::vector<Value> out;
   for (auto& [k, v] : keyed) out.push_back(std::move(v));
   return Value::List(std::move(out));
+}
+
+Result<Value> Sorted(std::vector<Value> items, bool reverse, bool case_sensitive,
+                     const Value* attribute, const BuiltinLimits& limits) {
+  std::vector<std::pair<Value, Value>> keyed;
+  for (Value& item : items) {
+    Value key = item;
+    if (attribute != nullptr && !attribute->is_none()) {
+      ASSIGN_OR_RETURN(key, GetPath(item, attribute->Str(), limits));
+    }
+    keyed.emplace_back(SortKey(key, case_sensitive), std::move(item));
+  }
+  return SortByKey(std::move(keyed), reverse);
 }
 
 Result<std::string> Join(const std::vector<Value>& items, const std::string& sep,
@@ -955,20 +961,7 @@ const FilterEntry kFilters[] = {
        for (const auto& [k, v] : in.as_dict().items) {
          keyed.emplace_back(SortKey(pos == 0 ? k : v, exact), Value::List({k, v}, true));
        }
-       Status error;
-       const bool descending = reverse != nullptr && reverse->Truthy();
-       std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
-         Result<int> c = descending ? Compare(y.first, x.first) : Compare(x.first, y.first);
-         if (!c.ok()) {
-           if (error.ok()) error = c.status();
-           return false;
-         }
-         return *c < 0;
-       });
-       RETURN_IF_ERROR(error);
-       std::vector<Value> out;
-       for (auto& [key, pair] : keyed) out.push_back(std::move(pair));
-       return Value::List(std::move(out));
+       return SortByKey(std::move(keyed), reverse != nullptr && reverse->Truthy());
      }},
     {"unique",
      [](const Value& in, const CallArgs& a, const BuiltinLimits& limits) -> Result<Value> {
