@@ -341,10 +341,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // While a response is pending: read on, so that a client that leaves is
   // noticed (its bytes, a pipelined request, are kept for the next Read).
+  // The pending operation is also what keeps the connection alive while the
+  // response waits (the exchange holds only a weak reference): with
+  // max_header_bytes already buffered, it waits for the socket to fail
+  // instead of reading more.
   void Watch() {
-    if (watching_ || closed_ || buffer_.size() >= options_->max_header_bytes) return;
+    if (watching_ || closed_) return;
     watching_ = true;
     stream_.expires_never();  // only the read's timer when a write is pending
+    if (buffer_.size() >= options_->max_header_bytes) {
+      stream_.socket().async_wait(
+          tcp::socket::wait_error, [self = shared_from_this()](beast::error_code ec) {
+            // Completed without an error: the socket has one (reset, hang-up).
+            self->OnWatch(ec ? ec : beast::error_code(asio::error::connection_reset), 0);
+          });
+      return;
+    }
     stream_.async_read_some(
         buffer_.prepare(4096),
         [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnWatch(ec, n); });

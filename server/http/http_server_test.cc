@@ -154,6 +154,35 @@ TEST_F(HttpServerTest, AClientThatLeavesAbortsItsPendingExchange) {
   EXPECT_FALSE(kept->Write("late"));
 }
 
+// A pipelined request larger than the header limit fills the buffer the
+// watch reads into while the first response is pending: the connection
+// still lives to send that response, then answers the second request.
+TEST_F(HttpServerTest, APendingResponseOutlivesAPipelinedRequestThatFillsTheBuffer) {
+  std::promise<std::shared_ptr<HttpExchange>> first_promise;
+  std::atomic<int> requests{0};
+  Start([&](const HttpRequest& r, const std::shared_ptr<HttpExchange>& exchange) {
+    if (requests++ == 0) {
+      first_promise.set_value(exchange);  // answered later
+      return;
+    }
+    exchange->Respond(200, "text/plain", StrCat(r.path, " ", r.body.size()));
+  });
+  TestHttpClient client(server_->port());
+  const std::string big(options_.max_header_bytes * 2, 'x');
+  ASSERT_TRUE(client.Send(TestHttpClient::Request("POST", "/first", "{}") +
+                          TestHttpClient::Request("POST", "/second", big)));
+  std::shared_ptr<HttpExchange> first = first_promise.get_future().get();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the watch reads on
+  EXPECT_FALSE(first->aborted());
+  first->Respond(200, "text/plain", "first");
+  TestHttpClient::Response a = client.Read();
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body(), "first");
+  TestHttpClient::Response b = client.Read();
+  EXPECT_EQ(b.status, 200);
+  EXPECT_EQ(b.body(), StrCat("/second ", big.size()));
+}
+
 TEST_F(HttpServerTest, AReaderTooSlowForTheQueueLimitIsCutOff) {
   options_.max_queued_bytes = 64 << 10;
   std::promise<std::shared_ptr<HttpExchange>> exchange_promise;
