@@ -8,6 +8,7 @@
 
 #include "engine/tokenizer/streaming_decoder.h"
 #include "server/rpc/admission.h"
+#include "server/rpc/cancellable_unary_reactor.h"
 #include "server/rpc/generate_reactor.h"
 #include "server/rpc/generation_messages.h"
 #include "server/rpc/status_conversion.h"
@@ -26,51 +27,6 @@ double SecondsSince(Clock::time_point start) {
 }
 
 }  // namespace
-
-// What to do when a call is cancelled (the client left or its deadline
-// passed), set once the work it would cancel exists. Shared by the reactor
-// and the method that starts the work, so either may go first.
-class CancelHook {
- public:
-  // Runs `cancel` now if the call was already cancelled, else on Fire.
-  void Set(std::function<void()> cancel) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!fired_) {
-        cancel_ = std::move(cancel);
-        return;
-      }
-    }
-    cancel();
-  }
-  void Fire() {
-    std::function<void()> cancel;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      fired_ = true;
-      cancel = std::move(cancel_);
-    }
-    if (cancel) cancel();
-  }
-
- private:
-  std::mutex mu_;
-  bool fired_ = false;            // GUARDED_BY(mu_)
-  std::function<void()> cancel_;  // GUARDED_BY(mu_)
-};
-
-// A unary reactor that reports cancellation (DefaultReactor has no hook):
-// a Prefill waiting in the queue for a client that left is dropped at once
-// instead of holding its queue slot until admitted.
-class CancellableUnaryReactor final : public grpc::ServerUnaryReactor {
- public:
-  std::shared_ptr<CancelHook> hook() const { return hook_; }
-  void OnCancel() override { hook_->Fire(); }
-  void OnDone() override { delete this; }
-
- private:
-  const std::shared_ptr<CancelHook> hook_ = std::make_shared<CancelHook>();
-};
 
 // One unary call's end: Finish exactly once. A backend callback that is
 // dropped without being called (it owns the last reference) still ends the

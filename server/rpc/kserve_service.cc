@@ -1,5 +1,6 @@
 #include "server/rpc/kserve_service.h"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "server/rpc/admission.h"
+#include "server/rpc/cancellable_unary_reactor.h"
 #include "server/rpc/generation_messages.h"
 #include "server/rpc/kserve_messages.h"
 #include "server/rpc/status_conversion.h"
@@ -35,35 +37,31 @@ grpc::Status NotAttached() {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "generation backend not attached");
 }
 
-// Runs a cancel once the work it cancels exists, or at once if the call was
-// cancelled before; shared by a reactor and the code that starts the work,
-// so that either may go first.
-class CancelOnce {
+// A unary call's end: Finish exactly once, then `after` (its count). A
+// backend callback dropped without being called (it owns the last
+// reference) still ends the call, with INTERNAL, so that no call is left
+// without an answer (as GenerationService's UnaryCall).
+class UnaryEnd {
  public:
-  void Set(std::function<void()> cancel) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!fired_) {
-        cancel_ = std::move(cancel);
-        return;
-      }
-    }
-    cancel();
+  UnaryEnd(grpc::ServerUnaryReactor* reactor, std::function<void(grpc::StatusCode)> after)
+      : reactor_(reactor), after_(std::move(after)) {}
+  ~UnaryEnd() {
+    Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                        "ModelInfer: the backend dropped the call without an answer"));
   }
-  void Fire() {
-    std::function<void()> cancel;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      fired_ = true;
-      cancel = std::move(cancel_);
-    }
-    if (cancel) cancel();
+  UnaryEnd(const UnaryEnd&) = delete;
+  UnaryEnd& operator=(const UnaryEnd&) = delete;
+
+  void Finish(const grpc::Status& status) {
+    if (finished_.exchange(true)) return;
+    reactor_->Finish(status);
+    after_(status.error_code());
   }
 
  private:
-  std::mutex mu_;
-  bool fired_ = false;            // GUARDED_BY(mu_)
-  std::function<void()> cancel_;  // GUARDED_BY(mu_)
+  grpc::ServerUnaryReactor* const reactor_;
+  const std::function<void(grpc::StatusCode)> after_;
+  std::atomic<bool> finished_{false};
 };
 
 }  // namespace
@@ -240,23 +238,11 @@ grpc::ServerUnaryReactor* KserveService::ModelConfig(grpc::CallbackServerContext
 
 // ---- ModelInfer ----
 
-// A unary reactor that reports cancellation, so that a client that leaves
-// cancels its generation.
-class KserveService::InferReactor final : public grpc::ServerUnaryReactor {
- public:
-  std::shared_ptr<CancelOnce> cancel() const { return cancel_; }
-  void OnCancel() override { cancel_->Fire(); }
-  void OnDone() override { delete this; }
-
- private:
-  const std::shared_ptr<CancelOnce> cancel_ = std::make_shared<CancelOnce>();
-};
-
 grpc::ServerUnaryReactor* KserveService::ModelInfer(grpc::CallbackServerContext* context,
                                                     const inference::ModelInferRequest* request,
                                                     inference::ModelInferResponse* response) {
   const Clock::time_point start = Clock::now();
-  auto* reactor = new InferReactor;
+  auto* reactor = new CancellableUnaryReactor;  // a client that leaves cancels its generation
   auto fail = [&](const grpc::Status& status) {
     deps_.metrics->OnRequest(kInferRpc, CodeName(status.error_code()),
                              Seconds(Clock::now() - start));
@@ -284,10 +270,14 @@ grpc::ServerUnaryReactor* KserveService::ModelInfer(grpc::CallbackServerContext*
 
   auto run = std::make_shared<Run>(this, kInferRpc, std::move(*parsed),
                                    static_cast<int64_t>(converted->prompt_ids.size()), start);
+  // Finish before the in-flight count drops, so a drain that sees no call in
+  // flight has no reply left to send.
+  auto end =
+      std::make_shared<UnaryEnd>(reactor, [run](grpc::StatusCode code) { run->Account(code); });
   Result<uint64_t> id = backend->StreamGenerate(
       std::move(*converted),
       [run](std::span<const GeneratedToken> tokens) { (void)run->OnTokens(tokens); },
-      [this, run, reactor, response, context](const Status& status, const StreamSummary& summary) {
+      [this, run, end, response, context](const Status& status, const StreamSummary& summary) {
         grpc::Status result = ToGrpcStatus(status);
         if (result.ok() && summary.finish == FinishReason::kCancelled && context->IsCancelled()) {
           result = grpc::Status(grpc::StatusCode::CANCELLED, "ModelInfer: cancelled by the client");
@@ -301,18 +291,13 @@ grpc::ServerUnaryReactor* KserveService::ModelInfer(grpc::CallbackServerContext*
           out.finish = summary.finish;
           ToInferResponse(run->request, deps_.model_name, out, response);
         }
-        // Finish before the in-flight count drops, so a drain that sees no
-        // call in flight has no reply left to send.
-        reactor->Finish(result);
-        run->Account(result.error_code());
+        end->Finish(result);
       });
   if (!id.ok()) {
-    const grpc::Status status = ToGrpcStatus(id.status());
-    reactor->Finish(status);
-    run->Account(status.error_code());
+    end->Finish(ToGrpcStatus(id.status()));
     return reactor;
   }
-  reactor->cancel()->Set([backend, stream = *id] { backend->Cancel(stream); });
+  reactor->hook()->Set([backend, stream = *id] { backend->Cancel(stream); });
   return reactor;
 }
 
@@ -361,7 +346,13 @@ class KserveService::StreamReactor::Shared {
     Kind kind = Kind::kNothing;
     const StreamResponse* message = nullptr;  // kWrite: valid until WriteDone
     grpc::Status status;                      // kFinish
+    bool read = false;                        // then read the next request
   };
+
+  // Reads pause while this many responses wait to be written, so that a
+  // client that sends requests without reading the responses cannot grow
+  // the queue without bound; the write that brings it below resumes them.
+  static constexpr size_t kMaxPendingResponses = 64;
 
   Shared(StreamReactor* reactor, const KserveService* service)
       : reactor_(reactor), service_(service) {}
@@ -369,19 +360,29 @@ class KserveService::StreamReactor::Shared {
   void Apply(const Step& step) {
     switch (step.kind) {
       case Step::Kind::kNothing:
-        return;
+        break;
       case Step::Kind::kWrite:
         reactor_->StartWrite(step.message);
-        return;
+        break;
       case Step::Kind::kFinish:
         reactor_->Finish(step.status);
-        return;
+        break;
     }
+    if (step.read) reactor_->StartRead(&reactor_->request_);
   }
 
-  bool closed() {
+  // A request was read and started: read the next one, unless the stream
+  // is closing or too many responses wait (WriteDone resumes reading).
+  Step ReadDone() {
     std::lock_guard<std::mutex> lock(mu_);
-    return state_ != State::kOpen;
+    Step step;
+    if (state_ != State::kOpen) return step;
+    if (pending_.size() >= kMaxPendingResponses) {
+      reads_paused_ = true;
+    } else {
+      step.read = true;
+    }
+    return step;
   }
 
   // A request that failed before it ran (admission, validation): one error
@@ -504,6 +505,10 @@ class KserveService::StreamReactor::Shared {
       }
       if (!ok) AbortLocked(&dropped, &cancels);
       step = PumpLocked();
+      if (reads_paused_ && state_ == State::kOpen && pending_.size() < kMaxPendingResponses) {
+        reads_paused_ = false;
+        step.read = true;
+      }
     }
     // The response that ends a request was written: count it.
     if (ended) ended->first->Account(ended->second);
@@ -529,7 +534,7 @@ class KserveService::StreamReactor::Shared {
   Step FinishNow(const grpc::Status& status) {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = State::kFinished;
-    return {Step::Kind::kFinish, nullptr, status};
+    return {Step::Kind::kFinish, nullptr, status, false};
   }
 
   void SetBackend(GenerationBackend* backend) {
@@ -628,19 +633,19 @@ class KserveService::StreamReactor::Shared {
     if (state_ == State::kAborting) {
       state_ = State::kFinished;
       return {Step::Kind::kFinish, nullptr,
-              grpc::Status(grpc::StatusCode::CANCELLED, "ModelStreamInfer: cancelled")};
+              grpc::Status(grpc::StatusCode::CANCELLED, "ModelStreamInfer: cancelled"), false};
     }
     if (pending_.empty()) {
       if (state_ == State::kReadsDone && active_.empty()) {
         state_ = State::kFinished;
-        return {Step::Kind::kFinish, nullptr, grpc::Status::OK};
+        return {Step::Kind::kFinish, nullptr, grpc::Status::OK, false};
       }
       return {};
     }
     BuildLocked(pending_.front());
     pending_.pop_front();
     write_in_flight_ = true;
-    return {Step::Kind::kWrite, &writing_, {}};
+    return {Step::Kind::kWrite, &writing_, {}, false};
   }
 
   StreamReactor* const reactor_;
@@ -652,6 +657,7 @@ class KserveService::StreamReactor::Shared {
   std::deque<Entry> pending_;                             // GUARDED_BY(mu_)
   std::map<Run*, ActiveRun> active_;                      // GUARDED_BY(mu_)
   GenerationBackend* backend_ = nullptr;                  // GUARDED_BY(mu_)
+  bool reads_paused_ = false;                             // GUARDED_BY(mu_)
   StreamResponse writing_;                                // the write in flight's message
   std::shared_ptr<Run> writing_ends_;                     // GUARDED_BY(mu_)
   grpc::StatusCode writing_code_ = grpc::StatusCode::OK;  // GUARDED_BY(mu_)
@@ -676,7 +682,7 @@ void KserveService::StreamReactor::OnReadDone(bool ok) {
     return;
   }
   StartRequest(request_);
-  if (!shared_->closed()) StartRead(&request_);
+  shared_->Apply(shared_->ReadDone());
 }
 
 void KserveService::StreamReactor::OnWriteDone(bool ok) { shared_->Apply(shared_->WriteDone(ok)); }

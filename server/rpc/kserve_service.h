@@ -30,6 +30,8 @@
 //                            request gets one response with error_message
 //                            set (the stream stays open). A client that
 //                            cancels the stream cancels its requests.
+//                            Reading pauses while 64 responses wait to be
+//                            written (a client that does not read them).
 // Admission (admission.h) is that of Generate: UNAVAILABLE "draining" for
 // new requests while the server drains, UNAVAILABLE while the model loads
 // or converts, UNIMPLEMENTED "generation backend not attached" before
@@ -107,7 +109,6 @@ class KserveService final : public inference::GRPCInferenceService::CallbackServ
 
  private:
   class Run;            // one inference request on the backend
-  class InferReactor;   // a ModelInfer call
   class StreamReactor;  // a ModelStreamInfer call
 
   // Counts a unary call that ends at once and finishes it.

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -37,6 +38,19 @@ bool FinalFlag(const inference::ModelInferResponse& r) {
   auto it = r.parameters().find("triton_final_response");
   return it != r.parameters().end() && it->second.bool_param();
 }
+
+// Accepts every stream and drops its callbacks without calling them.
+class DroppingBackend final : public GenerationBackend {
+ public:
+  uint64_t StartSession(GenerationRequest, StartCallback) override { return 0; }
+  void Decode(const std::string&, int64_t, DecodeCallback) override {}
+  Status Release(const std::string&) override { return Status::OK(); }
+  Result<uint64_t> StreamGenerate(GenerationRequest, TokensCallback, DoneCallback) override {
+    return uint64_t{1};
+  }
+  void Cancel(uint64_t) override {}
+  void CancelAll() override {}
+};
 
 class KserveServiceTest : public ::testing::Test {
  protected:
@@ -94,6 +108,13 @@ class KserveServiceTest : public ::testing::Test {
 
   bool MetricsHave(const std::string& line) {
     return metrics_.Serialize().find(line) != std::string::npos;
+  }
+  // A counter's value; 0 while the series does not exist.
+  int64_t Counter(const std::string& series) {
+    const std::string text = metrics_.Serialize();
+    const size_t at = text.find(series + " ");
+    if (at == std::string::npos) return 0;
+    return std::stoll(text.substr(at + series.size() + 1));
   }
 
   ServerState state_;
@@ -173,6 +194,21 @@ TEST_F(KserveServiceTest, ModelInferReturnsTheWholeTextAfterThePrompt) {
   WaitIdle();
   EXPECT_TRUE(MetricsHave("relayout_requests_total{code=\"OK\",rpc=\"ModelInfer\"} 1"));
   EXPECT_TRUE(MetricsHave("relayout_generated_tokens_total 5"));
+}
+
+TEST_F(KserveServiceTest, ModelInferEndsWithInternalWhenTheBackendDropsItsCallbacks) {
+  DroppingBackend dropping;
+  Start();
+  Serve();
+  service_->AttachBackend(&dropping);
+  inference::ModelInferResponse response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  const grpc::Status status = stub_->ModelInfer(&ctx, Request("r", 3, false).request(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << status.error_message();
+  WaitIdle();
+  server_->Shutdown();
+  server_.reset();
 }
 
 TEST_F(KserveServiceTest, ModelInferRefusesStreaming) {
@@ -355,6 +391,36 @@ TEST_F(KserveServiceTest, CancellingTheStreamCancelsItsRequests) {
   EXPECT_GE(backend_.cancel_calls.load(), 1);
   WaitIdle();
   EXPECT_EQ(inflight_.Describe(), "");
+}
+
+// A client that sends requests and never reads the responses: once 64 wait
+// (beyond what the transport buffers) the stream stops reading requests, so
+// the client's writes block rather than the server's queue growing without
+// bound.
+TEST_F(KserveServiceTest, AStreamStopsReadingWhileTooManyResponsesWait) {
+  StartServing();
+  grpc::ClientContext ctx;
+  std::unique_ptr<StreamReaderWriter> stream = stub_->ModelStreamInfer(&ctx);
+  // Each is refused (another model) with a response that echoes its 1 MiB id.
+  KserveRequestBuilder unknown("another-model");
+  unknown.Id(std::string(1 << 20, 'i')).Bytes("text_input", {"x"});
+  constexpr int kRequests = 200;
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests && stream->Write(unknown.request()); ++i) ++written;
+  });
+  const std::string refused =
+      "relayout_requests_total{code=\"NOT_FOUND\",rpc=\"ModelStreamInfer\"}";
+  int64_t seen = -1;
+  for (int i = 0; i < 50 && Counter(refused) != seen && written.load() < kRequests; ++i) {
+    seen = Counter(refused);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  EXPECT_LT(Counter(refused), kRequests);
+  EXPECT_LT(written.load(), kRequests);
+  ctx.TryCancel();
+  writer.join();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 // The drain's grace expired: every running request still gets its final
