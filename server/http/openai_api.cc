@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "engine/text/json_writer.h"
+#include "server/observe/token_timing.h"
 #include "server/rpc/admission.h"
 #include "server/rpc/generation_messages.h"
 #include "server/rpc/kserve_messages.h"
@@ -70,25 +71,17 @@ class OpenAiApi::Generation {
              std::shared_ptr<const Tokenizer> tokenizer, OpenAiResponseContext ctx, bool stream,
              int64_t prompt_tokens)
       : call_(std::move(call)),
-        metrics_(metrics),
         tokenizer_(std::move(tokenizer)),
         stream_(stream),
         prompt_tokens_(prompt_tokens),
-        ctx_(std::move(ctx)) {}
+        ctx_(std::move(ctx)),
+        timing_(metrics, call_->start()) {}
 
   void OnTokens(std::span<const GeneratedToken> tokens) {
     if (tokens.empty()) return;
     std::lock_guard<std::mutex> lock(mu_);
     if (ended_) return;
-    const Clock::time_point now = Clock::now();
-    if (generated_ == 0) {
-      first_token_at_ = now;
-      metrics_->OnTimeToFirstToken(Seconds(now - call_->start()));
-      metrics_->AddPromptTokens(static_cast<uint64_t>(prompt_tokens_));
-    }
-    last_token_at_ = now;
-    generated_ += static_cast<int64_t>(tokens.size());
-    metrics_->AddGeneratedTokens(tokens.size());
+    timing_.OnTokens(tokens.size(), prompt_tokens_);
     if (!stream_) {
       accumulator_.Add(tokens);
       return;
@@ -102,10 +95,7 @@ class OpenAiApi::Generation {
     std::lock_guard<std::mutex> lock(mu_);
     if (ended_) return;
     ended_ = true;
-    if (generated_ > 1) {
-      metrics_->OnTimePerOutputToken(Seconds(last_token_at_ - first_token_at_) /
-                                     static_cast<double>(generated_ - 1));
-    }
+    timing_.Finish();
     HttpExchange& exchange = call_->exchange();
     if (!status.ok()) {
       const OpenAiError e = ToOpenAiError(status, ctx_.endpoint);
@@ -142,7 +132,6 @@ class OpenAiApi::Generation {
   }
 
   const std::shared_ptr<Call> call_;
-  ServerMetrics* const metrics_;
   const std::shared_ptr<const Tokenizer> tokenizer_;
   const bool stream_;
   const int64_t prompt_tokens_;
@@ -152,9 +141,7 @@ class OpenAiApi::Generation {
   OpenAiResponseAccumulator accumulator_;  // GUARDED_BY(mu_)
   bool head_sent_ = false;                 // GUARDED_BY(mu_)
   bool ended_ = false;                     // GUARDED_BY(mu_)
-  int64_t generated_ = 0;                  // GUARDED_BY(mu_)
-  Clock::time_point first_token_at_;       // GUARDED_BY(mu_)
-  Clock::time_point last_token_at_;        // GUARDED_BY(mu_)
+  TokenTiming timing_;                     // GUARDED_BY(mu_)
 };
 
 std::string OpenAiApi::model_id() const {

@@ -172,9 +172,13 @@ TEST_F(OpenAiApiTest, AChatCompletionAnswersWithOneMessageAndUsage) {
   EXPECT_EQ(*v.Find("usage")->Find("completion_tokens")->as_int64(), 5);
   EXPECT_GT(*v.Find("usage")->Find("prompt_tokens")->as_int64(), 0);
   ASSERT_TRUE(WaitIdle());
-  EXPECT_NE(metrics_.Serialize().find(
-                "relayout_requests_total{code=\"OK\",rpc=\"openai.chat.completions\"} 1"),
+  const std::string metrics = metrics_.Serialize();
+  EXPECT_NE(metrics.find("relayout_requests_total{code=\"OK\",rpc=\"openai.chat.completions\"} 1"),
             std::string::npos);
+  // The token metrics move as for Generate (TokenTiming).
+  EXPECT_NE(metrics.find("relayout_generated_tokens_total 5"), std::string::npos);
+  EXPECT_NE(metrics.find("relayout_time_to_first_token_seconds_count 1"), std::string::npos);
+  EXPECT_NE(metrics.find("relayout_time_per_output_token_seconds_count 1"), std::string::npos);
 }
 
 TEST_F(OpenAiApiTest, WithoutMaxTokensTheServersLimitApplies) {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "server/observe/token_timing.h"
 #include "server/rpc/generation_messages.h"
 #include "server/rpc/status_conversion.h"
 #include "server/rpc/stream_call_queue.h"
@@ -30,7 +31,7 @@ class GenerateReactor::Shared {
   using Queue = StreamCallQueue<v1::GenerateResponse>;
 
   Shared(GenerateReactor* reactor, ServerMetrics* metrics, Clock::time_point start)
-      : reactor_(reactor), metrics_(metrics), start_(start) {}
+      : reactor_(reactor), timing_(metrics, start) {}
 
   // Takes the step the queue decided. The reactor is alive whenever a step
   // is not kNothing (it is deleted only after the one kFinish).
@@ -71,16 +72,8 @@ class GenerateReactor::Shared {
     if (tokens.empty() || queue_.closed()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      const Clock::time_point now = Clock::now();
-      if (generated_ == 0) {
-        first_token_at_ = now;
-        metrics_->OnTimeToFirstToken(Seconds(now - start_));
-        metrics_->AddPromptTokens(static_cast<uint64_t>(prompt_tokens_));
-      }
-      last_token_at_ = now;
-      generated_ += static_cast<int64_t>(tokens.size());
+      timing_.OnTokens(tokens.size(), prompt_tokens_);
     }
-    metrics_->AddGeneratedTokens(tokens.size());
     Apply(queue_.Append([&](v1::GenerateResponse& message) {
       for (const GeneratedToken& t : tokens) ToProtoToken(t, *tokenizer_, message.add_tokens());
     }));
@@ -100,17 +93,12 @@ class GenerateReactor::Shared {
   // OnDone: time per output token, and the final code for the counters.
   grpc::StatusCode Done() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (generated_ > 1) {
-      metrics_->OnTimePerOutputToken(Seconds(last_token_at_ - first_token_at_) /
-                                     static_cast<double>(generated_ - 1));
-    }
+    timing_.Finish();
     return final_code_;
   }
 
  private:
   GenerateReactor* const reactor_;
-  ServerMetrics* const metrics_;
-  const Clock::time_point start_;
   Queue queue_;
   std::shared_ptr<const Tokenizer> tokenizer_;  // set before the stream starts
   int64_t prompt_tokens_ = 0;                   // set before the stream starts
@@ -118,9 +106,7 @@ class GenerateReactor::Shared {
   std::mutex mu_;
   grpc::StatusCode final_code_ = grpc::StatusCode::OK;  // GUARDED_BY(mu_)
   std::optional<uint64_t> stream_id_;                   // GUARDED_BY(mu_)
-  int64_t generated_ = 0;                               // GUARDED_BY(mu_)
-  Clock::time_point first_token_at_;                    // GUARDED_BY(mu_)
-  Clock::time_point last_token_at_;                     // GUARDED_BY(mu_)
+  TokenTiming timing_;                                  // GUARDED_BY(mu_)
 };
 
 GenerateReactor::GenerateReactor(ServerMetrics* metrics, InflightCalls* inflight,

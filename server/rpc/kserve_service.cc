@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/observe/token_timing.h"
 #include "server/rpc/admission.h"
 #include "server/rpc/cancellable_unary_reactor.h"
 #include "server/rpc/generation_messages.h"
@@ -78,7 +79,8 @@ class KserveService::Run {
         prompt_tokens(prompt_tokens),
         service_(service),
         rpc_(rpc),
-        start_(start) {
+        start_(start),
+        timing_(service->deps_.metrics, start) {
     service_->deps_.inflight->Begin(rpc_);
   }
   // A run dropped unaccounted (a backend that never ended it) still leaves
@@ -92,20 +94,11 @@ class KserveService::Run {
   std::string OnTokens(std::span<const GeneratedToken> tokens) {
     std::string text;
     for (const GeneratedToken& t : tokens) text += t.text;
-    ServerMetrics* metrics = service_->deps_.metrics;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      const Clock::time_point now = Clock::now();
-      if (generated_ == 0) {
-        first_token_at_ = now;
-        metrics->OnTimeToFirstToken(Seconds(now - start_));
-        metrics->AddPromptTokens(static_cast<uint64_t>(prompt_tokens));
-      }
-      last_token_at_ = now;
-      generated_ += static_cast<int64_t>(tokens.size());
+      timing_.OnTokens(tokens.size(), prompt_tokens);
       if (!request.options.stream) text_ += text;
     }
-    metrics->AddGeneratedTokens(tokens.size());
     return text;
   }
 
@@ -116,7 +109,7 @@ class KserveService::Run {
   }
   int64_t generated() {
     std::lock_guard<std::mutex> lock(mu_);
-    return generated_;
+    return timing_.generated();
   }
 
   // The request's one count: relayout_requests_total, its duration, time
@@ -127,10 +120,7 @@ class KserveService::Run {
       std::lock_guard<std::mutex> lock(mu_);
       if (accounted_) return;
       accounted_ = true;
-      if (generated_ > 1) {
-        service_->deps_.metrics->OnTimePerOutputToken(Seconds(last_token_at_ - first_token_at_) /
-                                                      static_cast<double>(generated_ - 1));
-      }
+      timing_.Finish();
     }
     service_->deps_.metrics->OnRequest(rpc_, CodeName(code), Seconds(Clock::now() - start_));
     service_->deps_.inflight->End(rpc_);
@@ -144,11 +134,9 @@ class KserveService::Run {
   const char* rpc_;
   const Clock::time_point start_;
   std::mutex mu_;
-  std::string text_;                  // GUARDED_BY(mu_)
-  int64_t generated_ = 0;             // GUARDED_BY(mu_)
-  Clock::time_point first_token_at_;  // GUARDED_BY(mu_)
-  Clock::time_point last_token_at_;   // GUARDED_BY(mu_)
-  bool accounted_ = false;            // GUARDED_BY(mu_)
+  std::string text_;        // GUARDED_BY(mu_)
+  TokenTiming timing_;      // GUARDED_BY(mu_)
+  bool accounted_ = false;  // GUARDED_BY(mu_)
 };
 
 // ---- unary methods ----
