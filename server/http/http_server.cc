@@ -6,6 +6,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -235,7 +236,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const HttpServerOptions* options,
              const HttpServer::Handler* handler, std::shared_ptr<LiveFlag> live)
-      : stream_(std::move(socket)), options_(options), handler_(handler), live_(std::move(live)) {}
+      : stream_(std::move(socket)),
+        linger_(stream_.get_executor()),
+        options_(options),
+        handler_(handler),
+        live_(std::move(live)) {}
   ~Connection() {
     if (exchange_ != nullptr) exchange_->Abort();
   }
@@ -365,7 +370,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWatch(beast::error_code ec, size_t n) {
     watching_ = false;
     buffer_.commit(n);
-    if (closed_) return;
+    if (closed_) {
+      linger_.cancel();
+      return;
+    }
     if (read_after_watch_) {  // the response is done: read the next request
       read_after_watch_ = false;
       if (ec && ec != asio::error::operation_aborted) {
@@ -429,6 +437,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       closed_ = true;
       beast::error_code ignored;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      // The client closes its side once it has read the response (the watch
+      // then ends, and the connection with it); one that does not is closed
+      // after idle_timeout, since the watch has no timer.
+      if (watching_) {
+        linger_.expires_after(options_->idle_timeout);
+        linger_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          if (ec) return;
+          beast::error_code ignored_close;
+          self->stream_.socket().close(ignored_close);
+        });
+      }
       return;
     }
     if (watching_) {
@@ -455,6 +474,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer linger_;  // a closing connection's wait for the client's close
   const HttpServerOptions* options_;
   const HttpServer::Handler* handler_;
   const std::shared_ptr<LiveFlag> live_;

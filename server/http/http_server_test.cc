@@ -183,6 +183,23 @@ TEST_F(HttpServerTest, APendingResponseOutlivesAPipelinedRequestThatFillsTheBuff
   EXPECT_EQ(b.body(), StrCat("/second ", big.size()));
 }
 
+// After a Connection: close response the server waits for the client to
+// close its side, but not forever: a client that keeps the connection open
+// (holding a descriptor) is closed after idle_timeout.
+TEST_F(HttpServerTest, AClosingConnectionIsClosedAfterTheIdleTimeoutIfTheClientKeepsIt) {
+  options_.idle_timeout = std::chrono::milliseconds(200);
+  StartEcho();
+  TestHttpClient client(server_->port());
+  TestHttpClient::Response r = client.Roundtrip("GET", "/", "", "Connection: close\r\n");
+  ASSERT_EQ(r.status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  // A socket the server closed answers the first write with a reset, and
+  // the next write fails; one it still reads takes both.
+  client.Send("x");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(client.Send("y"));
+}
+
 TEST_F(HttpServerTest, AReaderTooSlowForTheQueueLimitIsCutOff) {
   options_.max_queued_bytes = 64 << 10;
   std::promise<std::shared_ptr<HttpExchange>> exchange_promise;
