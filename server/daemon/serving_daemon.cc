@@ -138,7 +138,7 @@ struct ServingDaemon::Impl {
   explicit Impl(ServeOptions o) : options(std::move(o)) {}
 
   Status SetUp();
-  Status StartHttpApi(const std::string& model_id);
+  Status StartHttpApi(const ApiDeps& api, const std::string& model_id);
   void LoadAndConvert();
   Status LoadAndConvertSteps();
   HttpResponse HandleHttp(std::string_view path);
@@ -195,13 +195,10 @@ Status ServingDaemon::Impl::SetUp() {
                      return HandleHttp(path);
                    }));
 
-  GenerationServiceDeps deps;
-  deps.state = &state;
-  deps.metrics = &metrics;
-  deps.auth = &auth;
-  deps.inflight = &inflight;
-  deps.limits = options.limits;
-  generation = std::make_unique<GenerationService>(deps);
+  // The three API fronts (relayout.v1, OpenAI HTTP, KServe v2) share one
+  // state, token, metrics, in-flight ledger and set of limits.
+  const ApiDeps api{&state, &metrics, &auth, &inflight, options.limits};
+  generation = std::make_unique<GenerationService>(api);
   model = std::make_unique<ModelService>(&state, &metrics, &auth);
   // One model id for both APIs: --served-model-name, else from the path.
   const std::string model_id =
@@ -209,9 +206,8 @@ Status ServingDaemon::Impl::SetUp() {
           ? options.served_model_name
           : ServedModelName(options.load.model_path.empty() ? kDefaultModelFile
                                                             : options.load.model_path);
-  RETURN_IF_ERROR(StartHttpApi(model_id));
-  KserveServiceDeps kserve_deps{&state, &metrics, &auth, &inflight, options.limits, model_id};
-  kserve = std::make_unique<KserveService>(std::move(kserve_deps));
+  RETURN_IF_ERROR(StartHttpApi(api, model_id));
+  kserve = std::make_unique<KserveService>(KserveServiceDeps{api, model_id});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -253,17 +249,11 @@ Status ServingDaemon::Impl::SetUp() {
   return Status::OK();
 }
 
-// The OpenAI-compatible API over the Generation service's deps, on its own
-// port and threads.
-Status ServingDaemon::Impl::StartHttpApi(const std::string& model_id) {
+// The OpenAI-compatible API over the fronts' shared deps, on its own port
+// and threads.
+Status ServingDaemon::Impl::StartHttpApi(const ApiDeps& api, const std::string& model_id) {
   if (options.http_listen.empty()) return Status::OK();
-  OpenAiApiDeps deps;
-  deps.state = &state;
-  deps.metrics = &metrics;
-  deps.auth = &auth;
-  deps.inflight = &inflight;
-  deps.limits = options.limits;
-  deps.served_model_name = model_id;
+  OpenAiApiDeps deps{api, model_id};
   deps.max_body_bytes = static_cast<size_t>(options.max_message_bytes);
   openai = std::make_unique<OpenAiApi>(deps);
   HttpServerOptions http;

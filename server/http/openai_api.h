@@ -50,19 +50,16 @@
 #include "server/http/openai_protocol.h"
 #include "server/observe/server_metrics.h"
 #include "server/observe/server_state.h"
+#include "server/rpc/api_deps.h"
 #include "server/rpc/bearer_token_auth.h"
 #include "server/rpc/generation_backend.h"
 #include "server/rpc/inflight_calls.h"
 
 namespace relayout::server {
 
-// Every pointer is not owned and must outlive the HttpServer.
-struct OpenAiApiDeps {
-  ServerState* state = nullptr;
-  ServerMetrics* metrics = nullptr;
-  const BearerTokenAuth* auth = nullptr;
-  InflightCalls* inflight = nullptr;
-  ServingLimits limits;
+// The fronts' shared deps (api_deps.h; every pointer must outlive the
+// HttpServer), the model's id and the body limit.
+struct OpenAiApiDeps : ApiDeps {
   std::string served_model_name;  // "": ServedModelName of the model's path
   size_t max_body_bytes = 4 << 20;
 };

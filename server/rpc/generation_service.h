@@ -29,21 +29,16 @@
 #include "relayout/v1/generation.grpc.pb.h"
 #include "server/observe/server_metrics.h"
 #include "server/observe/server_state.h"
+#include "server/rpc/api_deps.h"
 #include "server/rpc/bearer_token_auth.h"
 #include "server/rpc/generation_backend.h"
 #include "server/rpc/inflight_calls.h"
 
 namespace relayout::server {
 
-// What the service reads; every pointer is not owned and must outlive the
-// gRPC server.
-struct GenerationServiceDeps {
-  ServerState* state = nullptr;
-  ServerMetrics* metrics = nullptr;
-  const BearerTokenAuth* auth = nullptr;
-  InflightCalls* inflight = nullptr;
-  ServingLimits limits;
-};
+// What the service reads (api_deps.h); every pointer must outlive the gRPC
+// server.
+using GenerationServiceDeps = ApiDeps;
 
 class GenerationService final : public v1::Generation::CallbackService {
  public:

@@ -55,20 +55,16 @@
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/observe/server_metrics.h"
 #include "server/observe/server_state.h"
+#include "server/rpc/api_deps.h"
 #include "server/rpc/bearer_token_auth.h"
 #include "server/rpc/generation_backend.h"
 #include "server/rpc/inflight_calls.h"
 
 namespace relayout::server {
 
-// What the service reads; every pointer is not owned and must outlive the
-// gRPC server.
-struct KserveServiceDeps {
-  ServerState* state = nullptr;
-  ServerMetrics* metrics = nullptr;
-  const BearerTokenAuth* auth = nullptr;
-  InflightCalls* inflight = nullptr;
-  ServingLimits limits;
+// What the service reads: the fronts' shared deps (api_deps.h; every pointer
+// must outlive the gRPC server) and the model's name.
+struct KserveServiceDeps : ApiDeps {
   std::string model_name;  // ServedModelName (kserve_messages.h) of the model
 };
 

@@ -67,7 +67,7 @@ class KserveServiceTest : public ::testing::Test {
   void Start(const std::string& token = "") {
     auth_ = BearerTokenAuth(token);
     service_ = std::make_unique<KserveService>(
-        KserveServiceDeps{&state_, &metrics_, &auth_, &inflight_, limits_, kModel});
+        KserveServiceDeps{{&state_, &metrics_, &auth_, &inflight_, limits_}, kModel});
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
