@@ -12,6 +12,7 @@
 #include "engine/base/env.h"
 #include "server/http/http_test_client.h"
 #include "server/rpc/generation_messages.h"
+#include "server/testing/api_front_test.h"
 #include "server/testing/fake_generation_backend.h"
 
 namespace relayout::server {
@@ -19,7 +20,6 @@ namespace {
 
 using testing::TestHttpClient;
 
-const std::string kTokenizer = std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/tok512.bin";
 constexpr std::string_view kChat = "/v1/chat/completions";
 constexpr std::string_view kCompletions = "/v1/completions";
 
@@ -57,26 +57,18 @@ std::string ErrorField(const TestHttpClient::Response& r, std::string_view field
   return error->Find(field)->as_string();
 }
 
-class OpenAiApiTest : public ::testing::Test {
+class OpenAiApiTest : public ApiFrontTest {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(kTokenizer)) GTEST_SKIP() << kTokenizer << " missing";
-    Result<std::unique_ptr<Tokenizer>> t = LoadTokenizerFile(Env::Default(), kTokenizer);
-    ASSERT_TRUE(t.ok()) << t.status();
-    state_.SetTokenizer(std::shared_ptr<const Tokenizer>(std::move(*t)));
+    ApiFrontTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     state_.SetModelPath("/models/stories.gguf");
     state_.SetChatTemplate(ChatTemplate::ChatMl("<s>", "</s>"));
   }
   void TearDown() override { server_.reset(); }
 
   void Start(const std::string& token = "", size_t max_body = 1 << 20) {
-    auth_ = BearerTokenAuth(token);
-    OpenAiApiDeps deps;
-    deps.state = &state_;
-    deps.metrics = &metrics_;
-    deps.auth = &auth_;
-    deps.inflight = &inflight_;
-    deps.limits = limits_;
+    OpenAiApiDeps deps{Deps(token), ""};
     deps.max_body_bytes = max_body;
     api_ = std::make_unique<OpenAiApi>(deps);
     HttpServerOptions options;
@@ -95,8 +87,7 @@ class OpenAiApiTest : public ::testing::Test {
   }
 
   void Serve() {
-    ASSERT_TRUE(state_.SetState(LifecycleState::kConverting));
-    ASSERT_TRUE(state_.SetState(LifecycleState::kServing));
+    MoveToServing();
     api_->AttachBackend(&backend_);
   }
 
@@ -110,11 +101,6 @@ class OpenAiApiTest : public ::testing::Test {
     return inflight_.WaitUntilIdle(std::chrono::steady_clock::now() + std::chrono::seconds(5));
   }
 
-  ServerState state_;
-  ServerMetrics metrics_;
-  BearerTokenAuth auth_;
-  InflightCalls inflight_;
-  ServingLimits limits_;
   FakeGenerationBackend backend_;  // outlives the server (declared before it)
   std::unique_ptr<OpenAiApi> api_;
   std::unique_ptr<HttpServer> server_;

@@ -17,29 +17,20 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include "server/testing/api_front_test.h"
 #include "server/testing/fake_generation_backend.h"
 
 namespace relayout::server {
 namespace {
 
-const std::string kTokenizer = std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/tok512.bin";
-
-class GenerationServiceTest : public ::testing::Test {
+class GenerationServiceTest : public ApiFrontTest {
  protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(kTokenizer)) GTEST_SKIP() << kTokenizer << " missing";
-    Result<std::unique_ptr<Tokenizer>> t = LoadTokenizerFile(Env::Default(), kTokenizer);
-    ASSERT_TRUE(t.ok()) << t.status();
-    state_.SetTokenizer(std::shared_ptr<const Tokenizer>(std::move(*t)));
-  }
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown();
   }
 
   void Start(const std::string& token = "") {
-    auth_ = BearerTokenAuth(token);
-    GenerationServiceDeps deps{&state_, &metrics_, &auth_, &inflight_, limits_};
-    service_ = std::make_unique<GenerationService>(deps);
+    service_ = std::make_unique<GenerationService>(Deps(token));
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -50,10 +41,7 @@ class GenerationServiceTest : public ::testing::Test {
         grpc::CreateChannel(StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   }
 
-  void Serve() {
-    ASSERT_TRUE(state_.SetState(LifecycleState::kConverting));
-    ASSERT_TRUE(state_.SetState(LifecycleState::kServing));
-  }
+  void Serve() { MoveToServing(); }
 
   static v1::GenerateRequest GenerateText(const std::string& text, uint32_t max_new_tokens) {
     v1::GenerateRequest r;
@@ -62,11 +50,6 @@ class GenerationServiceTest : public ::testing::Test {
     return r;
   }
 
-  ServerState state_;
-  ServerMetrics metrics_;
-  BearerTokenAuth auth_;
-  InflightCalls inflight_;
-  ServingLimits limits_;
   FakeGenerationBackend backend_;  // outlives the server (declared before it)
   std::unique_ptr<GenerationService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -19,6 +19,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include "server/testing/api_front_test.h"
 #include "server/testing/fake_generation_backend.h"
 #include "server/testing/kserve_requests.h"
 
@@ -28,7 +29,6 @@ namespace {
 using testing::KserveRequestBuilder;
 using testing::OutputText;
 
-const std::string kTokenizer = std::string(RELAYOUT_SHARED_DIR) + "/models/stories260K/tok512.bin";
 constexpr char kModel[] = "stories260K";
 
 using StreamReaderWriter =
@@ -52,22 +52,14 @@ class DroppingBackend final : public GenerationBackend {
   void CancelAll() override {}
 };
 
-class KserveServiceTest : public ::testing::Test {
+class KserveServiceTest : public ApiFrontTest {
  protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(kTokenizer)) GTEST_SKIP() << kTokenizer << " missing";
-    Result<std::unique_ptr<Tokenizer>> t = LoadTokenizerFile(Env::Default(), kTokenizer);
-    ASSERT_TRUE(t.ok()) << t.status();
-    state_.SetTokenizer(std::shared_ptr<const Tokenizer>(std::move(*t)));
-  }
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown();
   }
 
   void Start(const std::string& token = "") {
-    auth_ = BearerTokenAuth(token);
-    service_ = std::make_unique<KserveService>(
-        KserveServiceDeps{{&state_, &metrics_, &auth_, &inflight_, limits_}, kModel});
+    service_ = std::make_unique<KserveService>(KserveServiceDeps{Deps(token), kModel});
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -78,10 +70,7 @@ class KserveServiceTest : public ::testing::Test {
         grpc::CreateChannel(StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   }
 
-  void Serve() {
-    ASSERT_TRUE(state_.SetState(LifecycleState::kConverting));
-    ASSERT_TRUE(state_.SetState(LifecycleState::kServing));
-  }
+  void Serve() { MoveToServing(); }
   void StartServing() {
     Start();
     Serve();
@@ -117,11 +106,6 @@ class KserveServiceTest : public ::testing::Test {
     return std::stoll(text.substr(at + series.size() + 1));
   }
 
-  ServerState state_;
-  ServerMetrics metrics_;
-  BearerTokenAuth auth_;
-  InflightCalls inflight_;
-  ServingLimits limits_;
   FakeGenerationBackend backend_;  // outlives the server (declared before it)
   std::unique_ptr<KserveService> service_;
   std::unique_ptr<grpc::Server> server_;
