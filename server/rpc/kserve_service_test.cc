@@ -60,14 +60,10 @@ class KserveServiceTest : public ApiFrontTest {
 
   void Start(const std::string& token = "") {
     service_ = std::make_unique<KserveService>(KserveServiceDeps{Deps(token), kModel});
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
+    std::shared_ptr<grpc::Channel> channel;
+    server_ = StartLoopbackServer(service_.get(), &channel);
     ASSERT_NE(server_, nullptr);
-    stub_ = inference::GRPCInferenceService::NewStub(
-        grpc::CreateChannel(StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    stub_ = inference::GRPCInferenceService::NewStub(channel);
   }
 
   void Serve() { MoveToServing(); }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "engine/base/env.h"
@@ -17,6 +18,22 @@
 #include "server/rpc/api_deps.h"
 
 namespace relayout::server {
+
+// A gRPC server on a free loopback port serving `service`, and a channel to
+// it; null when it could not start.
+inline std::unique_ptr<grpc::Server> StartLoopbackServer(grpc::Service* service,
+                                                         std::shared_ptr<grpc::Channel>* channel) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server != nullptr) {
+    *channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+  }
+  return server;
+}
 
 class ApiFrontTest : public ::testing::Test {
  protected:
