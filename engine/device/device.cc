@@ -152,6 +152,21 @@ Status Device::Download(DeviceRef src, std::span<std::byte> dst) {
   return DoDownload(src.handle, src.offset, dst.data(), bytes);
 }
 
+Status Device::Upload(DeviceRef dst, std::span<const std::byte> src) {
+  const uint64_t bytes = src.size();
+  if (bytes > dst.size) {
+    return Status::InvalidArgument("upload", StrCat(bytes, " bytes to a place holding ", dst.size));
+  }
+  if (dst.device == nullptr) {
+    if (bytes > 0) std::memcpy(dst.host + dst.offset, src.data(), bytes);
+    return Status::OK();
+  }
+  if (dst.device != this) {
+    return Status::InvalidArgument("upload", StrCat("a buffer of another device than ", spec_));
+  }
+  return DoUpload(dst.handle, dst.offset, src.data(), bytes);
+}
+
 StagingBuffer::StagingBuffer(StagingBuffer&& other) noexcept { *this = std::move(other); }
 
 StagingBuffer& StagingBuffer::operator=(StagingBuffer&& other) noexcept {

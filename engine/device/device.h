@@ -277,6 +277,8 @@ class Device {
   virtual bool accepts_host_memory() const { return false; }
   // Copies bytes from a place on this device (or host memory) to the host.
   Status Download(DeviceRef src, std::span<std::byte> dst);
+  // Copies host bytes to a place on this device (or host memory).
+  Status Upload(DeviceRef dst, std::span<const std::byte> src);
 
  protected:
   // `info.total_bytes` becomes the ledger's capacity, unless `shared_ledger`

@@ -191,6 +191,14 @@ Status LlamaModel::BindWeights() {
     }
     return w;
   };
+  matmul_of_.assign(tensors_.size(), nullptr);
+  // Binds the matmul *out to its tensor, so a relayout can rebind it.
+  auto bind = [&](TensorRole role, int layer, int64_t rows, int64_t cols,
+                  DeviceMatmulWeight* out) -> Status {
+    ASSIGN_OR_RETURN(*out, matmul(role, layer, rows, cols));
+    matmul_of_[static_cast<size_t>(Find(role, layer) - tensors_.data())] = out;
+    return Status::OK();
+  };
   auto vec = [&](TensorRole role, int layer, int64_t n) -> Result<int64_t> {
     ASSIGN_OR_RETURN(const Tensor* t, find(role, layer));
     return AppendFloats(*t, n);
@@ -216,8 +224,8 @@ Status LlamaModel::BindWeights() {
                                                        c.vocab_size, ", ", c.hidden_size, "]"));
   }
   const bool has_output = Find(TensorRole::kOutput, -1) != nullptr;
-  ASSIGN_OR_RETURN(output_, matmul(has_output ? TensorRole::kOutput : TensorRole::kTokenEmbd, -1,
-                                   c.vocab_size, c.hidden_size));
+  RETURN_IF_ERROR(bind(has_output ? TensorRole::kOutput : TensorRole::kTokenEmbd, -1, c.vocab_size,
+                       c.hidden_size, &output_));
   ASSIGN_OR_RETURN(output_norm_, vec(TensorRole::kOutputNorm, -1, c.hidden_size));
 
   kernels::RopeFrequencyParams rope{.theta = c.rope_theta,
@@ -244,13 +252,13 @@ Status LlamaModel::BindWeights() {
     Layer& L = layers_[static_cast<size_t>(l)];
     ASSIGN_OR_RETURN(L.attn_norm, vec(TensorRole::kAttnNorm, l, c.hidden_size));
     ASSIGN_OR_RETURN(L.ffn_norm, vec(TensorRole::kFfnNorm, l, c.hidden_size));
-    ASSIGN_OR_RETURN(L.q, matmul(TensorRole::kAttnQ, l, c.q_dim(), c.hidden_size));
-    ASSIGN_OR_RETURN(L.k, matmul(TensorRole::kAttnK, l, c.kv_dim(), c.hidden_size));
-    ASSIGN_OR_RETURN(L.v, matmul(TensorRole::kAttnV, l, c.kv_dim(), c.hidden_size));
-    ASSIGN_OR_RETURN(L.o, matmul(TensorRole::kAttnOutput, l, c.hidden_size, c.q_dim()));
-    ASSIGN_OR_RETURN(L.gate, matmul(TensorRole::kFfnGate, l, c.ffn_size, c.hidden_size));
-    ASSIGN_OR_RETURN(L.up, matmul(TensorRole::kFfnUp, l, c.ffn_size, c.hidden_size));
-    ASSIGN_OR_RETURN(L.down, matmul(TensorRole::kFfnDown, l, c.hidden_size, c.ffn_size));
+    RETURN_IF_ERROR(bind(TensorRole::kAttnQ, l, c.q_dim(), c.hidden_size, &L.q));
+    RETURN_IF_ERROR(bind(TensorRole::kAttnK, l, c.kv_dim(), c.hidden_size, &L.k));
+    RETURN_IF_ERROR(bind(TensorRole::kAttnV, l, c.kv_dim(), c.hidden_size, &L.v));
+    RETURN_IF_ERROR(bind(TensorRole::kAttnOutput, l, c.hidden_size, c.q_dim(), &L.o));
+    RETURN_IF_ERROR(bind(TensorRole::kFfnGate, l, c.ffn_size, c.hidden_size, &L.gate));
+    RETURN_IF_ERROR(bind(TensorRole::kFfnUp, l, c.ffn_size, c.hidden_size, &L.up));
+    RETURN_IF_ERROR(bind(TensorRole::kFfnDown, l, c.hidden_size, c.ffn_size, &L.down));
     const bool ab = c.attention_bias, mb = c.mlp_bias;
     ASSIGN_OR_RETURN(L.q_bias, optional_vec(ab, TensorRole::kAttnQBias, l, c.q_dim()));
     ASSIGN_OR_RETURN(L.k_bias, optional_vec(ab, TensorRole::kAttnKBias, l, c.kv_dim()));
@@ -261,6 +269,51 @@ Status LlamaModel::BindWeights() {
     ASSIGN_OR_RETURN(L.down_bias, optional_vec(mb, TensorRole::kFfnDownBias, l, c.hidden_size));
   }
   return PlaceAux();
+}
+
+std::vector<ResidentTensor> LlamaModel::ResidentTensors() const {
+  std::vector<ResidentTensor> out;
+  out.reserve(tensors_.size());
+  for (const Tensor& t : tensors_)
+    out.push_back({*t.name, t.ref, t.dtype, *t.shape, t.layout, t.data});
+  return out;
+}
+
+Status LlamaModel::CheckWeightLayout(size_t i, const Layout& layout) const {
+  if (i >= tensors_.size()) {
+    return Status::InvalidArgument("model", StrCat("tensor ", i, " of ", tensors_.size()));
+  }
+  const Tensor& t = tensors_[i];
+  if (&t == token_embd_ && !layout.IsCommon()) {
+    return Status::Unimplemented(
+        *t.name,
+        StrCat("embeddings are read by row from their common layout, not ", layout.Name()));
+  }
+  if (matmul_of_[i] == nullptr) {
+    if (layout == CommonLayoutFor(t.dtype)) return Status::OK();
+    return Status::Unimplemented(*t.name,
+                                 StrCat("only matmul weights change layout; this one stays ",
+                                        CommonLayoutFor(t.dtype).Name(), ", not ", layout.Name()));
+  }
+  ASSIGN_OR_RETURN(const DeviceMatmulWeight w,
+                   MatmulWeightFor(*t.name, t.dtype, *t.shape, layout, t.data));
+  if (!device_->MatmulSupported(w)) {
+    return Status::Unimplemented(*t.name, StrCat("no matmul on ", device_->spec(), " for ",
+                                                 DTypeName(t.dtype), " in ", layout.Name()));
+  }
+  return Status::OK();
+}
+
+Status LlamaModel::SetWeightLayout(size_t i, const Layout& layout) {
+  RETURN_IF_ERROR(CheckWeightLayout(i, layout));
+  Tensor& t = tensors_[i];
+  if (DeviceMatmulWeight* m = matmul_of_[i]; m != nullptr) {
+    ASSIGN_OR_RETURN(*m, MatmulWeightFor(*t.name, t.dtype, *t.shape, layout, t.data));
+  }
+  t.layout = layout;
+  if (i < host_weights_.tensors.size()) host_weights_.tensors[i].layout = layout;
+  if (i < device_weights_.tensors.size()) device_weights_.tensors[i].layout = layout;
+  return Status::OK();
 }
 
 KvCacheShape LlamaModel::kv_cache_shape(int64_t block_size) const {

@@ -50,6 +50,7 @@
 #include "engine/checkpoint/model_config.h"
 #include "engine/checkpoint/model_spec.h"
 #include "engine/conversion/device_conversion.h"
+#include "engine/conversion/live_relayout.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/device/device.h"
 #include "engine/device/device_weight.h"
@@ -138,6 +139,21 @@ class LlamaModel {
   kernels::RopePairing rope_pairing() const { return pairing_; }
   uint64_t weight_bytes() const;
 
+  // Live relayout (engine/conversion/live_relayout.h). The weights as they
+  // are now: each tensor's layout and bytes, in the model's tensor order.
+  std::vector<ResidentTensor> ResidentTensors() const;
+  // OK when the forward pass can read tensor i in `layout` on this device:
+  // a matmul weight in a layout the device's matmul takes, any other
+  // tensor (embeddings, which are gathered by row, norms, biases) only in
+  // its common layout. Unimplemented naming the tensor otherwise;
+  // InvalidArgument for i out of range.
+  Status CheckWeightLayout(size_t i, const Layout& layout) const;
+  // Records that tensor i's bytes are now in `layout` (the caller has
+  // converted them in place) and rebinds its matmul, so the next Forward
+  // reads the new layout. Errors as CheckWeightLayout, nothing changed.
+  // REQUIRES: no Forward running (the caller is Forward's one caller).
+  Status SetWeightLayout(size_t i, const Layout& layout);
+
  private:
   // A converted tensor wherever it lives: host memory (LoadedWeights) or
   // the device (DeviceWeights).
@@ -190,6 +206,8 @@ class LlamaModel {
   const Tensor* token_embd_ = nullptr;
   kernels::WeightType embd_type_ = kernels::WeightType::kF32;
   DeviceMatmulWeight output_;
+  // Per tensor, the matmul that reads it (in layers_ or output_), or null.
+  std::vector<DeviceMatmulWeight*> matmul_of_;
   int64_t output_norm_ = -1;
   int64_t inv_freq_ = -1;
   std::vector<Layer> layers_;

@@ -150,6 +150,9 @@ ServingEngine::~ServingEngine() {
     }
     sequences_.clear();
     handles_.clear();
+    if (relayout_ != nullptr) {
+      EndRelayout(Status::Cancelled("relayout", "the serving engine is shutting down"), &calls);
+    }
   }
   for (auto& call : calls) call();
 }
@@ -306,6 +309,133 @@ void ServingEngine::ExpireIdleSessions(Clock::time_point now) {
   if (expired) wake_.notify_all();
 }
 
+struct ServingEngine::RelayoutJob {
+  RelayoutJobOptions options;
+  LiveRelayoutPlan plan;
+  std::vector<ResidentTensor> tensors;  // as planned; their bytes do not move
+  size_t next = 0;                      // into plan.steps
+  uint64_t bytes_done = 0;
+  bool cancel = false;  // GUARDED_BY(mu_)
+  ConversionWindow window;
+  RelayoutReport report;
+};
+
+Result<LiveRelayoutPlan> ServingEngine::StartRelayout(RelayoutJobOptions options) {
+  if (!options.choose) return Status::InvalidArgument("relayout", "no target layouts");
+  if (!(options.step_time_fraction > 0)) {
+    return Status::InvalidArgument("relayout", "step_time_fraction must be > 0");
+  }
+  Calls calls;
+  LiveRelayoutPlan result;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_ || cancelled_all_) return Status::Unavailable("serving engine", "draining");
+    if (relayout_ != nullptr) {
+      return Status::FailedPrecondition(
+          "relayout", StrCat("another relayout is running (", relayout_->next, " of ",
+                             relayout_->plan.steps.size(), " tensors done)"));
+    }
+    // No relayout runs, so no layout changes under this read.
+    auto job = std::make_unique<RelayoutJob>();
+    job->tensors = model_->ResidentTensors();
+    ASSIGN_OR_RETURN(job->plan,
+                     PlanLiveRelayout(job->tensors, options.choose, options.budget_bytes));
+    for (const LiveRelayoutStep& step : job->plan.steps) {
+      RETURN_IF_ERROR(model_->CheckWeightLayout(step.tensor, step.to));
+    }
+    job->options = std::move(options);
+    RelayoutReport& r = job->report;
+    r.device = model_->device()->spec();
+    r.weights_bytes = job->plan.weight_bytes;
+    r.budget_bytes = job->plan.budget_bytes;
+    r.predicted_peak_bytes = job->plan.predicted_peak_bytes();
+    // The peaks below are this relayout's.
+    ledger_->ResetPeaks();
+    result = job->plan;
+    if (job->options.on_start) job->options.on_start(job->plan);
+    relayout_ = std::move(job);
+    if (relayout_->plan.steps.empty()) EndRelayout(Status::OK(), &calls);
+    kicked_ = true;
+  }
+  for (auto& call : calls) call();
+  wake_.notify_all();
+  return result;
+}
+
+void ServingEngine::CancelRelayout() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (relayout_ == nullptr) return;
+    relayout_->cancel = true;
+    kicked_ = true;
+  }
+  wake_.notify_all();
+}
+
+RelayoutStatus ServingEngine::relayout_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (relayout_ == nullptr) return {};
+  return {true, relayout_->next, relayout_->plan.steps.size(), relayout_->bytes_done,
+          relayout_->plan.bytes_to_convert};
+}
+
+void ServingEngine::EndRelayout(const Status& status, Calls* calls) {
+  std::unique_ptr<RelayoutJob> job = std::move(relayout_);
+  RelayoutReport report = std::move(job->report);
+  if (status.ok()) {
+    report.scratch_peak_bytes = ledger_->peak(MemoryCategory::kScratch);
+    report.staging_peak_bytes = ledger_->peak(MemoryCategory::kStaging);
+    // In place: the resident bytes do not change; scratch comes and goes.
+    report.measured_peak_bytes = report.weights_bytes + report.scratch_peak_bytes;
+    job->window.Finish(job->plan.bytes_to_convert, &report);
+  }
+  if (job->options.on_done) {
+    calls->push_back([cb = std::move(job->options.on_done), status, report = std::move(report)] {
+      cb(status, report);
+    });
+  }
+  // The observer is released with the job, outside the lock.
+  calls->push_back([job = std::shared_ptr<RelayoutJob>(std::move(job))] {});
+}
+
+void ServingEngine::RelayoutSlice(std::unique_lock<std::mutex>& lock, bool busy, Calls* calls) {
+  RelayoutJob& job = *relayout_;
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                         busy ? job.options.step_time_fraction * step_seconds_ : 0.0));
+  Status status;
+  do {
+    if (job.cancel) {
+      EndRelayout(Status::Cancelled("relayout", StrCat("cancelled after ", job.next, " of ",
+                                                       job.plan.steps.size(), " tensors")),
+                  calls);
+      return;
+    }
+    const LiveRelayoutStep& step = job.plan.steps[job.next];
+    lock.unlock();
+    // Between steps: no Forward reads this tensor while its bytes move.
+    Layout now;
+    TensorConversionReport tensor;
+    status = ConvertResidentTensor(step, job.tensors[step.tensor].data, model_->device(),
+                                   ledger_.get(), &now, &tensor);
+    // Whatever layout the bytes are in, the model reads them as that.
+    const Status bound = model_->SetWeightLayout(step.tensor, now);
+    if (status.ok()) status = bound;
+    if (status.ok()) {
+      job.report.tensors.push_back(tensor);
+      if (job.options.observer != nullptr) {
+        job.options.observer->OnTensorConverted(tensor, job.next + 1, job.plan.steps.size(),
+                                                ledger_->Snapshot());
+      }
+    }
+    lock.lock();
+    if (!status.ok()) break;
+    job.bytes_done += step.bytes;
+    if (++job.next == job.plan.steps.size()) break;
+  } while (Clock::now() < deadline);
+  if (!status.ok() || job.next == job.plan.steps.size()) EndRelayout(status, calls);
+}
+
 void ServingEngine::Drain() {
   std::lock_guard<std::mutex> lock(mu_);
   draining_ = true;
@@ -330,6 +460,16 @@ void ServingEngine::Loop() {
       // Destroyed outside the lock: the calls own their callers' state.
       calls.clear();
       lock.lock();
+    }
+    if (relayout_ != nullptr) {
+      RelayoutSlice(lock, worked, &calls);
+      if (!calls.empty()) {
+        lock.unlock();
+        for (auto& call : calls) call();
+        calls.clear();
+        lock.lock();
+      }
+      continue;
     }
     if (worked || reap_) continue;
     // Sleep until new work, or until the first idle session expires.
@@ -450,7 +590,12 @@ bool ServingEngine::Step(std::unique_lock<std::mutex>& lock, Calls* calls) {
   lock.unlock();
   for (auto& call : *calls) call();
   calls->clear();
+  const Clock::time_point forward_start = Clock::now();
   const Status status = model_->Forward(entries, cache_.get());
+  const double forward_seconds =
+      std::chrono::duration<double>(Clock::now() - forward_start).count();
+  step_seconds_ =
+      step_seconds_ == 0 ? forward_seconds : 0.8 * step_seconds_ + 0.2 * forward_seconds;
   lock.lock();
 
   ++stats_.steps;

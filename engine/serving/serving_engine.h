@@ -67,6 +67,7 @@
 #include "engine/base/status.h"
 #include "engine/checkpoint/model_config.h"
 #include "engine/checkpoint/model_spec.h"
+#include "engine/conversion/live_relayout.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/memory/memory_ledger.h"
 #include "engine/model/kv_cache.h"
@@ -125,6 +126,43 @@ struct ServingStats {
                ? static_cast<double>(kv_blocks_used) / static_cast<double>(kv_blocks_total)
                : 0;
   }
+};
+
+// A live relayout of the engine's weights (ServingEngine::StartRelayout).
+struct RelayoutJobOptions {
+  // The layout each weight should end in (LayoutPolicy::Choose).
+  LayoutChooser choose;
+  // Conversion scratch, as at start-up: the peak stays within the weights
+  // plus this (live_relayout.h).
+  uint64_t budget_bytes = uint64_t{64} << 20;
+  // While requests run, the conversion between two forward steps lasts at
+  // most this fraction of the mean step time (at least one tensor per gap),
+  // so a running stream's time per token grows by about this fraction at
+  // most, plus one tensor's time when a tensor takes longer than that.
+  // With nothing running it converts one tensor per turn of the loop,
+  // which checks for new work in between.
+  double step_time_fraction = 0.5;
+  // Called once by StartRelayout with the plan, before any tensor moves and
+  // before on_done, under the engine's lock: it must not call the engine.
+  std::function<void(const LiveRelayoutPlan&)> on_start;
+  // After each tensor, on the scheduler thread: the same interface as the
+  // start-up conversion's, so progress reaches the same metrics.
+  std::shared_ptr<ConversionObserver> observer;
+  // Once, on the scheduler thread (or the destructor's): OK with the
+  // report, Cancelled (CancelRelayout, or the engine shutting down), or the
+  // error that stopped it. Tensors converted before a stop keep their new
+  // layout: every tensor is in a layout the forward pass reads at all
+  // times, so the model serves on in a mixed state.
+  std::function<void(const Status&, const RelayoutReport&)> on_done;
+};
+
+// What a relayout in progress has done.
+struct RelayoutStatus {
+  bool running = false;
+  size_t tensors_done = 0;
+  size_t tensors_total = 0;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
 };
 
 struct ServingEngineOptions {
@@ -232,6 +270,22 @@ class ServingEngine {
   // queued and running work and Decode of existing sessions go on.
   void Drain();
 
+  // Starts converting the weights, in place and between forward steps,
+  // into options.choose's layouts while requests keep being served (the
+  // scheduler thread is the only one that runs Forward, so no step reads a
+  // tensor whose bytes are moving). Returns the plan (its steps: the
+  // tensors that change). Refused, nothing moved: FailedPrecondition while
+  // another relayout runs; Unavailable while draining; InvalidArgument or
+  // Unimplemented naming a tensor whose target layout the conversion or
+  // this device's forward pass cannot take; the planner's
+  // ResourceExhausted when a tensor needs more budget. A plan with no
+  // steps ends at once (on_done OK).
+  Result<LiveRelayoutPlan> StartRelayout(RelayoutJobOptions options);
+  // Stops the relayout in progress after the tensor being converted; its
+  // on_done gets Cancelled. No-op when none runs.
+  void CancelRelayout();
+  RelayoutStatus relayout_status() const;
+
   ServingStats stats() const;
   const ModelConfig& config() const { return model_->config(); }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -258,6 +312,12 @@ class ServingEngine {
   void Finish(Sequence* s, FinishReason finish, Calls* calls);
   void FailBatch(std::span<Sequence* const> batch, const Status& status, Calls* calls);
   void PublishStats(Calls* calls);
+  // Converts the next tensors of the relayout in progress, for the time
+  // the last step allows (RelayoutJobOptions::step_time_fraction).
+  // REQUIRES: lock holds mu_; relayout_ set.
+  void RelayoutSlice(std::unique_lock<std::mutex>& lock, bool busy, Calls* calls);
+  // Ends the relayout in progress with `status`. REQUIRES: mu_ held.
+  void EndRelayout(const Status& status, Calls* calls);
   // The session with this handle, if it can take a Decode or Release.
   Sequence* FindSession(std::string_view handle);
 
@@ -287,6 +347,12 @@ class ServingEngine {
   bool kicked_ = false;         // GUARDED_BY(mu_): new work since the last step began
   ServingStats stats_;          // GUARDED_BY(mu_)
   ServingStats published_;      // GUARDED_BY(mu_): as last handed to on_stats
+  struct RelayoutJob;
+  // The relayout in progress: set and reset under mu_, its steps run by the
+  // scheduler thread only.
+  std::unique_ptr<RelayoutJob> relayout_;  // GUARDED_BY(mu_)
+  // Mean seconds of a forward step (exponential), scheduler thread only.
+  double step_seconds_ = 0;
   std::thread thread_;
 };
 
