@@ -157,6 +157,102 @@ TEST(LayoutPolicyTest, UnknownOverrideIsInvalidArgumentListingValidValues) {
   EXPECT_THAT(p.status().message(), HasSubstr("bf16-kpair-g<G>"));
 }
 
+TEST(LayoutPolicyTest, TensorClassesCoverTheMatmulWeightsAndRoundTripTheirNames) {
+  EXPECT_EQ(TensorClassOf(TensorRole::kAttnQ), TensorClass::kAttnQkv);
+  EXPECT_EQ(TensorClassOf(TensorRole::kAttnV), TensorClass::kAttnQkv);
+  EXPECT_EQ(TensorClassOf(TensorRole::kAttnOutput), TensorClass::kAttnOutput);
+  EXPECT_EQ(TensorClassOf(TensorRole::kFfnUp), TensorClass::kFfnGateUp);
+  EXPECT_EQ(TensorClassOf(TensorRole::kFfnDown), TensorClass::kFfnDown);
+  EXPECT_EQ(TensorClassOf(TensorRole::kOutput), TensorClass::kOutput);
+  EXPECT_EQ(TensorClassOf(TensorRole::kTokenEmbd), std::nullopt);
+  EXPECT_EQ(TensorClassOf(TensorRole::kAttnQBias), std::nullopt);
+  for (int i = 0; i < kNumTensorClasses; ++i) {
+    const auto c = static_cast<TensorClass>(i);
+    EXPECT_EQ(TensorClassFromName(TensorClassName(c)), c);
+  }
+  EXPECT_EQ(TensorClassName(TensorClass::kFfnGateUp), "ffn_gate_up");
+  EXPECT_EQ(TensorClassFromName("ffn_gate"), std::nullopt);
+}
+
+TEST(LayoutPolicyTest, ClassOverrideAppliesToItsClassAndTheBaseDecidesTheRest) {
+  const LayoutPolicy p = Make(Avx2(), "auto,ffn_down=rowgroup-g16k16,attn_qkv=native");
+  EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kFfnDown, kMat), Layout::RowGroupInterleave(16, 16));
+  EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kAttnK, kMat), Layout::RowMajor());
+  EXPECT_EQ(p.Choose(DType::kQ4_1, TensorRole::kAttnQ, kMat), Layout::GgufBlocks());
+  EXPECT_EQ(p.Choose(DType::kF32, TensorRole::kFfnUp, kMat), Layout::RowGroupInterleave(8, 8));
+  // Where the entry's layout does not apply, the base's choice stands.
+  EXPECT_EQ(p.Choose(DType::kQ4_1, TensorRole::kFfnDown, kMat), Layout::QuantRowGroupInterleave(8));
+  // Not a matmul weight: never overridden.
+  const LayoutPolicy embd = Make(Avx2(), "native,output=q-rowgroup-g8");
+  EXPECT_EQ(embd.Choose(DType::kQ8_0, TensorRole::kTokenEmbd, kMat), Layout::GgufBlocks());
+  EXPECT_EQ(embd.Choose(DType::kQ8_0, TensorRole::kOutput, kMat),
+            Layout::QuantRowGroupInterleave(8));
+  EXPECT_EQ(embd.Choose(DType::kQ8_0, TensorRole::kFfnDown, kMat), Layout::GgufBlocks());
+  EXPECT_EQ(embd.Choose(DType::kQ8_0, TensorRole::kOutput, kVec), Layout::GgufBlocks());
+}
+
+TEST(LayoutPolicyTest, DtypeEntryWinsOverTheClassEntryAndALaterClassEntryDropsIt) {
+  const LayoutPolicy p = Make(Avx2(), "native,ffn_down=q-rowgroup-g4,ffn_down:Q4_0=q-rowgroup-g8");
+  EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat), Layout::QuantRowGroupInterleave(8));
+  EXPECT_EQ(p.Choose(DType::kQ4_1, TensorRole::kFfnDown, kMat), Layout::QuantRowGroupInterleave(4));
+  const LayoutPolicy later = Make(Avx2(), "auto,ffn_down:Q4_0=q-rowgroup-g16,ffn_down=native");
+  EXPECT_EQ(later.mode_name(), "auto,ffn_down=native");
+  EXPECT_EQ(later.Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat), Layout::GgufBlocks());
+}
+
+TEST(LayoutPolicyTest, ModeNameRoundTripsThroughCreate) {
+  for (std::string_view mode :
+       {"auto", "native", "rowgroup-g4k32", "auto,ffn_down=rowgroup-g8k8",
+        "native,attn_qkv:Q4_1=q-rowgroup-g8,output=native",
+        "auto,ffn_gate_up:BF16=bf16-kpair-g16,attn_output:F32=rowgroup-g16k16"}) {
+    const LayoutPolicy p = Make(Avx512(), mode);
+    EXPECT_EQ(p.mode_name(), mode);
+    const LayoutPolicy again = Make(Avx512(), p.mode_name());
+    EXPECT_EQ(again.mode_name(), mode);
+    for (DType d : {DType::kF32, DType::kBF16, DType::kQ4_1}) {
+      for (TensorRole r : {TensorRole::kAttnQ, TensorRole::kFfnUp, TensorRole::kOutput}) {
+        EXPECT_EQ(again.Choose(d, r, kMat), p.Choose(d, r, kMat)) << mode;
+      }
+    }
+  }
+  // "row-major" as an entry's layout means native and prints so.
+  EXPECT_EQ(Make(Avx2(), "auto,output=row-major").mode_name(), "auto,output=native");
+}
+
+TEST(LayoutPolicyTest, SetOverrideGivesWhatTheGrammarGives) {
+  LayoutPolicy p = Make(Avx2());
+  p.SetOverride({TensorClass::kFfnDown, DType::kQ4_0, Layout::QuantRowGroupInterleave(16)});
+  p.SetOverride({TensorClass::kOutput, std::nullopt, Layout::GgufBlocks()});
+  EXPECT_EQ(p.mode_name(), "auto,ffn_down:Q4_0=q-rowgroup-g16,output=native");
+  EXPECT_EQ(p.base_name(), "auto");
+  EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kFfnDown, kMat),
+            Layout::QuantRowGroupInterleave(16));
+  EXPECT_EQ(p.Choose(DType::kQ4_0, TensorRole::kOutput, kMat), Layout::GgufBlocks());
+  ASSERT_EQ(p.overrides().size(), 2u);
+  EXPECT_EQ(p.overrides()[0].ToString(), "ffn_down:Q4_0=q-rowgroup-g16");
+}
+
+TEST(LayoutPolicyTest, BadEntriesAreInvalidArgumentNamingTheValueAndListingValidOnes) {
+  const auto error = [](std::string_view mode) {
+    Result<LayoutPolicy> p = LayoutPolicy::Create(Avx2(), mode);
+    EXPECT_FALSE(p.ok()) << mode;
+    EXPECT_TRUE(p.status().IsInvalidArgument()) << mode;
+    return std::string(p.status().message());
+  };
+  std::string m = error("auto,ffn=rowgroup-g8k8");
+  EXPECT_THAT(m, HasSubstr("unknown tensor class \"ffn\""));
+  EXPECT_THAT(m, HasSubstr("attn_qkv, attn_output, ffn_gate_up, ffn_down, output"));
+  m = error("auto,ffn_down=fast");
+  EXPECT_THAT(m, HasSubstr("unknown layout \"fast\""));
+  EXPECT_THAT(m, HasSubstr("native or a layout name"));
+  EXPECT_THAT(m, HasSubstr("q-rowgroup-g<G>"));
+  EXPECT_THAT(error("auto,ffn_down:Q9=native"), HasSubstr("unknown dtype \"Q9\""));
+  EXPECT_THAT(error("auto,ffn_down"), HasSubstr("is not CLASS=LAYOUT"));
+  EXPECT_THAT(error("auto,"), HasSubstr("is not CLASS=LAYOUT"));
+  EXPECT_THAT(error("fastest,ffn_down=native"), HasSubstr("unknown layout \"fastest\""));
+  EXPECT_THAT(error("tuned"), HasSubstr("measured at load"));
+}
+
 TEST(LayoutPolicyTest, SummaryGroupsTensorsByClassInRoleOrder) {
   const LayoutPolicy p = Make(Avx2());
   std::vector<TensorLayoutChoice> choices;

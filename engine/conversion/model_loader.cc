@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "engine/conversion/budget.h"
+#include "engine/device/cpu_device.h"
 #include "engine/device/device_loader.h"
 #include "engine/memory/process_memory.h"
 #include "kernels/cpu/runtime/cpu_features.h"
@@ -38,8 +39,27 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
     caps.gpu_compute_major = load.device->info().compute_major;
     caps.gpu_compute_minor = load.device->info().compute_minor;
   }
-  ASSIGN_OR_RETURN(LayoutPolicy policy, LayoutPolicy::Create(caps, options.layout));
-  load.policy = policy;
+  const size_t comma = options.layout.find(',');
+  if (options.layout.substr(0, comma) == "tuned") {
+    // Timed on the device the weights go to: the plugin's, else the CPU
+    // with a pool like the serving engine's (one thread per hardware one).
+    TuningOptions tuning;
+    if (comma != std::string::npos) tuning.overrides = options.layout.substr(comma + 1);
+    LayoutTuningReport report;
+    if (load.device != nullptr) {
+      ASSIGN_OR_RETURN(load.policy,
+                       TuneLayouts(load.checkpoint, caps, load.device.get(), tuning, &report));
+    } else {
+      MemoryLedger ledger;
+      kernels::ThreadPool pool;
+      CpuDevice cpu(&ledger, &pool);
+      ASSIGN_OR_RETURN(load.policy, TuneLayouts(load.checkpoint, caps, &cpu, tuning, &report));
+      report.threads = pool.size();
+    }
+    load.tuning = std::move(report);
+  } else {
+    ASSIGN_OR_RETURN(load.policy, LayoutPolicy::Create(caps, options.layout));
+  }
 
   ConversionOptions conversion;
   conversion.device = load.device != nullptr ? load.device->spec() : "cpu";

@@ -14,6 +14,7 @@
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/conversion/conversion_plan.h"
 #include "engine/conversion/layout_policy.h"
+#include "engine/conversion/layout_tuner.h"
 #include "engine/device/device.h"
 
 namespace relayout {
@@ -27,7 +28,9 @@ struct LoadOptions {
   // forward pass, and otherwise stays on the CPU, saying why.
   std::string device = "auto";
   // "auto" (preferred layouts for this CPU), "native" (keep the common
-  // layout) or a layout name (docs/LAYOUTS.md).
+  // layout), a layout name (docs/LAYOUTS.md), or "tuned" (measured on the
+  // device, layout_tuner.h), then optional ,CLASS[:DTYPE]=LAYOUT entries
+  // (layout_policy.h).
   std::string layout = "auto";
   // Conversion scratch above the weights: bytes ("64MiB", "1GiB", "1048576")
   // or a percentage of the weight bytes ("5%").
@@ -42,6 +45,8 @@ struct LoadOptions {
 struct PreparedLoad {
   Checkpoint checkpoint;
   std::optional<LayoutPolicy> policy;
+  // With --layout tuned: what was measured and chosen (layout_tuner.h).
+  std::optional<LayoutTuningReport> tuning;
   ConversionPlan plan;
   // Why the device is the one it is ("asked for", "no GPU plugin: ...").
   std::string device_choice;

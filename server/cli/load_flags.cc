@@ -10,7 +10,12 @@ void LoadFlags::Register(FlagSet* flags) {
   flags->AddString("device", &options.device,
                    "auto (a GPU plugin if one loads, else the CPU), cpu, cuda[:N] or hostref[:N]");
   flags->AddString("layout", &options.layout,
-                   "auto (preferred for this CPU), native, or a layout name");
+                   "auto (preferred for this CPU), native, tuned (time each candidate layout's "
+                   "matmul on the model's shapes at start-up, under 2 s, and keep the fastest "
+                   "per tensor class and dtype), or a layout name; then optional "
+                   ",CLASS[:DTYPE]=LAYOUT overrides, CLASS one of attn_qkv, attn_output, "
+                   "ffn_gate_up, ffn_down, output and LAYOUT native or a layout name "
+                   "(docs/LAYOUTS.md)");
   flags->AddString(
       "budget", &options.budget,
       "conversion scratch above the weights: 64MiB, 1GiB, 1048576, or 5% of the weights");

@@ -1,5 +1,6 @@
-// relayoutd plan    --model PATH [--device cpu|auto] [--budget SIZE] [--layout auto|native|NAME]
-// [--json] relayoutd convert --model PATH [same flags] [--report-json FILE]
+// relayoutd plan    --model PATH [--device cpu|auto] [--budget SIZE] [--json]
+//                   [--layout auto|native|tuned|NAME[,CLASS[:DTYPE]=LAYOUT]...]
+// relayoutd convert --model PATH [same flags] [--report-json FILE]
 //
 // `plan` prints the decisions of start-up without touching a weight byte;
 // `convert` carries them out (load and convert in memory; the checkpoint is
@@ -37,6 +38,10 @@ void PrintPlanText(const PreparedLoad& load, std::ostream& out) {
   out << "predicted     peak " << FormatBytes(p.predicted_peak_bytes) << " ("
       << p.predicted_peak_bytes << " bytes): weights + " << FormatBytes(p.max_scratch_bytes)
       << " scratch at most, " << p.num_waves << " waves\n";
+  if (load.tuning.has_value()) {
+    out << "layout tuning (best of one matmul: decode 1 token, prefill 64; * chosen)\n"
+        << LayoutTuningText(*load.tuning);
+  }
   out << "layouts\n" << LayoutSummary(load.plan);
   char line[512];
   std::snprintf(line, sizeof line, "\n%5s %5s  %-28s %-18s %-18s %12s %14s\n", "ORDER", "WAVE",

@@ -1,5 +1,6 @@
 #include "server/cli/relayout_report_format.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -9,6 +10,13 @@
 
 namespace relayout::cli {
 namespace {
+
+// Microseconds with 1 decimal.
+std::string FormatMicros(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", seconds * 1e6);
+  return text;
+}
 
 std::string LayoutName(const Layout& layout) {
   return layout.IsCommon() ? "native" : layout.Name();
@@ -31,6 +39,37 @@ std::string LayoutSummary(const ConversionPlan& plan) {
   return out;
 }
 
+std::string LayoutTuningText(const LayoutTuningReport& r) {
+  std::string out;
+  char line[256];
+  for (const ClassTuning& c : r.classes) {
+    std::string shape = StrCat("[", c.rows, ", ", c.cols, "]");
+    if (c.timed_rows != c.rows) shape += StrCat(" (timed ", c.timed_rows, " rows)");
+    out += StrCat("  ", TensorClassName(c.tensor_class), " ", DTypeName(c.dtype), " ", shape, " (",
+                  c.tensors, c.tensors == 1 ? " tensor)" : " tensors)",
+                  c.measured ? "" : StrCat(": ", c.note), "\n");
+    for (const CandidateTiming& t : c.candidates) {
+      const bool measured = t.decode_seconds > 0;
+      std::snprintf(line, sizeof line, "    %s %-18s %12s %12s\n", t.layout == c.chosen ? "*" : " ",
+                    t.layout.c_str(),
+                    measured ? StrCat(FormatMicros(t.decode_seconds), " us").c_str() : "-",
+                    measured ? StrCat(FormatMicros(t.prefill_seconds), " us").c_str() : "-");
+      out += line;
+    }
+    if (!c.measured &&
+        std::none_of(c.candidates.begin(), c.candidates.end(),
+                     [&](const CandidateTiming& t) { return t.layout == c.chosen; })) {
+      out += StrCat("    * ", c.chosen, "\n");
+    }
+  }
+  std::snprintf(line, sizeof line, "  total %.3f s (bound %.3f s) on %s", r.total_seconds,
+                r.max_seconds, r.device.c_str());
+  out += line;
+  if (r.threads > 0) out += StrCat(", ", r.threads, " threads");
+  out += "\n";
+  return out;
+}
+
 std::string PlanJson(const PreparedLoad& load) {
   const Plan& p = load.plan.plan;
   std::string text;
@@ -49,6 +88,43 @@ std::string PlanJson(const PreparedLoad& load) {
   w.Key("timeline_peak_bytes").Uint(p.timeline_peak_bytes);
   w.Key("max_scratch_bytes").Uint(p.max_scratch_bytes);
   w.Key("waves").Uint(p.num_waves);
+  if (load.tuning.has_value()) {
+    const LayoutTuningReport& r = *load.tuning;
+    w.Key("layout_tuning").BeginObject();
+    w.Key("device").String(r.device);
+    w.Key("threads").Int(r.threads);
+    w.Key("max_seconds").Double(r.max_seconds);
+    w.Key("total_seconds").Double(r.total_seconds);
+    w.Key("decode_tokens").Int(r.decode_tokens);
+    w.Key("prefill_tokens").Int(r.prefill_tokens);
+    w.Key("mode").String(r.mode);
+    w.Key("classes").BeginArray();
+    for (const ClassTuning& c : r.classes) {
+      w.BeginObject();
+      w.Key("class").String(TensorClassName(c.tensor_class));
+      w.Key("dtype").String(DTypeName(c.dtype));
+      w.Key("tensors").Int(c.tensors);
+      w.Key("rows").Int(c.rows);
+      w.Key("cols").Int(c.cols);
+      w.Key("timed_rows").Int(c.timed_rows);
+      w.Key("chosen").String(c.chosen);
+      w.Key("measured").Bool(c.measured);
+      if (!c.measured) w.Key("note").String(c.note);
+      w.Key("candidates").BeginArray();
+      for (const CandidateTiming& t : c.candidates) {
+        w.BeginObject();
+        w.Key("layout").String(t.layout);
+        w.Key("decode_seconds").Double(t.decode_seconds);
+        w.Key("prefill_seconds").Double(t.prefill_seconds);
+        w.Key("score").Double(t.score);
+        w.EndObject();
+      }
+      w.EndArray();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
   w.Key("steps").BeginArray();
   for (size_t i = 0; i < p.steps.size(); ++i) {
     const PlanStep& s = p.steps[i];

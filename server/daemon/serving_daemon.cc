@@ -324,6 +324,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
   const uint64_t bytes_total = description.bytes_total;
   metrics.OnConversionPlanned({load.plan.device, load.plan.plan.weight_bytes,
                                load.plan.plan.budget_bytes, load.plan.plan.predicted_peak_bytes});
+  if (load.tuning.has_value()) metrics.SetLayoutTuning(*load.tuning);
   state.SetDescription(std::move(description));
   state.SetTokenizer(shared_tokenizer);
   state.SetChatTemplate(std::move(chat_template));

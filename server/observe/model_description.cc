@@ -32,6 +32,7 @@ ModelDescription DescribeModel(const PreparedLoad& load) {
   }
   for (auto& [key, c] : classes) d.tensor_classes.push_back(std::move(c));
   d.tensors_total = static_cast<uint32_t>(load.plan.tensors.size());
+  d.layout_tuning = load.tuning;
   return d;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct ModelDescription {
   std::vector<TensorClassSummary> tensor_classes;  // in role, dtype, layout order
   uint32_t tensors_total = 0;
   uint64_t bytes_total = 0;  // weights in their target layouts
+  // With --layout tuned: what was measured and chosen.
+  std::optional<LayoutTuningReport> layout_tuning;
 };
 
 ModelDescription DescribeModel(const PreparedLoad& load);

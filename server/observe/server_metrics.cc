@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -266,6 +267,46 @@ void ServerMetrics::SetQueueDepth(double requests) { queue_depth_->Set(requests)
 void ServerMetrics::SetActiveSessions(double sessions) { active_sessions_->Set(sessions); }
 void ServerMetrics::SetRunningRequests(double requests) { running_requests_->Set(requests); }
 void ServerMetrics::SetModelLoadSeconds(double seconds) { model_load_seconds_->Set(seconds); }
+
+void ServerMetrics::SetLayoutTuning(const LayoutTuningReport& report) {
+  std::lock_guard<std::mutex> lock(layout_tuning_mu_);
+  if (layout_kernel_seconds_family_ == nullptr) {
+    layout_kernel_seconds_family_ =
+        &BuildGauge()
+             .Name("relayout_layout_kernel_seconds")
+             .Help(
+                 "--layout tuned: best seconds of one matmul of the class's representative "
+                 "tensor in this layout, at 1 token (decode) or 64 (prefill)")
+             .Register(*registry_);
+    layout_chosen_family_ =
+        &BuildGauge()
+             .Name("relayout_layout_chosen")
+             .Help("--layout tuned: 1 for the layout chosen for each tensor class and dtype")
+             .Register(*registry_);
+  }
+  for (prometheus::Gauge* g : layout_kernel_seconds_) layout_kernel_seconds_family_->Remove(g);
+  for (prometheus::Gauge* g : layout_chosen_) layout_chosen_family_->Remove(g);
+  layout_kernel_seconds_.clear();
+  layout_chosen_.clear();
+  for (const ClassTuning& c : report.classes) {
+    const std::string tensor_class(TensorClassName(c.tensor_class));
+    const std::string dtype(DTypeName(c.dtype));
+    for (const CandidateTiming& t : c.candidates) {
+      if (t.decode_seconds <= 0 || t.prefill_seconds <= 0) continue;  // not measured
+      for (const auto& [phase, seconds] :
+           {std::pair{"decode", t.decode_seconds}, std::pair{"prefill", t.prefill_seconds}}) {
+        prometheus::Gauge* g = &layout_kernel_seconds_family_->Add(
+            {{"class", tensor_class}, {"dtype", dtype}, {"layout", t.layout}, {"phase", phase}});
+        g->Set(seconds);
+        layout_kernel_seconds_.push_back(g);
+      }
+    }
+    prometheus::Gauge* chosen = &layout_chosen_family_->Add(
+        {{"class", tensor_class}, {"dtype", dtype}, {"layout", c.chosen}});
+    chosen->Set(1);
+    layout_chosen_.push_back(chosen);
+  }
+}
 
 void ServerMetrics::SetKvCacheConfig(int64_t block_size, int64_t blocks) {
   const prometheus::Labels labels = {{"block_size", std::to_string(block_size)},

@@ -42,7 +42,9 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "engine/conversion/layout_tuner.h"
 #include "engine/conversion/relayout_executor.h"
 #include "server/observe/lifecycle_state.h"
 
@@ -125,6 +127,12 @@ class ServerMetrics {
   // vllm:cache_config_info{block_size,num_gpu_blocks} 1 (tokens per block,
   // blocks in the pool); a change replaces the series.
   void SetKvCacheConfig(int64_t block_size, int64_t blocks);
+  // --layout tuned: relayout_layout_kernel_seconds{class,dtype,layout,phase}
+  // (phase "decode" or "prefill": the best seconds of one matmul of the
+  // class's representative tensor; measured candidates only) and
+  // relayout_layout_chosen{class,dtype,layout} 1 for each (class, dtype)'s
+  // layout. A later call replaces every series.
+  void SetLayoutTuning(const LayoutTuningReport& report);
   // relayout_model_load_seconds: process start to SERVING.
   void SetModelLoadSeconds(double seconds);
   // relayout_inflight_calls{rpc}: calls of `rpc` running (InflightCalls'
@@ -161,6 +169,13 @@ class ServerMetrics {
   std::mutex cache_config_mu_;
   prometheus::Family<prometheus::Gauge>* inflight_family_;
   prometheus::Gauge* resident_memory_;
+  // --layout tuned's families and series, created at the first
+  // SetLayoutTuning; under layout_tuning_mu_.
+  prometheus::Family<prometheus::Gauge>* layout_kernel_seconds_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* layout_chosen_family_ = nullptr;
+  std::vector<prometheus::Gauge*> layout_kernel_seconds_;
+  std::vector<prometheus::Gauge*> layout_chosen_;
+  std::mutex layout_tuning_mu_;
   std::unique_ptr<Conversion> conversion_;  // set once, under conversion_mu_
   mutable std::mutex conversion_mu_;
 };

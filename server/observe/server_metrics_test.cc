@@ -161,5 +161,49 @@ TEST(ServerMetricsTest, KvCacheConfigAndLoraInfoUseTheProtocolLabels) {
   EXPECT_TRUE(Has(text, "vllm:cache_config_info{block_size=\"32\",num_gpu_blocks=\"512\"} 1"));
 }
 
+TEST(ServerMetricsTest, LayoutTuningGaugesCarryEachTimingAndTheChoice) {
+  ServerMetrics m;
+  EXPECT_FALSE(Has(m.Serialize(), "relayout_layout_chosen"));
+  LayoutTuningReport report;
+  ClassTuning c;
+  c.tensor_class = TensorClass::kFfnDown;
+  c.dtype = DType::kQ4_1;
+  c.measured = true;
+  c.chosen = "q-rowgroup-g8";
+  c.candidates = {{"native", 0.002, 0.03}, {"q-rowgroup-g8", 0.001, 0.02}};
+  report.classes.push_back(c);
+  ClassTuning unmeasured;
+  unmeasured.tensor_class = TensorClass::kOutput;
+  unmeasured.dtype = DType::kQ8_0;
+  unmeasured.chosen = "native";
+  unmeasured.candidates = {{"native"}};
+  report.classes.push_back(unmeasured);
+  m.SetLayoutTuning(report);
+  std::string text = m.Serialize();
+  EXPECT_TRUE(
+      Has(text,
+          "relayout_layout_kernel_seconds{class=\"ffn_down\",dtype=\"Q4_1\",layout=\"native\","
+          "phase=\"decode\"} 0.002"))
+      << text;
+  EXPECT_TRUE(Has(text,
+                  "relayout_layout_kernel_seconds{class=\"ffn_down\",dtype=\"Q4_1\",layout=\"q-"
+                  "rowgroup-g8\",phase=\"prefill\"} 0.02"));
+  EXPECT_TRUE(Has(text,
+                  "relayout_layout_chosen{class=\"ffn_down\",dtype=\"Q4_1\",layout=\"q-rowgroup-"
+                  "g8\"} 1"));
+  EXPECT_TRUE(
+      Has(text, "relayout_layout_chosen{class=\"output\",dtype=\"Q8_0\",layout=\"native\"} 1"));
+  EXPECT_FALSE(Has(text, "relayout_layout_kernel_seconds{class=\"output\""));
+  // A second report replaces the series.
+  report.classes.pop_back();
+  report.classes[0].chosen = "native";
+  m.SetLayoutTuning(report);
+  text = m.Serialize();
+  EXPECT_FALSE(Has(text, "class=\"output\""));
+  EXPECT_FALSE(Has(text, "layout=\"q-rowgroup-g8\"} 1"));
+  EXPECT_TRUE(
+      Has(text, "relayout_layout_chosen{class=\"ffn_down\",dtype=\"Q4_1\",layout=\"native\"} 1"));
+}
+
 }  // namespace
 }  // namespace relayout::server

@@ -95,6 +95,25 @@ void ToModelInfo(const ServerState::Snapshot& s, bool include_tensors, v1::Model
       t->set_tensor_count(c.tensor_count);
       t->set_bytes(c.bytes);
     }
+    if (d.layout_tuning.has_value()) {
+      for (const ClassTuning& c : d.layout_tuning->classes) {
+        v1::LayoutTuning* t = out->add_layout_tuning();
+        t->set_tensor_class(std::string(TensorClassName(c.tensor_class)));
+        t->set_dtype(std::string(DTypeName(c.dtype)));
+        t->set_rows(c.rows);
+        t->set_cols(c.cols);
+        t->set_timed_rows(c.timed_rows);
+        t->set_chosen_layout(c.chosen);
+        t->set_measured(c.measured);
+        t->set_tensor_count(static_cast<uint32_t>(c.tensors));
+        for (const CandidateTiming& timing : c.candidates) {
+          v1::LayoutTiming* l = t->add_candidates();
+          l->set_layout(timing.layout);
+          l->set_decode_seconds(timing.decode_seconds);
+          l->set_prefill_seconds(timing.prefill_seconds);
+        }
+      }
+    }
   }
   if (s.report != nullptr) ToProtoReport(*s.report, include_tensors, out->mutable_report());
 }
