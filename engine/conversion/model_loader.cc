@@ -81,6 +81,11 @@ Result<PreparedLoad> PrepareLoad(Env* env, const LoadOptions& options) {
     conversion.device_capacity = *available;
   }
   ASSIGN_OR_RETURN(load.plan, PlanConversion(load.checkpoint, *load.policy, conversion));
+  if (options.native_first) {
+    ASSIGN_OR_RETURN(const LayoutPolicy native, LayoutPolicy::Create(caps, "native"));
+    load.target_plan = std::move(load.plan);
+    ASSIGN_OR_RETURN(load.plan, PlanConversion(load.checkpoint, native, conversion));
+  }
   return load;
 }
 

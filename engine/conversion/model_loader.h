@@ -40,6 +40,11 @@ struct LoadOptions {
   // Bytes the device may use for weights + budget; 0: what the OS says is
   // available (cgroup limit included).
   uint64_t memory_limit = 0;
+  // Serve while converting: the weights are loaded in their common layout
+  // (the plan is native) and moved into the policy's layouts afterwards by
+  // a live relayout (engine/conversion/live_relayout.h); target_plan is
+  // then the plan that would have been run, for the description.
+  bool native_first = false;
 };
 
 struct PreparedLoad {
@@ -48,6 +53,8 @@ struct PreparedLoad {
   // With --layout tuned: what was measured and chosen (layout_tuner.h).
   std::optional<LayoutTuningReport> tuning;
   ConversionPlan plan;
+  // With native_first: the plan into the policy's layouts (not run).
+  std::optional<ConversionPlan> target_plan;
   // Why the device is the one it is ("asked for", "no GPU plugin: ...").
   std::string device_choice;
   // The plugin device the model goes to; null: the CPU.

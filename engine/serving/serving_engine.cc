@@ -398,6 +398,14 @@ void ServingEngine::EndRelayout(const Status& status, Calls* calls) {
   calls->push_back([job = std::shared_ptr<RelayoutJob>(std::move(job))] {});
 }
 
+MemoryLedgerSnapshot ServingEngine::ConversionView(uint64_t weight_bytes) const {
+  MemoryLedgerSnapshot s = ledger_->Snapshot();
+  const auto at = [](MemoryCategory c) { return static_cast<size_t>(c); };
+  s.total_current_bytes = weight_bytes + s.current_bytes[at(MemoryCategory::kScratch)];
+  s.total_peak_bytes = weight_bytes + s.peak_bytes[at(MemoryCategory::kScratch)];
+  return s;
+}
+
 void ServingEngine::RelayoutSlice(std::unique_lock<std::mutex>& lock, bool busy, Calls* calls) {
   RelayoutJob& job = *relayout_;
   const Clock::time_point deadline =
@@ -425,7 +433,7 @@ void ServingEngine::RelayoutSlice(std::unique_lock<std::mutex>& lock, bool busy,
       job.report.tensors.push_back(tensor);
       if (job.options.observer != nullptr) {
         job.options.observer->OnTensorConverted(tensor, job.next + 1, job.plan.steps.size(),
-                                                ledger_->Snapshot());
+                                                ConversionView(job.plan.weight_bytes));
       }
     }
     lock.lock();

@@ -146,7 +146,8 @@ struct RelayoutJobOptions {
   // before on_done, under the engine's lock: it must not call the engine.
   std::function<void(const LiveRelayoutPlan&)> on_start;
   // After each tensor, on the scheduler thread: the same interface as the
-  // start-up conversion's, so progress reaches the same metrics.
+  // start-up conversion's, so progress reaches the same metrics. Its ledger
+  // totals are the weights plus the conversion's scratch.
   std::shared_ptr<ConversionObserver> observer;
   // Once, on the scheduler thread (or the destructor's): OK with the
   // report, Cancelled (CancelRelayout, or the engine shutting down), or the
@@ -316,6 +317,11 @@ class ServingEngine {
   // the last step allows (RelayoutJobOptions::step_time_fraction).
   // REQUIRES: lock holds mu_; relayout_ set.
   void RelayoutSlice(std::unique_lock<std::mutex>& lock, bool busy, Calls* calls);
+  // The ledger as a relayout's observer sees it: its totals are the
+  // weights plus the conversion's scratch, as its report's peak (the KV
+  // cache and activations are the serving's, outside the conversion's
+  // bound; a plugin device's host staging is reported apart).
+  MemoryLedgerSnapshot ConversionView(uint64_t weight_bytes) const;
   // Ends the relayout in progress with `status`. REQUIRES: mu_ held.
   void EndRelayout(const Status& status, Calls* calls);
   // The session with this handle, if it can take a Decode or Release.

@@ -5,6 +5,7 @@
 #include "engine/conversion/budget.h"
 #include "server/cli/flags.h"
 #include "server/cli/load_flags.h"
+#include "server/daemon/relayout_command.h"
 #include "server/daemon/serving_daemon.h"
 #include "server/observe/structured_log.h"
 #include "server/rpc/engine_generation_backend.h"
@@ -32,6 +33,9 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
   bool help = false;
   cli::FlagSet flags("serve");
   load_flags.Register(&flags);
+  flags.AddBool("serve-while-converting", &options.serve_while_converting,
+                "serve as soon as the weights are loaded in their common layout and convert them "
+                "between forward steps (--serve-while-converting=false: convert first)");
   flags.AddString("listen", &options.listen, "gRPC address host:port (port 0: any free port)");
   flags.AddString("metrics-listen", &options.metrics_listen,
                   "HTTP address of /metrics, /healthz and /readyz");
@@ -136,8 +140,10 @@ int RunServe(std::span<char* const> args, std::ostream& out, std::ostream& err) 
 }
 
 std::span<const cli::Command> ServerCommands() {
-  static constexpr std::array<cli::Command, 1> kCommands = {{
+  static constexpr std::array<cli::Command, 2> kCommands = {{
       {"serve", "load, convert and serve a model over gRPC, with Prometheus metrics", &RunServe},
+      {"relayout", "convert a running server's weights into another layout while it serves",
+       &RunRelayoutClient},
   }};
   return kCommands;
 }

@@ -15,6 +15,12 @@ struct ServeOptions {
   // The checkpoint and its conversion. An empty model_path serves the
   // default model (default_model.h), fetched once into the cache.
   LoadOptions load;
+  // Take traffic as soon as the weights are loaded in their common layout
+  // and convert them into the chosen layouts while serving, tensor by
+  // tensor between forward steps (live_relayout.h); /readyz is ready from
+  // then on and says "converting: x%". False: the conversion runs first
+  // and the server is ready after it.
+  bool serve_while_converting = true;
 
   // gRPC address; port 0 picks a free port (the "listening" log line says
   // which).

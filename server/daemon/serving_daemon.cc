@@ -1,5 +1,6 @@
 #include "server/daemon/serving_daemon.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -34,12 +35,14 @@
 #include "server/observe/server_metrics.h"
 #include "server/observe/server_state.h"
 #include "server/observe/structured_log.h"
+#include "server/rpc/admin_service.h"
 #include "server/rpc/bearer_token_auth.h"
 #include "server/rpc/generation_service.h"
 #include "server/rpc/inflight_calls.h"
 #include "server/rpc/kserve_messages.h"
 #include "server/rpc/kserve_service.h"
 #include "server/rpc/model_service.h"
+#include "server/rpc/relayout_controller.h"
 
 namespace relayout::server {
 namespace {
@@ -52,7 +55,7 @@ const Clock::time_point kProcessStart = Clock::now();
 
 // The names grpc.health.v1 answers for: the whole server and each service.
 const char* const kHealthServices[] = {"", "relayout.v1.Generation", "relayout.v1.Model",
-                                       "inference.GRPCInferenceService"};
+                                       "relayout.v1.Admin", "inference.GRPCInferenceService"};
 
 // A PEM file, whole. NotFound or InvalidArgument naming the flag.
 Result<std::string> ReadPemFile(const std::string& path, const char* flag) {
@@ -156,6 +159,10 @@ struct ServingDaemon::Impl {
   std::unique_ptr<GenerationService> generation;
   std::unique_ptr<ModelService> model;
   std::unique_ptr<KserveService> kserve;  // KServe v2, over the same backend
+  // Converts the served weights while serving: the start-up conversion of
+  // --serve-while-converting and Admin/Relayout.
+  std::unique_ptr<RelayoutController> relayout;
+  std::unique_ptr<AdminService> admin;  // Admin/Relayout, over `relayout`
   std::unique_ptr<grpc::Server> grpc_server;
   grpc::HealthCheckServiceInterface* health = nullptr;
   std::unique_ptr<MetricsHttpServer> metrics_server;
@@ -208,6 +215,8 @@ Status ServingDaemon::Impl::SetUp() {
                                                             : options.load.model_path);
   RETURN_IF_ERROR(StartHttpApi(api, model_id));
   kserve = std::make_unique<KserveService>(KserveServiceDeps{api, model_id});
+  relayout = std::make_unique<RelayoutController>(&state, &metrics);
+  admin = std::make_unique<AdminService>(relayout.get(), api);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -222,6 +231,7 @@ Status ServingDaemon::Impl::SetUp() {
   builder.RegisterService(generation.get());
   builder.RegisterService(model.get());
   builder.RegisterService(kserve.get());
+  builder.RegisterService(admin.get());
   {
     GrpcLogCapture capture;  // a failed bind is reported once, below
     grpc_server = builder.BuildAndStart();
@@ -288,15 +298,21 @@ HttpResponse ServingDaemon::Impl::HandleHttp(std::string_view path) {
   }
   if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
   if (path == "/readyz") {
-    const LifecycleState s = state.state();
-    return {s == LifecycleState::kServing ? 200 : 503, "text/plain; charset=utf-8",
-            StrCat(LifecycleStateName(s), "\n")};
+    // Serving while converting is ready: the model answers, in whatever
+    // layout each tensor has; the second line says how far the move is.
+    const ServerState::Snapshot s = state.Get();
+    std::string body = StrCat(LifecycleStateName(s.state), "\n");
+    if (s.converting) {
+      body += StrCat("converting: ", static_cast<int>(s.progress.ratio() * 100 + 1e-9), "%\n");
+    }
+    return {s.state == LifecycleState::kServing ? 200 : 503, "text/plain; charset=utf-8", body};
   }
   return {404, "text/plain; charset=utf-8", "not found: /metrics, /healthz, /readyz\n"};
 }
 
 Status ServingDaemon::Impl::LoadAndConvertSteps() {
   LoadOptions load_options = options.load;
+  load_options.native_first = options.serve_while_converting;
   if (load_options.model_path.empty()) {
     ASSIGN_OR_RETURN(load_options.model_path, EnsureDefaultModel([](const std::string& line) {
                        LogInfo("default model", {{"detail", line}});
@@ -352,6 +368,14 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
                               {"tensors", static_cast<uint64_t>(report.tensors.size())}});
   state.SetReport(std::move(report));
 
+  // What the weights still have to become, when they were loaded native.
+  const bool convert_live =
+      load.target_plan.has_value() && load.target_plan->plan.steps.size() > 0 &&
+      std::any_of(load.target_plan->tensors.begin(), load.target_plan->tensors.end(),
+                  [](const TensorConversion& t) { return !(t.to == t.from); });
+  const std::string target_layout = load.policy->mode_name();
+  const DeviceCaps caps = load.policy->caps();
+  const uint64_t weight_bytes = load.plan.plan.weight_bytes;
   LoadedModel loaded{std::move(load), std::move(ledger), std::move(weights), shared_tokenizer,
                      options.limits};
   if (factory) {
@@ -359,11 +383,23 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
     generation->AttachBackend(backend.get());
     if (openai != nullptr) openai->AttachBackend(backend.get());
     kserve->AttachBackend(backend.get());
+    relayout->AttachBackend(backend.get(), caps, weight_bytes);
   } else {
     kept_model.emplace(std::move(loaded));
   }
   metrics.SetModelLoadSeconds(std::chrono::duration<double>(Clock::now() - kProcessStart).count());
   state.SetState(LifecycleState::kServing);
+  if (convert_live && backend != nullptr) {
+    // The rest of the start-up conversion, between forward steps.
+    Result<size_t> started = relayout->Start(target_layout, options.load.budget, {});
+    if (!started.ok()) {
+      // The model serves on in its common layout; say why it stays there.
+      LogError("conversion while serving refused",
+               {{"layout", target_layout},
+                {"code", StatusCodeName(started.status().code())},
+                {"error", started.status().message()}});
+    }
+  }
   return Status::OK();
 }
 
@@ -386,6 +422,7 @@ int ServingDaemon::Impl::DrainAndStop(bool signalled) {
   ShutdownWatchdog watchdog(drain_start + grace + kStuckAfterGrace, &inflight);
   if (signalled) {
     cancel.store(true);
+    relayout->Cancel();  // the weights stay in whatever layout each has
     state.SetState(LifecycleState::kDraining);
     LogInfo("draining",
             {{"inflight_calls", inflight.count()}, {"grace_seconds", options.drain_grace_seconds}});

@@ -7,7 +7,12 @@
 
 namespace relayout::server {
 
-ModelDescription DescribeModel(const PreparedLoad& load) {
+ModelDescription DescribeModel(const PreparedLoad& prepared) {
+  // Serving while converting: the layouts the weights are moving to.
+  struct {
+    const Checkpoint& checkpoint;
+    const ConversionPlan& plan;
+  } load{prepared.checkpoint, prepared.target_plan ? *prepared.target_plan : prepared.plan};
   ModelDescription d;
   d.format = std::string(CheckpointFormatName(load.checkpoint.source->format()));
   d.config = load.checkpoint.config;
@@ -32,7 +37,7 @@ ModelDescription DescribeModel(const PreparedLoad& load) {
   }
   for (auto& [key, c] : classes) d.tensor_classes.push_back(std::move(c));
   d.tensors_total = static_cast<uint32_t>(load.plan.tensors.size());
-  d.layout_tuning = load.tuning;
+  d.layout_tuning = prepared.tuning;
   return d;
 }
 

@@ -168,7 +168,14 @@ void ServerMetrics::SetLifecycleState(LifecycleState state) {
 
 void ServerMetrics::OnConversionPlanned(const ConversionPlanSummary& plan) {
   std::lock_guard<std::mutex> lock(conversion_mu_);
-  if (conversion_ != nullptr) return;
+  if (conversion_ != nullptr) {
+    // A later conversion of the served weights (a live relayout): the same
+    // series, on the device first named, start over.
+    conversion_->budget_bytes->Set(static_cast<double>(plan.budget_bytes));
+    conversion_->predicted_peak_bytes->Set(static_cast<double>(plan.predicted_peak_bytes));
+    conversion_->progress_ratio->Set(0);
+    return;
+  }
   prometheus::Registry& r = *registry_;
   const prometheus::Labels device = {{"device", plan.device}};
   const auto gauge = [&](const char* name, const char* help) {

@@ -102,6 +102,8 @@ class ServerMetrics {
 
   // Conversion. OnConversionPlanned first (it creates the device-labelled
   // gauges and one series per strategy); the others before it are ignored.
+  // A later call (a live relayout of the served weights) sets the budget
+  // and predicted peak again and the progress to 0 on the same series.
   void OnConversionPlanned(const ConversionPlanSummary& plan);
   // One tensor done: its strategy's counter and histograms, the progress
   // ratio and the ledger's live peaks.

@@ -62,6 +62,20 @@ void ServerState::SetReport(RelayoutReport report) {
   snapshot_.progress.bytes_done = snapshot_.progress.bytes_total;
 }
 
+void ServerState::BeginConversion(uint32_t tensors_total, uint64_t bytes_total) {
+  std::lock_guard<std::mutex> lock(mu_);
+  snapshot_.converting = true;
+  snapshot_.progress = {0, tensors_total, 0, bytes_total};
+}
+
+void ServerState::EndConversion(std::optional<RelayoutReport> report) {
+  if (report.has_value()) {
+    SetReport(std::move(*report));  // progress complete
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  snapshot_.converting = false;
+}
+
 void ServerState::SetError(std::string error) {
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_.error = std::move(error);

@@ -47,6 +47,9 @@ class ServerState {
     ConversionProgressSnapshot progress;
     std::shared_ptr<const RelayoutReport> report;  // set once converted
     std::string error;                             // why start-up failed
+    // A conversion of the served weights is running (serve-while-
+    // converting, or Admin/Relayout): progress is its progress.
+    bool converting = false;
   };
 
   ServerState() = default;
@@ -64,6 +67,12 @@ class ServerState {
   // Also resets the progress to 0 of description.tensors_total.
   void SetDescription(ModelDescription description);
   void SetProgress(uint32_t tensors_done, uint64_t bytes_done);
+  // A conversion of the served weights starts: converting, progress 0 of
+  // these totals (the report of the last one stays until EndConversion).
+  void BeginConversion(uint32_t tensors_total, uint64_t bytes_total);
+  // It ended: not converting; with a report (OK), that report, progress
+  // complete; without (cancelled, failed), progress stays where it got.
+  void EndConversion(std::optional<RelayoutReport> report);
   void SetReport(RelayoutReport report);
   void SetError(std::string error);
   void SetTokenizer(std::shared_ptr<const Tokenizer> tokenizer);

@@ -44,6 +44,10 @@ class EngineGenerationBackend final : public GenerationBackend {
   void Cancel(uint64_t stream_id) override;
   void CancelAll() override;
   SamplingDefaults sampling_defaults() const override { return sampling_defaults_; }
+  Result<LiveRelayoutPlan> StartRelayout(RelayoutJobOptions options) override {
+    return engine_->StartRelayout(std::move(options));
+  }
+  void CancelRelayout() override { engine_->CancelRelayout(); }
 
   ServingEngine& engine() { return *engine_; }
 

@@ -21,6 +21,7 @@
 #include "engine/checkpoint/hf_side_files.h"
 #include "engine/model/finish_reason.h"  // the engine's FinishReason, used as is
 #include "engine/model/sampler.h"
+#include "engine/serving/serving_engine.h"
 
 namespace relayout::server {
 
@@ -120,6 +121,14 @@ class GenerationBackend {
   // The model's sampling defaults (its generation_config.json) for the
   // fields a request leaves unset; none by default.
   virtual SamplingDefaults sampling_defaults() const { return {}; }
+
+  // Converts the served weights into other layouts while serving
+  // (ServingEngine::StartRelayout, whose contract this is). A backend
+  // without weights of its own refuses: Unimplemented.
+  virtual Result<LiveRelayoutPlan> StartRelayout(RelayoutJobOptions /*options*/) {
+    return Status::Unimplemented("relayout", "this backend holds no weights");
+  }
+  virtual void CancelRelayout() {}
 };
 
 }  // namespace relayout::server

@@ -39,6 +39,8 @@ void ToProtoConfig(const ModelConfig& c, v1::ModelConfig* out) {
   for (int64_t id : c.eos_token_ids) out->add_eos_token_ids(id);
 }
 
+}  // namespace
+
 void ToProtoReport(const RelayoutReport& r, bool include_tensors, v1::RelayoutReport* out) {
   out->set_device(r.device);
   out->set_workers(r.workers);
@@ -69,8 +71,6 @@ void ToProtoReport(const RelayoutReport& r, bool include_tensors, v1::RelayoutRe
   }
 }
 
-}  // namespace
-
 void ToModelInfo(const ServerState::Snapshot& s, bool include_tensors, v1::ModelInfo* out) {
   out->set_state(ToProtoState(s.state));
   v1::ConversionProgress* p = out->mutable_progress();
@@ -78,7 +78,8 @@ void ToModelInfo(const ServerState::Snapshot& s, bool include_tensors, v1::Model
   p->set_tensors_total(s.progress.tensors_total);
   p->set_bytes_done(s.progress.bytes_done);
   p->set_bytes_total(s.progress.bytes_total);
-  p->set_ratio(s.report != nullptr ? 1.0 : s.progress.ratio());
+  p->set_ratio(s.report != nullptr && !s.converting ? 1.0 : s.progress.ratio());
+  out->set_converting(s.converting);
   out->set_model_path(s.model_path);
   out->set_error(s.error);
   if (s.description.has_value()) {

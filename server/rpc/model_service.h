@@ -14,6 +14,9 @@ namespace relayout::server {
 
 // The proto form of the server's state; tensors only with include_tensors.
 void ToModelInfo(const ServerState::Snapshot& snapshot, bool include_tensors, v1::ModelInfo* out);
+// The proto form of a relayout report (GetModelInfo's, and the final
+// message of Admin/Relayout); tensors only with include_tensors.
+void ToProtoReport(const RelayoutReport& report, bool include_tensors, v1::RelayoutReport* out);
 
 class ModelService final : public v1::Model::CallbackService {
  public:

@@ -33,7 +33,10 @@ TEST(ServeLifecycleTest, HealthFollowsASlowConversionAndSigtermDrainsAnInflightS
   if (!fs::exists(kShared + "/models/tokenizers/llama2-32k/tokenizer.model")) GTEST_SKIP();
   const std::string model = OneGiBCheckpoint();
   if (model.empty()) GTEST_SKIP() << "no .venv to generate a checkpoint";
-  auto server = StartServer({"--model", model, "--drain-grace", "120"});
+  // Converting before serving, the way that keeps /readyz 503 until the
+  // last tensor is converted.
+  auto server =
+      StartServer({"--model", model, "--drain-grace", "120", "--serve-while-converting=false"});
   ASSERT_NE(server, nullptr);
   auto channel = Insecure(*server);
   auto stub = v1::Generation::NewStub(channel);
@@ -87,6 +90,65 @@ TEST(ServeLifecycleTest, HealthFollowsASlowConversionAndSigtermDrainsAnInflightS
   EXPECT_EQ(rest.finish, v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(server->Wait(60000), 0) << server->Log();
   EXPECT_NE(server->Log().find("stopped exit_code=0"), std::string::npos);
+}
+
+// --serve-while-converting (the default): SERVING as soon as the weights
+// are loaded in their common layout; the conversion then runs between
+// forward steps, GetModelInfo and /readyz say "converting" with its
+// progress, a request served meanwhile gets the tokens of one served after,
+// and the report at the end holds the bound.
+TEST(ServeLifecycleTest, ServesWhileConvertingWithTheSameTokens) {
+  if (!fs::exists(kShared + "/models/tokenizers/llama2-32k/tokenizer.model")) GTEST_SKIP();
+  const std::string model = OneGiBCheckpoint();
+  if (model.empty()) GTEST_SKIP() << "no .venv to generate a checkpoint";
+  auto server = StartServer({"--model", model, "--layout", "rowgroup-g8k8", "--threads", "2"});
+  ASSERT_NE(server, nullptr);
+  auto channel = Insecure(*server);
+  ASSERT_TRUE(WaitServing(channel, 120)) << server->Log();
+  auto stub = v1::Generation::NewStub(channel);
+  auto model_stub = v1::Model::NewStub(channel);
+
+  // Right after SERVING the conversion is still running (a 1 GiB model's
+  // tensors move between steps of the request below).
+  grpc::ClientContext info_ctx;
+  v1::ModelInfo during;
+  ASSERT_TRUE(model_stub->GetModelInfo(&info_ctx, {}, &during).ok());
+  EXPECT_EQ(during.state(), v1::LIFECYCLE_STATE_SERVING);
+  const HttpResult ready = HttpGet(server->metrics_port(), "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  if (during.converting()) {
+    EXPECT_LT(during.progress().ratio(), 1.0);
+    EXPECT_EQ(ready.body.rfind("serving\n", 0), 0u) << ready.body;
+  }
+  v1::GenerateRequest request = GreedyRequest("Once upon a time", 12);
+  request.mutable_sampling()->set_ignore_eos(true);
+  const StreamResult while_converting = Generate(stub.get(), request, 120);
+  ASSERT_TRUE(while_converting.status.ok()) << while_converting.status.error_message();
+
+  ASSERT_TRUE(server->WaitForLog("conversion done live=true", 120000)) << server->Log();
+  grpc::ClientContext after_ctx;
+  v1::ModelInfo after;
+  v1::GetModelInfoRequest with_tensors;
+  with_tensors.set_include_tensors(true);
+  ASSERT_TRUE(model_stub->GetModelInfo(&after_ctx, with_tensors, &after).ok());
+  EXPECT_FALSE(after.converting());
+  EXPECT_EQ(after.progress().ratio(), 1.0);
+  EXPECT_GT(after.report().tensors_size(), 0);
+  EXPECT_LE(after.report().measured_peak_bytes(),
+            after.report().weights_bytes() + after.report().budget_bytes());
+  for (const v1::TensorClass& c : after.tensor_classes()) {
+    if (c.role() == "attn_q") EXPECT_EQ(c.layout(), "rowgroup-g8k8");
+  }
+  const HttpResult ready_after = HttpGet(server->metrics_port(), "/readyz");
+  EXPECT_EQ(ready_after.body, "serving\n");
+  const HttpResult metrics = HttpGet(server->metrics_port(), "/metrics");
+  EXPECT_EQ(MetricValue(metrics.body, "relayout_conversion_progress_ratio"), 1.0);
+
+  const StreamResult converted = Generate(stub.get(), request, 120);
+  ASSERT_TRUE(converted.status.ok()) << converted.status.error_message();
+  EXPECT_EQ(while_converting.ids, converted.ids);
+  EXPECT_EQ(while_converting.text, converted.text);
+  EXPECT_TRUE(server->WaitForLog("conversion progress", 1000));
 }
 
 int FreePort() {
