@@ -44,6 +44,19 @@ class Server:
         return self.proc.wait(timeout=timeout)
 
 
+def report_suite(result, server, exit_code):
+    """Prints a test script's last line from its unittest result and the
+    server's exit code after SIGTERM (not 0: a failure, with the server's
+    log); returns the script's exit code."""
+    failed = len(result.failures) + len(result.errors)
+    if exit_code != 0:
+        print(f"FAILED: relayoutd exited with {exit_code} after SIGTERM:\n" + "".join(server.lines))
+        failed += 1
+    passed = result.testsRun - len(result.failures) - len(result.errors) - len(result.skipped)
+    print(f"===== {passed} passed, {failed} failed, {len(result.skipped)} skipped =====")
+    return 0 if failed == 0 else 1
+
+
 def generate_stubs(proto_dir, out_dir):
     """Compiles proto/relayout/v1 into out_dir and returns
     (model_pb2, model_pb2_grpc, generation_pb2, generation_pb2_grpc)."""

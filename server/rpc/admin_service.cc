@@ -12,7 +12,7 @@
 #include "server/rpc/admission.h"
 #include "server/rpc/model_service.h"
 #include "server/rpc/status_conversion.h"
-#include "server/rpc/stream_call_queue.h"
+#include "server/rpc/stream_reactor_step.h"
 
 namespace relayout::server {
 namespace {
@@ -20,14 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr char kRpc[] = "Relayout";
-
-CallStatus ToCallStatus(const grpc::Status& s) {
-  return {static_cast<int>(s.error_code()), s.error_message()};
-}
-
-grpc::Status ToGrpc(const CallStatus& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code), s.message);
-}
 
 // Overwrites every progress field, so that an update that arrives while a
 // write is in flight replaces the one waiting behind it.
@@ -105,19 +97,7 @@ class RelayoutReactor final : public grpc::ServerWriteReactor<v1::RelayoutProgre
     // Takes the step the queue decided. The reactor is alive whenever a
     // step is not kNothing (it is deleted only after the one kFinish).
     void Apply(const Queue::Step& step) {
-      switch (step.kind) {
-        case Queue::Step::Kind::kNothing:
-          return;
-        case Queue::Step::Kind::kWrite:
-          reactor_->StartWrite(step.message);
-          return;
-        case Queue::Step::Kind::kFinish: {
-          std::lock_guard<std::mutex> lock(mu_);
-          final_code_ = static_cast<grpc::StatusCode>(step.status.code);
-        }
-          reactor_->Finish(ToGrpc(step.status));
-          return;
-      }
+      ApplyStreamStep<v1::RelayoutProgress>(step, reactor_, &mu_, &final_code_);
     }
 
     Queue& queue() { return queue_; }

@@ -7,7 +7,7 @@
 #include "server/observe/token_timing.h"
 #include "server/rpc/generation_messages.h"
 #include "server/rpc/status_conversion.h"
-#include "server/rpc/stream_call_queue.h"
+#include "server/rpc/stream_reactor_step.h"
 
 namespace relayout::server {
 namespace {
@@ -15,14 +15,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-CallStatus ToCallStatus(const grpc::Status& s) {
-  return {static_cast<int>(s.error_code()), s.error_message()};
-}
-
-grpc::Status ToGrpc(const CallStatus& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code), s.message);
-}
 
 }  // namespace
 
@@ -36,19 +28,7 @@ class GenerateReactor::Shared {
   // Takes the step the queue decided. The reactor is alive whenever a step
   // is not kNothing (it is deleted only after the one kFinish).
   void Apply(const Queue::Step& step) {
-    switch (step.kind) {
-      case Queue::Step::Kind::kNothing:
-        return;
-      case Queue::Step::Kind::kWrite:
-        reactor_->StartWrite(step.message);
-        return;
-      case Queue::Step::Kind::kFinish: {
-        std::lock_guard<std::mutex> lock(mu_);
-        final_code_ = static_cast<grpc::StatusCode>(step.status.code);
-      }
-        reactor_->Finish(ToGrpc(step.status));
-        return;
-    }
+    ApplyStreamStep<v1::GenerateResponse>(step, reactor_, &mu_, &final_code_);
   }
 
   Queue& queue() { return queue_; }

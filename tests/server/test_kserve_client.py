@@ -32,7 +32,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
-from relayoutd_process import Server  # noqa: E402
+from relayoutd_process import Server, report_suite  # noqa: E402
 
 SKIP = 77
 ARGS = None
@@ -269,13 +269,7 @@ def main():
         result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     finally:
         exit_code = SERVER.stop()
-    failed = len(result.failures) + len(result.errors)
-    if exit_code != 0:
-        print(f"FAILED: relayoutd exited with {exit_code} after SIGTERM:\n" + "".join(SERVER.lines))
-        failed += 1
-    passed = result.testsRun - failed - len(result.skipped)
-    print(f"===== {passed} passed, {failed} failed, {len(result.skipped)} skipped =====")
-    return 0 if failed == 0 else 1
+    return report_suite(result, SERVER, exit_code)
 
 
 if __name__ == "__main__":

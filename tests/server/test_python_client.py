@@ -24,7 +24,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-from relayoutd_process import Server, generate_stubs  # noqa: E402
+from relayoutd_process import Server, generate_stubs, report_suite  # noqa: E402
 
 SKIP = 77
 
@@ -275,13 +275,7 @@ def main():
             result.failures.append((None, "no SmolLM2 GGUF"))
         else:
             print("SmolLM2ChatTest skipped: $RELAYOUT_SMOLLM2_GGUF is not set")
-    failed = len(result.failures) + len(result.errors)
-    if exit_code != 0:
-        print(f"FAILED: relayoutd exited with {exit_code} after SIGTERM:\n" + "".join(SERVER.lines))
-        failed += 1
-    passed = result.testsRun - len(result.failures) - len(result.errors) - len(result.skipped)
-    print(f"===== {passed} passed, {failed} failed, {len(result.skipped)} skipped =====")
-    return 0 if failed == 0 else 1
+    return report_suite(result, SERVER, exit_code)
 
 
 if __name__ == "__main__":
