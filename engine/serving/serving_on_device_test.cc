@@ -80,5 +80,80 @@ TEST(ServingOnDeviceTest, GreedyStreamEqualsTheCpuEngines) {
   EXPECT_EQ("Once upon a time" + text.get_future().get() + "\n", reference);
 }
 
+// A live relayout on a device that does not take host memory: each tensor
+// goes down to host staging, is converted and goes back up between steps;
+// a stream served across native -> q-rowgroup-g8 -> native gives the tokens
+// of one served on the fixed native layout.
+TEST(ServingOnDeviceTest, AStreamAcrossLiveRelayoutsOnTheDeviceKeepsItsText) {
+  const std::string path = testing::ModelPath("synthetic-kquant", "kq-Q4_0.gguf");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path;
+  LoadOptions options;
+  options.model_path = path;
+  options.device = "hostref";
+  options.layout = "native";
+  Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
+  ASSERT_TRUE(load.ok()) << load.status();
+  Result<std::unique_ptr<Tokenizer>> tokenizer =
+      LoadCheckpointTokenizer(Env::Default(), load->checkpoint);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  MemoryLedger staging;
+  Result<PlacedWeights> weights = ConvertForLoad(*load, &staging, nullptr, nullptr, nullptr);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  const std::vector<int32_t> prompt = *(*tokenizer)->Encode("Once upon a time", EncodeOptions{});
+  ServingEngineOptions engine_options;
+  engine_options.threads = 1;
+  Result<std::unique_ptr<ServingEngine>> engine = ServingEngine::Create(
+      load->checkpoint.config, load->checkpoint.naming, std::move(weights->on_device),
+      std::move(load->device), std::make_unique<MemoryLedger>(), std::move(*tokenizer),
+      std::move(engine_options));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+
+  auto run = [&](bool relayout) {
+    ServingRequest request;
+    request.prompt_ids = prompt;
+    request.max_new_tokens = 40;
+    request.sampling.temperature = 0;
+    request.ignore_eos = true;
+    auto ids = std::make_shared<std::vector<int32_t>>();
+    std::promise<void> done;
+    const Result<uint64_t> id = (*engine)->StartStream(
+        std::move(request),
+        [ids](std::span<const ServingToken> tokens) {
+          for (const ServingToken& t : tokens) ids->push_back(t.id);
+        },
+        [&done](const Status&, const StreamEnd&) { done.set_value(); });
+    EXPECT_TRUE(id.ok()) << id.status();
+    if (relayout) {
+      for (const Layout& to : {Layout::QuantRowGroupInterleave(8), Layout::GgufBlocks()}) {
+        std::promise<Status> moved;
+        RelayoutJobOptions job;
+        job.choose = [to](DType dtype, TensorRole role, std::span<const int64_t> shape) {
+          return IsMatmulWeight(role) && role != TensorRole::kTokenEmbd &&
+                         CheckLayoutApplies(to, dtype, shape).ok()
+                     ? to
+                     : CommonLayoutFor(dtype);
+        };
+        job.step_time_fraction = 1e-6;
+        job.on_done = [&moved](const Status& s, const RelayoutReport& r) {
+          EXPECT_TRUE(r.bound_held() || !s.ok());
+          moved.set_value(s);
+        };
+        const Result<LiveRelayoutPlan> plan = (*engine)->StartRelayout(std::move(job));
+        EXPECT_TRUE(plan.ok()) << plan.status();
+        if (plan.ok()) {
+          EXPECT_GT(plan->steps.size(), 0u);
+          const Status s = moved.get_future().get();
+          EXPECT_TRUE(s.ok()) << s;
+        }
+      }
+    }
+    done.get_future().wait();
+    return *ids;
+  };
+  const std::vector<int32_t> fixed = run(false);
+  EXPECT_EQ(fixed.size(), 40u);
+  EXPECT_EQ(run(true), fixed);
+}
+
 }  // namespace
 }  // namespace relayout

@@ -37,6 +37,36 @@ TEST(ServerStateTest, ProgressFollowsTheDescriptionAndTheReport) {
   ASSERT_NE(s.report, nullptr);
 }
 
+// A conversion of the served weights (serving while converting, or
+// Admin/Relayout) has its own progress and ends with a report, or not.
+TEST(ServerStateTest, ALiveConversionHasItsOwnProgressAndEndsWithOrWithoutAReport) {
+  ServerState state;
+  state.SetReport(RelayoutReport{});  // the start-up load's
+  state.BeginConversion(10, 2000);
+  ServerState::Snapshot s = state.Get();
+  EXPECT_TRUE(s.converting);
+  EXPECT_EQ(s.progress.tensors_total, 10u);
+  EXPECT_DOUBLE_EQ(s.progress.ratio(), 0.0);
+  ASSERT_NE(s.report, nullptr);  // the last finished one's, until this one ends
+  state.SetProgress(5, 500);
+  EXPECT_DOUBLE_EQ(state.progress().ratio(), 0.25);
+
+  state.EndConversion(std::nullopt);  // cancelled: progress stays
+  s = state.Get();
+  EXPECT_FALSE(s.converting);
+  EXPECT_DOUBLE_EQ(s.progress.ratio(), 0.25);
+
+  state.BeginConversion(4, 100);
+  RelayoutReport report;
+  report.weights_bytes = 100;
+  state.EndConversion(report);
+  s = state.Get();
+  EXPECT_FALSE(s.converting);
+  EXPECT_DOUBLE_EQ(s.progress.ratio(), 1.0);
+  ASSERT_NE(s.report, nullptr);
+  EXPECT_EQ(s.report->weights_bytes, 100u);
+}
+
 TEST(LifecycleStateTest, NamesAreTheMetricsLabels) {
   EXPECT_EQ(LifecycleStateName(LifecycleState::kLoading), "loading");
   EXPECT_EQ(LifecycleStateName(LifecycleState::kConverting), "converting");

@@ -45,5 +45,24 @@ TEST(ModelServiceTest, ModelInfoCarriesTheLayoutTuning) {
   EXPECT_DOUBLE_EQ(t.candidates(1).prefill_seconds(), 3e-4);
 }
 
+// While converting, the progress is the conversion's, not 1 from the
+// last report.
+TEST(ModelServiceTest, ModelInfoSaysConvertingWithItsProgress) {
+  ServerState::Snapshot s;
+  s.state = LifecycleState::kServing;
+  s.report = std::make_shared<const RelayoutReport>();
+  s.progress = {3, 12, 300, 1200};
+  v1::ModelInfo done;
+  ToModelInfo(s, false, &done);
+  EXPECT_FALSE(done.converting());
+  EXPECT_DOUBLE_EQ(done.progress().ratio(), 1.0);
+  s.converting = true;
+  v1::ModelInfo converting;
+  ToModelInfo(s, false, &converting);
+  EXPECT_TRUE(converting.converting());
+  EXPECT_EQ(converting.state(), v1::LIFECYCLE_STATE_SERVING);
+  EXPECT_DOUBLE_EQ(converting.progress().ratio(), 0.25);
+}
+
 }  // namespace
 }  // namespace relayout::server
