@@ -23,7 +23,10 @@
 #                  the device under a 256 MiB budget, native and auto: the ledger's
 #                  peak against weights + budget, the driver's used memory against
 #                  the ledger, the bytes against the CPU's conversion, load-to-ready
-#                  against one read of the files (gpu_check_convert)
+#                  against one read of the files (gpu_check_convert); and Q4_0
+#                  loaded native then moved into auto in place (the live
+#                  relayout of serving while converting), its bytes against
+#                  the CPU's conversion
 #     decode       tokens/s at batch 1, 8 and 32, BF16 and Q4_0, native and
 #                  preferred layouts, CUDA graphs on and off (bench_forward
 #                  --batch), against the weight-bytes / copy-bandwidth limit
@@ -446,12 +449,17 @@ stage_convert() {
   [[ -f $WORK/generate.json ]] && cp "$WORK/generate.json" "$DATA/generate.json"
   dir=$(model_dir)
   : >"$DATA/runs.jsonl"
-  for label in bf16-native bf16-auto q4_0-native q4_0-auto; do
+  local live
+  for label in bf16-native bf16-auto q4_0-native q4_0-auto q4_0-live; do
     case $label in
       bf16-*) model=$dir/bf16 ;;
       q4_0-*) model=$dir/q4_0.gguf ;;
     esac
     layout=${label#*-}
+    live=()
+    # Loaded native, then moved into auto in place while the model is up
+    # (serving while converting, docs/HOT_RELAYOUT.md).
+    [[ $layout == live ]] && layout=native && live=(--live-to auto)
     if (($(stage_left 2) < 10)); then
       log "convert: no time left for $label"
       worst=timeout
@@ -459,7 +467,7 @@ stage_convert() {
     fi
     log "convert: $label ($model, budget $BUDGET)"
     timeout -k 5 "$(stage_left 2)" "$bin" --model "$model" --device "$DEVICE" --layout "$layout" \
-      --budget "$BUDGET" >"$WORK/convert.out" 2>"$WORK/convert.err"
+      "${live[@]}" --budget "$BUDGET" >"$WORK/convert.out" 2>"$WORK/convert.err"
     rc=$?
     cat "$WORK/convert.out"
     tail -n 5 "$WORK/convert.err"

@@ -2,7 +2,7 @@
 // reports it.
 //
 //   gpu_check_convert --model PATH --device cuda|hostref [--layout auto|native|NAME]
-//                     [--budget 256MiB] [--json FILE] [--no-cpu-compare]
+//                     [--live-to auto|NAME] [--budget 256MiB] [--json FILE] [--no-cpu-compare]
 //
 // Runs the start-up path of relayoutd (PrepareLoad, ConvertForLoad,
 // CreateModel; the plugin is found as relayoutd finds it, e.g. through
@@ -22,6 +22,12 @@
 //   - load-to-ready time (open and plan, convert, create the model) against
 //     the time to read the checkpoint's files once, sequentially, in 16 MiB
 //     reads (done first, so both find the files equally cached).
+// With --live-to L, the weights are loaded native (as serving while
+// converting loads them) and the model created, then moved into L in place
+// by the live relayout (live_relayout.h: each tensor downloaded to host
+// staging, converted, uploaded, its matmul rebound), timed; the checksums
+// are then the moved bytes' against the CPU's start-up conversion into L,
+// and the live plan's scratch must stay within the budget.
 // Exit 0 when every check held, 1 when one did not, 2 on an error.
 #include <fcntl.h>
 #include <unistd.h>
@@ -37,6 +43,7 @@
 #include <vector>
 
 #include "engine/base/env.h"
+#include "engine/conversion/live_relayout.h"
 #include "engine/conversion/model_loader.h"
 #include "engine/conversion/relayout_executor.h"
 #include "engine/model/model_placement.h"
@@ -130,8 +137,8 @@ Memory MeasureMemory(const Device& device, uint64_t used_at_open) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: gpu_check_convert --model PATH --device SPEC [--layout L] [--budget B] "
-               "[--json FILE] [--no-cpu-compare]\n");
+               "usage: gpu_check_convert --model PATH --device SPEC [--layout L] [--live-to L] "
+               "[--budget B] [--json FILE] [--no-cpu-compare]\n");
   return 2;
 }
 
@@ -145,6 +152,7 @@ int Run(int argc, char** argv) {
   options.device = "";
   options.budget = "256MiB";
   std::string json_path;
+  std::string live_to;
   bool cpu_compare = true;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -164,6 +172,8 @@ int Run(int argc, char** argv) {
       options.budget = v;
     } else if (flag == "--json") {
       json_path = v;
+    } else if (flag == "--live-to") {
+      live_to = v;
     } else {
       return Usage();
     }
@@ -171,6 +181,11 @@ int Run(int argc, char** argv) {
   if (options.model_path.empty() || options.device.empty() || options.device == "cpu" ||
       options.device == "auto") {
     return Usage();  // a plugin device, named
+  }
+  if (!live_to.empty()) {
+    // Loaded native, moved into live_to afterwards; target_plan is its plan.
+    options.layout = live_to;
+    options.native_first = true;
   }
 
   // The files, read once: the floor for a load.
@@ -196,25 +211,6 @@ int Run(int argc, char** argv) {
   const double convert_s = Since(t1);
   const Memory after_convert = MeasureMemory(device, used_at_open);
 
-  // The bytes on the device (not timed).
-  const auto th = Clock::now();
-  std::vector<std::string> names;
-  std::vector<uint64_t> device_hashes;
-  {
-    uint64_t largest = 0;
-    for (const DeviceTensor& t : placed->on_device.tensors) {
-      largest = std::max(largest, t.buffer.size());
-    }
-    std::vector<std::byte> host(largest);
-    for (const DeviceTensor& t : placed->on_device.tensors) {
-      std::span<std::byte> dst(host.data(), t.buffer.size());
-      if (Status s = device.Download(t.buffer, 0, dst); !s.ok()) return Fail(s);
-      names.push_back(t.name);
-      device_hashes.push_back(Hash(dst.data(), dst.size()));
-    }
-  }
-  const double hash_s = Since(th);
-
   const auto t2 = Clock::now();
   kernels::ThreadPool pool(0);
   Result<std::unique_ptr<LlamaModel>> model =
@@ -223,6 +219,50 @@ int Run(int argc, char** argv) {
   const double create_s = Since(t2);
   const Memory after_create = MeasureMemory(device, used_at_open);
   const double ready_s = prepare_s + convert_s + create_s;
+
+  // The live relayout into live_to, timed, on the model that serves.
+  double live_s = 0;
+  LiveRelayoutPlan live;
+  MemoryLedger live_ledger;  // its host staging and scratch
+  if (!live_to.empty()) {
+    const std::vector<ResidentTensor> tensors = (*model)->ResidentTensors();
+    const LayoutPolicy& policy = *load->policy;
+    const auto tl = Clock::now();
+    Result<LiveRelayoutPlan> planned = PlanLiveRelayout(
+        tensors,
+        [&](DType d, TensorRole r, std::span<const int64_t> shape) {
+          return policy.Choose(d, r, shape);
+        },
+        report.budget_bytes);
+    if (!planned.ok()) return Fail(planned.status());
+    live = std::move(*planned);
+    for (const LiveRelayoutStep& step : live.steps) {
+      Layout now;
+      const Status moved = ConvertResidentTensor(step, tensors[step.tensor].data, &device,
+                                                 &live_ledger, &now, nullptr);
+      if (Status s = (*model)->SetWeightLayout(step.tensor, now); !s.ok()) return Fail(s);
+      if (!moved.ok()) return Fail(moved);
+    }
+    live_s = Since(tl);
+  }
+
+  // The bytes on the device (not timed).
+  const auto th = Clock::now();
+  std::vector<std::string> names;
+  std::vector<uint64_t> device_hashes;
+  {
+    const std::vector<ResidentTensor> tensors = (*model)->ResidentTensors();
+    uint64_t largest = 0;
+    for (const ResidentTensor& t : tensors) largest = std::max(largest, t.data.size);
+    std::vector<std::byte> host(largest);
+    for (const ResidentTensor& t : tensors) {
+      std::span<std::byte> dst(host.data(), t.data.size);
+      if (Status s = device.Download(t.data, dst); !s.ok()) return Fail(s);
+      names.push_back(t.name);
+      device_hashes.push_back(Hash(dst.data(), dst.size()));
+    }
+  }
+  const double hash_s = Since(th);
   model->reset();
 
   // The same plan converted on the CPU.
@@ -231,8 +271,9 @@ int Run(int argc, char** argv) {
   if (cpu_compare) {
     const auto t3 = Clock::now();
     MemoryLedger cpu_ledger;
-    Result<LoadedWeights> cpu = ExecuteConversion(*load->checkpoint.source, load->plan, &cpu_ledger,
-                                                  nullptr, nullptr, nullptr);
+    const ConversionPlan& target = load->target_plan ? *load->target_plan : load->plan;
+    Result<LoadedWeights> cpu =
+        ExecuteConversion(*load->checkpoint.source, target, &cpu_ledger, nullptr, nullptr, nullptr);
     if (!cpu.ok()) return Fail(cpu.status());
     cpu_hashes.resize(cpu->tensors.size());
     pool.Run(static_cast<int64_t>(cpu->tensors.size()), [&](int64_t i) {
@@ -297,6 +338,17 @@ int Run(int argc, char** argv) {
   w.Key("ready_over_read_once").Double(read->seconds > 0 ? ready_s / read->seconds : 0);
   w.Key("download_hash_seconds").Double(hash_s);
   w.Key("cpu_convert_hash_seconds").Double(cpu_s);
+  const bool live_bound_held = live.max_scratch_bytes <= report.budget_bytes;
+  if (!live_to.empty()) {
+    w.Key("live_to").String(live_to);
+    w.Key("live_tensors").Uint(live.steps.size());
+    w.Key("live_bytes").Uint(live.bytes_to_convert);
+    w.Key("live_seconds").Double(live_s);
+    w.Key("live_gb_per_s").Double(live_s > 0 ? live.bytes_to_convert / live_s / 1e9 : 0);
+    w.Key("live_scratch_peak_bytes").Uint(live_ledger.peak(MemoryCategory::kScratch));
+    w.Key("live_staging_peak_bytes").Uint(live_ledger.peak(MemoryCategory::kStaging));
+    w.Key("live_bound_held").Bool(live_bound_held);
+  }
   w.EndObject();
   std::printf("%s\n", json.c_str());
   if (!json_path.empty()) {
@@ -306,7 +358,7 @@ int Run(int argc, char** argv) {
     std::fclose(f);
   }
   const bool ok = report.bound_held() && after_convert.Matches() && after_create.Matches() &&
-                  (checksums_equal || !cpu_compare);
+                  (checksums_equal || !cpu_compare) && live_bound_held;
   return ok ? 0 : 1;
 }
 

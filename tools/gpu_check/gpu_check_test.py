@@ -104,7 +104,7 @@ class DryRunTest(unittest.TestCase):
         self.assertEqual(s["status"], "pass", s)
         runs = s["results"]["runs"]
         self.assertEqual([r["label"] for r in runs],
-                         ["bf16-native", "bf16-auto", "q4_0-native", "q4_0-auto"])
+                         ["bf16-native", "bf16-auto", "q4_0-native", "q4_0-auto", "q4_0-live"])
         for r in runs:
             self.assertEqual(r["exit"], 0)
             self.assertTrue(r["bound_held"] and r["memory_matches"] and r["checksums_equal"], r)
@@ -112,6 +112,13 @@ class DryRunTest(unittest.TestCase):
             self.assertGreater(r["load_to_ready_seconds"], 0)
             self.assertGreater(r["read_once_seconds"], 0)
         self.assertGreater(runs[3]["transformed_on_device"], 0)  # Q4_0 auto: q-rowgroup
+        # Loaded native, moved live into auto: the bytes of the start-up path.
+        live = runs[4]
+        self.assertEqual(live["live_to"], "auto")
+        self.assertGreater(live["live_tensors"], 0)
+        self.assertTrue(live["live_bound_held"], live)
+        self.assertLessEqual(live["live_scratch_peak_bytes"], live["budget_bytes"])
+        self.assertGreater(live["live_seconds"], 0)
 
     def test_decode_covers_every_combination(self):
         s = self.stage("decode")
