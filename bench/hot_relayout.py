@@ -864,8 +864,11 @@ def main():
                                            args.n_gen, failures))
     out["seconds"] = time.perf_counter() - started
 
+    binary = os.path.abspath(args.relayoutd)
+    if binary.startswith(ROOT + os.sep):
+        binary = os.path.relpath(binary, ROOT)
     print(f"# hot relayout: {out['cpu']}, {args.threads} threads, relayoutd "
-          f"{os.path.relpath(args.relayoutd, ROOT)}{' (--quick)' if args.quick else ''}")
+          f"{binary}{' (--quick)' if args.quick else ''}")
     if "startup" in out:
         print_startup(out["startup"], args.repeats)
     if "load" in out:
