@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <optional>
 #include <utility>
@@ -63,18 +64,26 @@ void FillRandom(std::span<std::byte> out) {
   }
 }
 
+// A candidate this many times slower than the best at decode is out.
+constexpr double kGiveUpFactor = 4.0;
+
 // Best seconds of one Matmul + Synchronize: a warm-up call, then timed
 // calls until `slice` seconds (warm-up included) or `max_repeats`. When the
-// warm-up alone used the slice, it is the measurement.
+// warm-up alone used the slice, it is the measurement. With give_up_above
+// > 0, a first timed call slower than it ends the timing: a candidate that
+// far behind is not worth the rest of its slice (the warm-up, which picks
+// kernels and grows their scratch, is not judged).
 Result<double> TimeMatmul(Device* device, const DeviceMatmulWeight& w, DeviceRef x, int64_t tokens,
-                          DeviceRef y, double slice, int max_repeats, int* repeats) {
+                          DeviceRef y, double slice, int max_repeats, double give_up_above,
+                          int* repeats) {
   Clock::time_point start = Clock::now();
   RETURN_IF_ERROR(device->Matmul(w, x, tokens, y));
   RETURN_IF_ERROR(device->Synchronize());
   double best = SecondsSince(start);
   double spent = best;
   *repeats = 0;
-  while (*repeats < max_repeats && spent < slice) {
+  while (*repeats < max_repeats && spent < slice &&
+         !(give_up_above > 0 && *repeats == 1 && best > give_up_above)) {
     start = Clock::now();
     RETURN_IF_ERROR(device->Matmul(w, x, tokens, y));
     RETURN_IF_ERROR(device->Synchronize());
@@ -251,6 +260,7 @@ Result<LayoutPolicy> TuneLayouts(std::span<const TunableTensor> tensors, const D
     }
     std::optional<Layout> best;
     double best_score = 0;
+    double best_decode = 0;  // the fastest decode so far (0: none yet)
     for (const Layout& layout : g.candidates) {
       timings_left -= 2;
       const std::string subject = StrCat(what, " ", LayoutLabel(layout));
@@ -275,14 +285,26 @@ Result<LayoutPolicy> TuneLayouts(std::span<const TunableTensor> tensors, const D
       };
       CandidateTiming t;
       t.layout = LayoutLabel(layout);
+      // A candidate whose first timed decode call is kGiveUpFactor times the
+      // fastest decode so far is out: its prefill is not timed (score
+      // infinite), which leaves the budget to the candidates in the race
+      // (F16 rowgroup-g8k8 is 35-60x behind on AVX-512 and took most of
+      // 2 s on a 2 GiB model's head).
+      const double give_up = best_decode > 0 ? kGiveUpFactor * best_decode : 0;
       Result<double> decode =
           TimeMatmul(device, *w, x.ref(), options.decode_tokens, y.ref(), slice(timings_left + 1),
-                     options.max_repeats, &t.decode_repeats);
+                     options.max_repeats, give_up, &t.decode_repeats);
       if (!decode.ok()) return decode.status().WithPrefix(subject);
       t.decode_seconds = *decode;
+      if (give_up > 0 && t.decode_seconds > give_up) {
+        t.score = std::numeric_limits<double>::infinity();
+        c.candidates.push_back(std::move(t));
+        continue;
+      }
+      best_decode = best_decode > 0 ? std::min(best_decode, t.decode_seconds) : t.decode_seconds;
       Result<double> prefill =
           TimeMatmul(device, *w, x.ref(), options.prefill_tokens, y.ref(), slice(timings_left),
-                     options.max_repeats, &t.prefill_repeats);
+                     options.max_repeats, 0, &t.prefill_repeats);
       if (!prefill.ok()) return prefill.status().WithPrefix(subject);
       t.prefill_seconds = *prefill;
       t.score = t.decode_seconds / static_cast<double>(options.decode_tokens) +

@@ -93,7 +93,9 @@ struct CandidateTiming {
   double prefill_seconds = 0;
   int decode_repeats = 0;  // timed calls, warm-up excluded
   int prefill_repeats = 0;
-  double score = 0;  // seconds per token, both phases (above)
+  // Seconds per token, both phases (above); infinite for a candidate given
+  // up after its first decode call (4x the fastest so far; prefill 0).
+  double score = 0;
 };
 
 struct ClassTuning {

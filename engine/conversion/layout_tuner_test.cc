@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "engine/device/cpu_device.h"
@@ -76,6 +77,11 @@ TEST(LayoutTunerTest, MeasuresEveryClassAndDtypeAndChoosesTheLowestScore) {
     const CandidateTiming* best = nullptr;
     for (const CandidateTiming& t : c.candidates) {
       EXPECT_GT(t.decode_seconds, 0);
+      if (std::isinf(t.score)) {  // given up: 4x the fastest decode so far
+        EXPECT_EQ(t.prefill_seconds, 0);
+        EXPECT_NE(t.layout, c.chosen);
+        continue;
+      }
       EXPECT_GT(t.prefill_seconds, 0);
       EXPECT_DOUBLE_EQ(t.score, t.decode_seconds + t.prefill_seconds / 64);
       if (best == nullptr || t.score < best->score) best = &t;

@@ -49,11 +49,12 @@ std::string LayoutTuningText(const LayoutTuningReport& r) {
                   c.tensors, c.tensors == 1 ? " tensor)" : " tensors)",
                   c.measured ? "" : StrCat(": ", c.note), "\n");
     for (const CandidateTiming& t : c.candidates) {
-      const bool measured = t.decode_seconds > 0;
+      const auto micros = [](double seconds) {
+        return seconds > 0 ? StrCat(FormatMicros(seconds), " us") : std::string("-");
+      };
       std::snprintf(line, sizeof line, "    %s %-18s %12s %12s\n", t.layout == c.chosen ? "*" : " ",
-                    t.layout.c_str(),
-                    measured ? StrCat(FormatMicros(t.decode_seconds), " us").c_str() : "-",
-                    measured ? StrCat(FormatMicros(t.prefill_seconds), " us").c_str() : "-");
+                    t.layout.c_str(), micros(t.decode_seconds).c_str(),
+                    micros(t.prefill_seconds).c_str());
       out += line;
     }
     if (!c.measured &&

@@ -299,9 +299,9 @@ void ServerMetrics::SetLayoutTuning(const LayoutTuningReport& report) {
     const std::string tensor_class(TensorClassName(c.tensor_class));
     const std::string dtype(DTypeName(c.dtype));
     for (const CandidateTiming& t : c.candidates) {
-      if (t.decode_seconds <= 0 || t.prefill_seconds <= 0) continue;  // not measured
       for (const auto& [phase, seconds] :
            {std::pair{"decode", t.decode_seconds}, std::pair{"prefill", t.prefill_seconds}}) {
+        if (seconds <= 0) continue;  // not measured (a candidate given up on: its prefill)
         prometheus::Gauge* g = &layout_kernel_seconds_family_->Add(
             {{"class", tensor_class}, {"dtype", dtype}, {"layout", t.layout}, {"phase", phase}});
         g->Set(seconds);
