@@ -389,6 +389,11 @@ void ServingEngine::EndRelayout(const Status& status, Calls* calls) {
     report.measured_peak_bytes = report.weights_bytes + report.scratch_peak_bytes;
     job->window.Finish(job->plan.bytes_to_convert, &report);
   }
+  if (job->options.on_layouts) {
+    // Read here, under mu_ and with the job ended: no layout moves now.
+    calls->push_back([cb = std::move(job->options.on_layouts),
+                      tensors = model_->ResidentTensors()] { cb(tensors); });
+  }
   if (job->options.on_done) {
     calls->push_back([cb = std::move(job->options.on_done), status, report = std::move(report)] {
       cb(status, report);

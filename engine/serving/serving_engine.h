@@ -155,6 +155,9 @@ struct RelayoutJobOptions {
   // layout: every tensor is in a layout the forward pass reads at all
   // times, so the model serves on in a mixed state.
   std::function<void(const Status&, const RelayoutReport&)> on_done;
+  // Once, just before on_done, with every weight's layout as the job
+  // leaves it (the moved ones and the rest), on the same thread.
+  std::function<void(std::span<const ResidentTensor>)> on_layouts;
 };
 
 // What a relayout in progress has done.

@@ -205,6 +205,11 @@ TEST(ServingRelayout, OneAtATimeCancellableAndNoneWhileDraining) {
   job.choose = Policy("rowgroup-g8k8");
   job.observer = gate;
   job.on_done = [&](const Status& s, const RelayoutReport&) { first_done.set_value(s); };
+  size_t moved = 0, resident = 0;
+  job.on_layouts = [&](std::span<const ResidentTensor> tensors) {
+    resident = tensors.size();
+    for (const ResidentTensor& t : tensors) moved += t.layout.IsCommon() ? 0 : 1;
+  };
   Result<LiveRelayoutPlan> plan = engine->StartRelayout(std::move(job));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_GT(plan->steps.size(), 1u);
@@ -222,6 +227,10 @@ TEST(ServingRelayout, OneAtATimeCancellableAndNoneWhileDraining) {
   const Status first = first_done.get_future().get();
   EXPECT_EQ(first.code(), StatusCode::kCancelled) << first;
   EXPECT_FALSE(engine->relayout_status().running);
+  // Stopped after the tensor in hand: it keeps its new layout, the rest
+  // theirs (on_layouts ran before on_done).
+  EXPECT_EQ(moved, 1u);
+  EXPECT_GT(resident, plan->steps.size());
 
   // Mixed layouts now; the streams still equal an undisturbed run.
   Result<std::unique_ptr<ServingEngine>> fixed = LoadNative(kStories);

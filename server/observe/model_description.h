@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,15 @@ struct ModelDescription {
 };
 
 ModelDescription DescribeModel(const PreparedLoad& load);
+
+// One tensor as the class summary counts it.
+struct TensorLayoutEntry {
+  TensorRole role = TensorRole::kOther;
+  DType dtype = DType::kF32;
+  Layout layout;
+  uint64_t bytes = 0;
+};
+// The (role, dtype, layout) classes of these tensors, in that order.
+std::vector<TensorClassSummary> SummarizeTensorClasses(std::span<const TensorLayoutEntry> tensors);
 
 }  // namespace relayout::server

@@ -76,6 +76,14 @@ void ServerState::EndConversion(std::optional<RelayoutReport> report) {
   snapshot_.converting = false;
 }
 
+void ServerState::SetLayouts(std::string layout_mode,
+                             std::vector<TensorClassSummary> tensor_classes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!snapshot_.description.has_value()) return;
+  snapshot_.description->layout_mode = std::move(layout_mode);
+  snapshot_.description->tensor_classes = std::move(tensor_classes);
+}
+
 void ServerState::SetError(std::string error) {
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_.error = std::move(error);

@@ -73,6 +73,10 @@ class ServerState {
   // It ended: not converting; with a report (OK), that report, progress
   // complete; without (cancelled, failed), progress stays where it got.
   void EndConversion(std::optional<RelayoutReport> report);
+  // The served weights' layouts changed (a live relayout ended): the
+  // description's layout mode and classes become these. No-op before
+  // SetDescription.
+  void SetLayouts(std::string layout_mode, std::vector<TensorClassSummary> tensor_classes);
   void SetReport(RelayoutReport report);
   void SetError(std::string error);
   void SetTokenizer(std::shared_ptr<const Tokenizer> tokenizer);

@@ -157,6 +157,7 @@ class AdminServiceEngineTest : public ApiFrontTest {
 
 TEST_F(AdminServiceEngineTest, RelayoutStreamsProgressThenTheReportWhileGenerateKeepsItsTokens) {
   Start();
+  state_.SetDescription(ModelDescription{});
   const std::vector<int32_t> reference = Generate("Once upon a time", 200);
   ASSERT_EQ(reference.size(), 200u);
 
@@ -195,12 +196,26 @@ TEST_F(AdminServiceEngineTest, RelayoutStreamsProgressThenTheReportWhileGenerate
   EXPECT_LE(report.measured_peak_bytes(), report.weights_bytes() + report.budget_bytes());
   EXPECT_TRUE(report.tensors().empty());
 
+  // GetModelInfo's layouts follow the weights.
+  const auto layout_of = [&](const std::string& role) {
+    const ServerState::Snapshot s = state_.Get();
+    for (const TensorClassSummary& c : s.description->tensor_classes) {
+      if (c.role == role) return c.layout;
+    }
+    return std::string("(none)");
+  };
+  EXPECT_EQ(state_.Get().description->layout_mode, "rowgroup-g8k8");
+  EXPECT_EQ(layout_of("attn_q"), "rowgroup-g8k8");
+  EXPECT_EQ(layout_of("attn_norm"), "native");
+
   // Served in the new layout, the model gives the same tokens; and back.
   EXPECT_EQ(Generate("Once upon a time", 200), reference);
   const RelayoutCall back = CallRelayout(admin_stub_.get(), "native", "5%");
   ASSERT_TRUE(back.status.ok()) << back.status.error_message();
   EXPECT_EQ(back.messages.back().tensors_total(), last.tensors_total());
   EXPECT_EQ(Generate("Once upon a time", 200), reference);
+  EXPECT_EQ(state_.Get().description->layout_mode, "native");
+  EXPECT_EQ(layout_of("attn_q"), "native");
 }
 
 TEST_F(AdminServiceEngineTest, RelayoutToTheLayoutsItHasEndsAtOnceWithAReport) {

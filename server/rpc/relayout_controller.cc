@@ -2,6 +2,7 @@
 
 #include "engine/conversion/budget.h"
 #include "server/observe/conversion_progress.h"
+#include "server/observe/model_description.h"
 #include "server/observe/structured_log.h"
 
 namespace relayout::server {
@@ -119,6 +120,17 @@ Result<size_t> RelayoutController::Start(const std::string& layout, const std::s
         {"", plan.weight_bytes, plan.budget_bytes, plan.predicted_peak_bytes()});
   };
   const std::string mode = policy->mode_name();
+  // GetModelInfo's layouts follow the weights: the policy's mode when every
+  // tensor reached its layout, "mixed" after a stop part way.
+  job.on_layouts = [state = state_, p = *policy, mode](std::span<const ResidentTensor> tensors) {
+    std::vector<TensorLayoutEntry> entries;
+    bool all_there = true;
+    for (const ResidentTensor& t : tensors) {
+      entries.push_back({t.ref.role, t.dtype, t.layout, t.data.size});
+      all_there = all_there && t.layout == p.Choose(t.dtype, t.ref.role, t.shape);
+    }
+    state->SetLayouts(all_there ? mode : "mixed", SummarizeTensorClasses(entries));
+  };
   job.on_done = [state = state_, metrics = metrics_, mode, on_done = std::move(callbacks.on_done)](
                     const Status& status, const RelayoutReport& report) {
     if (status.ok()) {
