@@ -8,6 +8,7 @@
 
 #include "engine/model/generation.h"
 #include "engine/model/model_test_util.h"
+#include "engine/serving/serving_test_util.h"
 
 namespace relayout {
 namespace {
@@ -20,18 +21,8 @@ const std::string kStories = ModelPath("stories260K", "model.safetensors");
 
 // The engine over stories260K, loaded through the real start-up path.
 Result<std::unique_ptr<ServingEngine>> LoadEngine(ServingEngineOptions options) {
-  LoadOptions load_options;
-  load_options.model_path = kStories;
-  ASSIGN_OR_RETURN(PreparedLoad load, PrepareLoad(Env::Default(), load_options));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
-                   LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
-  auto ledger = std::make_unique<MemoryLedger>();
-  ASSIGN_OR_RETURN(LoadedWeights weights,
-                   ExecuteConversion(*load.checkpoint.source, load.plan, ledger.get(), nullptr,
-                                     nullptr, nullptr));
   options.threads = 2;
-  return ServingEngine::Create(load.checkpoint.config, load.checkpoint.naming, std::move(weights),
-                               std::move(ledger), std::move(tokenizer), std::move(options));
+  return testing::LoadServingEngine(kStories, "auto", std::move(options));
 }
 
 // What one stream delivered.

@@ -13,6 +13,7 @@
 #include "engine/conversion/layout_policy.h"
 #include "engine/model/model_test_util.h"
 #include "engine/serving/serving_engine.h"
+#include "engine/serving/serving_test_util.h"
 
 namespace relayout {
 namespace {
@@ -21,20 +22,7 @@ const std::string kStories = testing::ModelPath("stories260K", "model.safetensor
 const std::string kQ4 = testing::ModelPath("synthetic-kquant", "kq-Q4_0.gguf");
 
 Result<std::unique_ptr<ServingEngine>> LoadNative(const std::string& path) {
-  LoadOptions load_options;
-  load_options.model_path = path;
-  load_options.layout = "native";
-  ASSIGN_OR_RETURN(PreparedLoad load, PrepareLoad(Env::Default(), load_options));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
-                   LoadCheckpointTokenizer(Env::Default(), load.checkpoint));
-  auto ledger = std::make_unique<MemoryLedger>();
-  ASSIGN_OR_RETURN(LoadedWeights weights,
-                   ExecuteConversion(*load.checkpoint.source, load.plan, ledger.get(), nullptr,
-                                     nullptr, nullptr));
-  ServingEngineOptions options;
-  options.threads = 2;
-  return ServingEngine::Create(load.checkpoint.config, load.checkpoint.naming, std::move(weights),
-                               std::move(ledger), std::move(tokenizer), std::move(options));
+  return testing::LoadServingEngine(path, "native");
 }
 
 LayoutChooser Policy(const std::string& name) {
