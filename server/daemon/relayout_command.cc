@@ -1,4 +1,5 @@
 #include "server/daemon/relayout_command.h"
+#include "engine/base/env.h"
 
 #include <atomic>
 #include <chrono>
@@ -16,9 +17,11 @@
 #include <grpcpp/security/credentials.h>
 
 #include "engine/base/bytes.h"
+#include "engine/base/env.h"
 #include "relayout/v1/admin.grpc.pb.h"
 #include "server/cli/command.h"
 #include "server/cli/flags.h"
+#include "server/rpc/bearer_token_auth.h"
 #include "server/rpc/status_conversion.h"
 
 namespace relayout::server {
@@ -79,19 +82,6 @@ Result<std::string> ReadSmallFile(const std::string& path, const char* flag) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// The token as the server reads its --auth-token-file: the first line,
-// surrounding white space dropped.
-Result<std::string> ReadToken(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, "--auth-token-file"));
-  std::string_view line(text);
-  line = line.substr(0, line.find('\n'));
-  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
-  while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
-  while (!line.empty() && is_space(line.back())) line.remove_suffix(1);
-  if (line.empty()) return Status::InvalidArgument("--auth-token-file", path + ": empty");
-  return std::string(line);
 }
 
 Result<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const std::string& tls_ca) {
@@ -162,9 +152,10 @@ int RunRelayoutClient(std::span<char* const> args, std::ostream& out, std::ostre
   if (!credentials.ok()) return cli::ReportError(err, credentials.status());
   grpc::ClientContext context;
   if (!auth_token_file.empty()) {
-    Result<std::string> token = ReadToken(auth_token_file);
-    if (!token.ok()) return cli::ReportError(err, token.status());
-    context.AddMetadata("authorization", "Bearer " + *token);
+    // Read as the server reads its --auth-token-file.
+    Result<BearerTokenAuth> token = BearerTokenAuth::FromFile(Env::Default(), auth_token_file);
+    if (!token.ok()) return cli::ReportError(err, token.status().WithPrefix("--auth-token-file"));
+    context.AddMetadata("authorization", "Bearer " + token->token());
   }
 
   std::unique_ptr<v1::Admin::Stub> stub =

@@ -44,6 +44,8 @@ class BearerTokenAuth {
   static Result<BearerTokenAuth> FromFile(Env* env, const std::string& path);
 
   bool enabled() const { return !token_.empty(); }
+  // The token, for a client that sends it (relayoutd relayout).
+  const std::string& token() const { return token_; }
 
   // OK when disabled or when `authorization_value` is "Bearer <token>" (the
   // scheme in any case, RFC 7235);
