@@ -388,9 +388,10 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
     kept_model.emplace(std::move(loaded));
   }
   metrics.SetModelLoadSeconds(std::chrono::duration<double>(Clock::now() - kProcessStart).count());
-  state.SetState(LifecycleState::kServing);
   if (convert_live && backend != nullptr) {
-    // The rest of the start-up conversion, between forward steps.
+    // The rest of the start-up conversion, between forward steps; started
+    // before SERVING, so that from SERVING on GetModelInfo says converting
+    // until it is done (no request is admitted before SERVING).
     Result<size_t> started = relayout->Start(target_layout, options.load.budget, {});
     if (!started.ok()) {
       // The model serves on in its common layout; say why it stays there.
@@ -400,6 +401,7 @@ Status ServingDaemon::Impl::LoadAndConvertSteps() {
                 {"error", started.status().message()}});
     }
   }
+  state.SetState(LifecycleState::kServing);
   return Status::OK();
 }
 

@@ -211,10 +211,9 @@ TEST(ServePrometheusTest, PrometheusScrapesTheMeasuredPeak) {
   ASSERT_NE(server, nullptr);
   auto channel = Insecure(*server);
   ASSERT_TRUE(WaitServing(channel));
-  grpc::ClientContext ctx;
-  v1::ModelInfo info;
-  ASSERT_TRUE(v1::Model::NewStub(channel)->GetModelInfo(&ctx, {}, &info).ok());
-  const uint64_t peak = info.report().measured_peak_bytes();
+  const std::optional<v1::ModelInfo> info = WaitConverted(channel);
+  ASSERT_TRUE(info.has_value()) << server->Log();
+  const uint64_t peak = info->report().measured_peak_bytes();
   ASSERT_GT(peak, 0u);
 
   char dir_template[] = "/tmp/relayoutd_prometheus.XXXXXX";

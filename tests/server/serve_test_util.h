@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "relayout/v1/generation.grpc.pb.h"
+#include "relayout/v1/model.grpc.pb.h"
 #include "tests/generated_checkpoint.h"
 #include "tests/server/server_process.h"
 #include "tests/subprocess.h"
@@ -68,6 +70,28 @@ inline bool WaitServing(const std::shared_ptr<grpc::Channel>& channel, int timeo
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
+}
+
+// After WaitServing: polls GetModelInfo until the start-up conversion that
+// runs while serving (--serve-while-converting) is done, for tests that read
+// its report or metrics; the info then, or nullopt after timeout_s.
+inline std::optional<v1::ModelInfo> WaitConverted(const std::shared_ptr<grpc::Channel>& channel,
+                                                  bool include_tensors = false,
+                                                  int timeout_s = 60) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  auto stub = v1::Model::NewStub(channel);
+  v1::GetModelInfoRequest request;
+  request.set_include_tensors(include_tensors);
+  while (std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    v1::ModelInfo info;
+    if (stub->GetModelInfo(&ctx, request, &info).ok() &&
+        info.state() == v1::LIFECYCLE_STATE_SERVING && !info.converting()) {
+      return info;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
 }
 
 // The value of the first sample of `name` (with its labels, if any) in a

@@ -21,6 +21,7 @@
 #include "relayout/v1/generation.grpc.pb.h"
 #include "relayout/v1/model.grpc.pb.h"
 #include "tests/generated_checkpoint.h"
+#include "tests/server/serve_test_util.h"
 #include "tests/server/server_process.h"
 #include "tests/subprocess.h"
 
@@ -34,9 +35,13 @@ using grpc::health::v1::HealthCheckResponse;
 using testing::GeneratedCheckpoint;
 using testing::HttpGet;
 using testing::HttpResult;
+using testing::Insecure;
 using testing::ProcessResult;
 using testing::RunProcess;
 using testing::ServerProcess;
+using testing::StartServer;
+using testing::WaitConverted;
+using testing::WaitServing;
 
 const std::string kShared = RELAYOUT_SHARED_DIR;
 const std::string kStories = kShared + "/models/stories260K/model.safetensors";
@@ -46,17 +51,6 @@ std::string ReadFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-std::unique_ptr<ServerProcess> StartServer(const std::vector<std::string>& args) {
-  std::string error;
-  std::unique_ptr<ServerProcess> server = ServerProcess::Start(args, &error);
-  EXPECT_NE(server, nullptr) << error;
-  return server;
-}
-
-std::shared_ptr<grpc::Channel> Insecure(const ServerProcess& server) {
-  return grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
 }
 
 HealthCheckResponse::ServingStatus CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
@@ -70,15 +64,6 @@ HealthCheckResponse::ServingStatus CheckHealth(const std::shared_ptr<grpc::Chann
   grpc::Status s = Health::NewStub(channel)->Check(&ctx, request, &response);
   if (status != nullptr) *status = s;
   return s.ok() ? response.status() : HealthCheckResponse::UNKNOWN;
-}
-
-bool WaitServing(const std::shared_ptr<grpc::Channel>& channel) {
-  for (int i = 0; i < 2000; ++i) {
-    // The Model service's status is set last in a state change.
-    if (CheckHealth(channel, "relayout.v1.Model") == HealthCheckResponse::SERVING) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
 }
 
 // A larger checkpoint (174 MiB) generated once per build directory, with a
@@ -216,9 +201,10 @@ TEST_F(ServeTest, MetricsExposeEveryNameAndTheMeasuredPeakAndPassPromtool) {
     v1::TokenizeResponse response;
     ASSERT_TRUE(v1::Generation::NewStub(channel)->Tokenize(&ctx, request, &response).ok());
   }
-  grpc::ClientContext ctx;
-  v1::ModelInfo info;
-  ASSERT_TRUE(v1::Model::NewStub(channel)->GetModelInfo(&ctx, {}, &info).ok());
+  // The report and metrics of the conversion that runs while serving.
+  const std::optional<v1::ModelInfo> converted = WaitConverted(channel);
+  ASSERT_TRUE(converted.has_value()) << server->Log();
+  const v1::ModelInfo& info = *converted;
 
   const HttpResult metrics = HttpGet(server->metrics_port(), "/metrics");
   ASSERT_EQ(metrics.status, 200);

@@ -71,8 +71,15 @@ class PythonClientTest(unittest.TestCase):
     def test_get_model_info_describes_the_model_and_its_conversion(self):
         model_pb2, model_pb2_grpc, _, _ = STUBS
         self.wait_serving()
-        info = model_pb2_grpc.ModelStub(self.channel).GetModelInfo(
-            model_pb2.GetModelInfoRequest(include_tensors=True), timeout=5)
+        # The conversion runs while serving: its report once it is done.
+        deadline = time.monotonic() + 60
+        while True:
+            info = model_pb2_grpc.ModelStub(self.channel).GetModelInfo(
+                model_pb2.GetModelInfoRequest(include_tensors=True), timeout=5)
+            if not info.converting or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        self.assertFalse(info.converting)
         self.assertEqual(info.state, model_pb2.LIFECYCLE_STATE_SERVING)
         self.assertEqual(info.format, "safetensors")
         self.assertEqual(info.config.vocab_size, 512)
