@@ -22,10 +22,12 @@ struct OnDevice {
   PlacedWeights weights;
 };
 
-Result<OnDevice> LoadOnHostref() {
+Result<OnDevice> LoadOnHostref(const std::string& path = kStories,
+                               const std::string& layout = "auto") {
   LoadOptions options;
-  options.model_path = kStories;
+  options.model_path = path;
   options.device = "hostref";
+  options.layout = layout;
   OnDevice out;
   ASSIGN_OR_RETURN(out.load, PrepareLoad(Env::Default(), options));
   ASSIGN_OR_RETURN(out.tokenizer, LoadCheckpointTokenizer(Env::Default(), out.load.checkpoint));
@@ -87,25 +89,12 @@ TEST(ServingOnDeviceTest, GreedyStreamEqualsTheCpuEngines) {
 TEST(ServingOnDeviceTest, AStreamAcrossLiveRelayoutsOnTheDeviceKeepsItsText) {
   const std::string path = testing::ModelPath("synthetic-kquant", "kq-Q4_0.gguf");
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path;
-  LoadOptions options;
-  options.model_path = path;
-  options.device = "hostref";
-  options.layout = "native";
-  Result<PreparedLoad> load = PrepareLoad(Env::Default(), options);
-  ASSERT_TRUE(load.ok()) << load.status();
-  Result<std::unique_ptr<Tokenizer>> tokenizer =
-      LoadCheckpointTokenizer(Env::Default(), load->checkpoint);
-  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-  MemoryLedger staging;
-  Result<PlacedWeights> weights = ConvertForLoad(*load, &staging, nullptr, nullptr, nullptr);
-  ASSERT_TRUE(weights.ok()) << weights.status();
-  const std::vector<int32_t> prompt = *(*tokenizer)->Encode("Once upon a time", EncodeOptions{});
+  Result<OnDevice> m = LoadOnHostref(path, "native");
+  ASSERT_TRUE(m.ok()) << m.status();
+  const std::vector<int32_t> prompt = *m->tokenizer->Encode("Once upon a time", EncodeOptions{});
   ServingEngineOptions engine_options;
   engine_options.threads = 1;
-  Result<std::unique_ptr<ServingEngine>> engine = ServingEngine::Create(
-      load->checkpoint.config, load->checkpoint.naming, std::move(weights->on_device),
-      std::move(load->device), std::make_unique<MemoryLedger>(), std::move(*tokenizer),
-      std::move(engine_options));
+  Result<std::unique_ptr<ServingEngine>> engine = Create(*m, std::move(engine_options));
   ASSERT_TRUE(engine.ok()) << engine.status();
 
   auto run = [&](bool relayout) {
